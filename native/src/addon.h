@@ -1,0 +1,20 @@
+/* Shared declarations of the pvx_native addon: each source file registers its own functions. */
+#ifndef PVX_ADDON_H
+#define PVX_ADDON_H
+
+#include <node_api.h>
+
+/* Registers the fd-carrying socket primitives (fdio.c) on exports. */
+napi_status pvx_init_fdio(napi_env env, napi_value exports);
+/* Registers the namespace operations (nsops.c) on exports. */
+napi_status pvx_init_nsops(napi_env env, napi_value exports);
+
+/* Throws a JS Error with .code = errno name, .errno = errno, and "<op> <path>: <name> (<text>)" as message. */
+void pvx_throw_errno(napi_env env, int err, const char *op, const char *path);
+/* Same, but returns the Error value instead of throwing it (for promise rejections). */
+napi_value pvx_errno_error(napi_env env, int err, const char *op, const char *path);
+
+/* Registers fn under name on exports. */
+napi_status pvx_export(napi_env env, napi_value exports, const char *name, napi_callback fn);
+
+#endif
