@@ -1,0 +1,3 @@
+/* Placeholder until implemented. */
+#include "../src/addon.h"
+napi_status pvx_init_nsops(napi_env env, napi_value exports) { (void)env; (void)exports; return napi_ok; }
