@@ -1,0 +1,83 @@
+// The contract between the daemon and its mediator plugins. Mediators never open namespaces themselves: the
+// daemon hands them each end of the link as a `Namespace` bound to that end's pid.
+import type { FdSocket } from '../native/fd-socket.js';
+import type { NodeStat } from '../native/namespace.js';
+import type { LinkSpec, LinkType } from '../protocols/graph/xconnect-graph.js';
+
+export type Fields = Record<string, unknown>;
+
+/** Structured logging, one line per event; the daemon provides the implementation. */
+export interface Logger {
+  debug(event: string, fields?: Fields): void;
+  info(event: string, fields?: Fields): void;
+  warn(event: string, fields?: Fields): void;
+  error(event: string, fields?: Fields): void;
+  /** A logger that adds these fields to every line. */
+  child(fields: Fields): Logger;
+}
+
+export interface Credentials {
+  uid: number;
+  gid: number;
+  groups: number[];
+}
+
+/** File and socket operations resolved inside one end's mount namespace (pid 0 = the host). */
+export interface Namespace {
+  readonly pid: number;
+  /** A non-blocking listening fd planted at `path` (atomically replacing a socket already there). */
+  listen(path: string, mode: number): Promise<{ fd: number; ino: number; dev: number }>;
+  /** A connected, non-blocking fd; with credentials, the peer sees exactly them (SO_PEERCRED). */
+  connect(path: string, credentials?: Credentials): Promise<number>;
+  /** Removes `path` only while it is still the inode we planted. */
+  unlink(path: string, ino: number): Promise<boolean>;
+  stat(path: string): Promise<NodeStat>;
+  mknod(node: {
+    path: string;
+    mode: number;
+    major: number;
+    minor: number;
+    uid: number;
+    gid: number;
+  }): Promise<{ ino: number; dev: number }>;
+  readFile(path: string, maxBytes: number): Promise<Buffer>;
+}
+
+export interface Traffic {
+  toProvider: number;
+  toConsumer: number;
+}
+
+export interface LinkCounters {
+  connections: { active: number; total: number; rejected: number; failed: number };
+  bytes: Traffic;
+  fds: Traffic;
+}
+
+export interface RelayLimits {
+  /** A session with one direction closed and no traffic for this long is reaped. */
+  idleHalfOpenMs: number;
+}
+
+export interface LinkContext {
+  readonly spec: LinkSpec;
+  readonly log: Logger;
+  readonly counters: LinkCounters;
+  readonly consumer: Namespace;
+  readonly provider: Namespace;
+  readonly relayLimits: RelayLimits;
+  /** A socket connected to the provider's `socket` inside its namespace. */
+  dialProvider(credentials?: Credentials): Promise<FdSocket>;
+}
+
+/**
+ * One link type. A mediator with `onConnection` is a socket type: the daemon plants a listener at the link's
+ * target and hands it every accepted consumer connection. `add` prepares a link (and may fail it by throwing);
+ * its result is passed back to `onConnection` and `remove`.
+ */
+export interface Mediator<State = unknown> {
+  readonly type: LinkType;
+  add(link: LinkContext): Promise<State>;
+  remove?(link: LinkContext, state: State): Promise<void>;
+  onConnection?(consumer: FdSocket, link: LinkContext, state: State): void;
+}
