@@ -1,0 +1,125 @@
+// pv-xconnect: polls pv-ctrl for the graph, reconciles the links, serves the status API.
+import type { Server } from 'node:http';
+import { defaultMediators, type MediatorRegistry } from '../mediators/registry.js';
+import type { Logger } from '../mediators/types.js';
+import { parseGraph } from '../protocols/graph/xconnect-graph.js';
+import { fetchGraph, MAX_GRAPH_BYTES } from './graph-client.js';
+import type { LinkLimits } from './link.js';
+import { Reconciler } from './reconciler.js';
+import { type GraphStatus, startStatusApi } from './status-api.js';
+
+export interface DaemonOptions {
+  ctrlSocket: string;
+  intervalMs: number;
+  /** null: no status API. */
+  statusSocket: string | null;
+  log: Logger;
+  mediators?: MediatorRegistry;
+  limits?: Partial<LinkLimits>;
+}
+
+export class Daemon {
+  readonly reconciler: Reconciler;
+  private readonly graphStatus: GraphStatus = {
+    error: null,
+    lastPoll: null,
+    lastSuccess: null,
+    polls: 0,
+    failures: 0,
+  };
+  /** The previous poll's warnings: only new ones are logged. */
+  private warned = new Set<string>();
+  private statusServer: Server | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private polling: Promise<void> | null = null;
+  private running = false;
+
+  constructor(private readonly options: DaemonOptions) {
+    const limits: LinkLimits = {
+      maxConnections: 1024,
+      idleHalfOpenMs: 60_000,
+      retryBaseMs: Math.min(1000, options.intervalMs),
+      retryMaxMs: options.intervalMs * 6,
+      ...options.limits,
+    };
+    this.reconciler = new Reconciler(options.mediators ?? defaultMediators(), limits, options.log);
+  }
+
+  async start(): Promise<void> {
+    this.running = true;
+    if (this.options.statusSocket) {
+      this.statusServer = await startStatusApi(this.options.statusSocket, {
+        links: () => this.reconciler.list(),
+        graph: () => this.graphStatus,
+      });
+    }
+    this.options.log.info('started', {
+      ctrlSocket: this.options.ctrlSocket,
+      intervalMs: this.options.intervalMs,
+      statusSocket: this.options.statusSocket,
+    });
+    await this.poll();
+  }
+
+  /** Stops polling and removes every link and what it planted. */
+  async stop(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.timer);
+    await this.polling;
+    await this.reconciler.shutdown();
+    if (this.statusServer) {
+      const server = this.statusServer;
+      this.statusServer = null;
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+    this.options.log.info('stopped');
+  }
+
+  graph(): GraphStatus {
+    return this.graphStatus;
+  }
+
+  /** One poll and reconcile, then the next is scheduled (polls never overlap). */
+  poll(): Promise<void> {
+    this.polling = this.pollOnce().finally(() => {
+      this.polling = null;
+      if (this.running) this.timer = setTimeout(() => void this.poll(), this.options.intervalMs);
+    });
+    return this.polling;
+  }
+
+  private async pollOnce(): Promise<void> {
+    const status = this.graphStatus;
+    status.polls += 1;
+    status.lastPoll = new Date();
+    let text: string;
+    let parsed: ReturnType<typeof parseGraph>;
+    try {
+      text = await fetchGraph({
+        socketPath: this.options.ctrlSocket,
+        timeoutMs: Math.max(1000, Math.min(this.options.intervalMs, 10_000)),
+        maxBytes: MAX_GRAPH_BYTES,
+      });
+      parsed = parseGraph(text);
+    } catch (error) {
+      status.failures += 1;
+      const reason = (error as Error).message;
+      // Logged once per distinct reason, not on every poll; the last good graph stays in force.
+      if (status.error !== reason) this.options.log.warn('graph unchanged', { reason });
+      status.error = reason;
+      return;
+    }
+    if (status.error !== null) this.options.log.info('graph readable again');
+    status.error = null;
+    status.lastSuccess = new Date();
+    for (const warning of parsed.warnings) {
+      if (!this.warned.has(warning)) this.options.log.warn('graph entry skipped', { reason: warning });
+    }
+    this.warned = new Set(parsed.warnings);
+    const result = await this.reconciler.apply(parsed.links);
+    if (result.created + result.replaced + result.removed > 0) {
+      this.options.log.debug('reconciled', { ...result });
+    }
+  }
+}

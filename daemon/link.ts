@@ -1,0 +1,197 @@
+// One link of the graph: its state, counters and what it planted. Socket types get a listener at the target
+// inside the consumer; every accepted connection goes to the link's mediator.
+import type { LinkContext, LinkCounters, Logger, Mediator, Namespace } from '../mediators/types.js';
+import { closeFd, FdListener, FdSocket } from '../native/fd-socket.js';
+import { HOST, type LinkSpec, linkKey, specHash } from '../protocols/graph/xconnect-graph.js';
+import { namespaceOf } from './plumbing.js';
+
+export type LinkState = 'pending' | 'active' | 'failed';
+
+export interface LinkLimits {
+  /** Connections beyond this are accepted and closed at once. */
+  maxConnections: number;
+  idleHalfOpenMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+}
+
+export const SOCKET_MODE = 0o666;
+
+/** The host pid (0 = the host itself) of one end, or null while that container is not running. */
+export function endPid(name: string, pid: number): number | null {
+  if (name === HOST) return 0;
+  return pid > 0 ? pid : null;
+}
+
+/**
+ * A link whose provider socket cannot be reached (absent, not a socket, or a symlink that leads nowhere inside
+ * the provider) is failed and retried, so its state tells the truth; no consumer socket is planted until then.
+ */
+async function probe(context: LinkContext): Promise<void> {
+  const path = context.spec.socket;
+  try {
+    closeFd(await context.provider.connect(path));
+  } catch (error) {
+    throw new Error(`provider socket unreachable: ${(error as Error).message}`);
+  }
+}
+
+interface Planted {
+  listener: FdListener;
+  ino: number;
+}
+
+export class Link {
+  readonly key: string;
+  readonly hash: string;
+  state: LinkState = 'pending';
+  error: string | null = null;
+  since = new Date();
+  readonly counters: LinkCounters = {
+    connections: { active: 0, total: 0, rejected: 0, failed: 0 },
+    bytes: { toProvider: 0, toConsumer: 0 },
+    fds: { toProvider: 0, toConsumer: 0 },
+  };
+
+  private readonly log: Logger;
+  private readonly connections = new Set<FdSocket>();
+  private context: LinkContext | null = null;
+  private mediatorState: unknown;
+  private planted: Planted | null = null;
+  private prepared = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private attempts = 0;
+  private stopped = false;
+
+  constructor(
+    readonly spec: LinkSpec,
+    private readonly mediator: Mediator | undefined,
+    private readonly limits: LinkLimits,
+    log: Logger,
+  ) {
+    this.key = linkKey(spec);
+    this.hash = specHash(spec);
+    this.log = log.child({ consumer: spec.consumer, link: spec.name, type: spec.type });
+  }
+
+  /** Brings the link up, or leaves it pending or failed (never throws). */
+  async start(): Promise<void> {
+    const { spec } = this;
+    const consumerPid = endPid(spec.consumer, spec.consumerPid);
+    const providerPid = endPid(spec.provider, spec.providerPid);
+    if (consumerPid === null || providerPid === null) {
+      const [who, pid] =
+        consumerPid === null ? [spec.consumer, spec.consumerPid] : [spec.provider, spec.providerPid];
+      this.setState('pending', `container '${who}' is not running (pid ${pid})`);
+      this.log.info('link pending', { reason: this.error });
+      return;
+    }
+    if (!this.mediator) {
+      this.setState('failed', `no mediator for type ${spec.type}`);
+      this.log.warn('link failed', { error: this.error });
+      return;
+    }
+    this.context ??= this.createContext(namespaceOf(consumerPid), namespaceOf(providerPid));
+    try {
+      await this.bringUp(this.mediator, this.context);
+      if (this.stopped) return;
+      this.attempts = 0;
+      this.setState('active', null);
+      this.log.info('link added', { target: spec.target, role: spec.role, provider: spec.provider });
+    } catch (error) {
+      if (this.stopped) return;
+      await this.tearDown(this.mediator, this.context);
+      this.setState('failed', (error as Error).message);
+      this.scheduleRetry();
+    }
+  }
+
+  /** Takes the link down: listener closed, connections closed, planted socket removed if it is still ours. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    if (this.mediator && this.context) await this.tearDown(this.mediator, this.context);
+  }
+
+  private async bringUp(mediator: Mediator, context: LinkContext): Promise<void> {
+    this.mediatorState = await mediator.add(context);
+    this.prepared = true;
+    if (this.stopped || !mediator.onConnection) return;
+    await probe(context);
+    const { fd, ino } = await context.consumer.listen(this.spec.target, SOCKET_MODE);
+    const listener = new FdListener(fd);
+    this.planted = { listener, ino };
+    listener.on('connection', (socket: FdSocket) => this.accept(mediator, context, socket));
+    listener.on('error', (error: Error) => this.log.warn('accept failed', { error: error.message }));
+    // A stop that raced with planting undoes it.
+    if (this.stopped) await this.tearDown(mediator, context);
+  }
+
+  private accept(mediator: Mediator, context: LinkContext, socket: FdSocket): void {
+    const { connections } = this.counters;
+    if (this.connections.size >= this.limits.maxConnections) {
+      connections.rejected += 1;
+      socket.destroy();
+      return;
+    }
+    connections.active += 1;
+    connections.total += 1;
+    this.connections.add(socket);
+    socket.once('close', () => {
+      connections.active -= 1;
+      this.connections.delete(socket);
+    });
+    try {
+      mediator.onConnection?.(socket, context, this.mediatorState);
+    } catch (error) {
+      this.log.error('mediator failed on a connection', { error: (error as Error).message });
+      socket.destroy();
+    }
+  }
+
+  private async tearDown(mediator: Mediator, context: LinkContext): Promise<void> {
+    const planted = this.planted;
+    this.planted = null;
+    if (planted) {
+      planted.listener.close();
+      for (const socket of this.connections) socket.destroy();
+      await context.consumer.unlink(this.spec.target, planted.ino).catch((error: Error) => {
+        // The consumer may be gone with its namespace; nothing of ours is left then.
+        this.log.debug('unlink skipped', { target: this.spec.target, error: error.message });
+      });
+    }
+    if (this.prepared) {
+      this.prepared = false;
+      await mediator.remove?.(context, this.mediatorState).catch((error: Error) => {
+        this.log.warn('mediator cleanup failed', { error: error.message });
+      });
+    }
+  }
+
+  private scheduleRetry(): void {
+    const delay = Math.min(this.limits.retryBaseMs * 2 ** this.attempts, this.limits.retryMaxMs);
+    this.attempts += 1;
+    this.log.warn('link failed', { error: this.error, retryInMs: delay });
+    this.retryTimer = setTimeout(() => void this.start(), delay);
+    this.retryTimer.unref();
+  }
+
+  private setState(state: LinkState, error: string | null): void {
+    if (state !== this.state) this.since = new Date();
+    this.state = state;
+    this.error = error;
+  }
+
+  private createContext(consumer: Namespace, provider: Namespace): LinkContext {
+    const { spec } = this;
+    return {
+      spec,
+      log: this.log,
+      counters: this.counters,
+      consumer,
+      provider,
+      relayLimits: { idleHalfOpenMs: this.limits.idleHalfOpenMs },
+      dialProvider: async (credentials) => new FdSocket(await provider.connect(spec.socket, credentials)),
+    };
+  }
+}

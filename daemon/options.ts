@@ -1,0 +1,87 @@
+// The command line of pv-xconnect (ARCHITECTURE.md §4): flags, environment variables, defaults.
+import { parseArgs } from 'node:util';
+import { LEVELS, type Level, type LogFormat } from './log.js';
+
+export interface CliOptions {
+  ctrlSocket: string;
+  intervalMs: number;
+  statusSocket: string | null;
+  logLevel: Level;
+  logFormat: LogFormat;
+  help: boolean;
+}
+
+export const USAGE = `Usage: pv-xconnect [options]
+
+Connects Pantavisor containers as the xconnect-graph served by pv-ctrl says.
+
+Options:
+  --ctrl-socket PATH     pv-ctrl socket (env PVX_CTRL_SOCKET)       default /run/pantavisor/pv/pv-ctrl
+  --interval SECONDS     poll interval, decimals allowed (env PVX_INTERVAL)   default 5
+  --status-socket PATH   status API socket, "none" disables (env PVX_STATUS_SOCKET)
+                                                                    default /run/pv-xconnect/status.sock
+  --log-level LEVEL      debug|info|warn|error                      default info
+  --log-format FORMAT    text|json                                  default text
+  -h, --help             show this help
+`;
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliOptions {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        'ctrl-socket': { type: 'string' },
+        interval: { type: 'string' },
+        'status-socket': { type: 'string' },
+        'log-level': { type: 'string' },
+        'log-format': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const pick = (flag: string, variable: string, fallback: string): string => {
+    const value = values[flag] ?? env[variable] ?? fallback;
+    return String(value);
+  };
+
+  const ctrlSocket = pick('ctrl-socket', 'PVX_CTRL_SOCKET', '/run/pantavisor/pv/pv-ctrl');
+  const intervalText = pick('interval', 'PVX_INTERVAL', '5');
+  const interval = Number(intervalText);
+  if (!/^\d+(\.\d+)?$|^\.\d+$/.test(intervalText.trim()) || !(interval > 0) || interval > 86_400) {
+    throw new UsageError(`--interval: expected a number of seconds > 0, got '${intervalText}'`);
+  }
+  const statusSocket = pick('status-socket', 'PVX_STATUS_SOCKET', '/run/pv-xconnect/status.sock');
+  const logLevel = pick('log-level', 'PVX_LOG_LEVEL', 'info');
+  if (!(LEVELS as readonly string[]).includes(logLevel)) {
+    throw new UsageError(`--log-level: expected one of ${LEVELS.join('|')}, got '${logLevel}'`);
+  }
+  const logFormat = pick('log-format', 'PVX_LOG_FORMAT', 'text');
+  if (logFormat !== 'text' && logFormat !== 'json') {
+    throw new UsageError(`--log-format: expected text|json, got '${logFormat}'`);
+  }
+  for (const [flag, path] of [
+    ['--ctrl-socket', ctrlSocket],
+    ['--status-socket', statusSocket],
+  ] as const) {
+    if (path !== 'none' && !path.startsWith('/')) throw new UsageError(`${flag}: expected an absolute path`);
+  }
+  if (ctrlSocket === 'none') throw new UsageError('--ctrl-socket: expected an absolute path');
+
+  return {
+    ctrlSocket,
+    intervalMs: Math.round(interval * 1000),
+    statusSocket: statusSocket === 'none' ? null : statusSocket,
+    logLevel: logLevel as Level,
+    logFormat,
+    help: values.help === true,
+  };
+}

@@ -1,0 +1,269 @@
+// Hostile containers, resource bounds, scale and shutdown of the daemon.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Daemon } from '../../daemon/daemon.js';
+import { silentLogger } from '../../daemon/log.js';
+import type { FdSocket } from '../../native/fd-socket.js';
+import { statIn } from '../../native/namespace.js';
+import { type Container, startContainer } from '../helpers/container.js';
+import { FakeCtrl } from '../helpers/fake-ctrl.js';
+import {
+  connectFrom,
+  eventually,
+  type GraphEntry,
+  openFdCount,
+  type Provider,
+  readBytes,
+  readToEnd,
+  startProvider,
+} from '../helpers/mesh.js';
+
+const INTERVAL_MS = 200;
+let work: string;
+let ctrl: FakeCtrl;
+let daemon: Daemon | null = null;
+const cleanups: (() => Promise<void> | void)[] = [];
+
+async function startDaemon(): Promise<Daemon> {
+  daemon = new Daemon({
+    ctrlSocket: ctrl.socketPath,
+    intervalMs: INTERVAL_MS,
+    statusSocket: null,
+    log: silentLogger,
+  });
+  await daemon.start();
+  return daemon;
+}
+
+function unixLink(
+  consumer: Container | null,
+  provider: Container | null,
+  overrides: Partial<GraphEntry>,
+): GraphEntry {
+  return {
+    consumer: consumer ? 'app' : '_pv_',
+    consumer_pid: consumer?.pid ?? 0,
+    provider: provider ? 'svc' : '_pv_',
+    provider_pid: provider?.pid ?? 0,
+    name: 'echo',
+    type: 'unix',
+    socket: '/run/p/echo.sock',
+    target: null,
+    ...overrides,
+  };
+}
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'pvx-hardening-'));
+  ctrl = new FakeCtrl(join(work, 'pv-ctrl'));
+  await ctrl.start();
+});
+
+afterEach(async () => {
+  await daemon?.stop();
+  daemon = null;
+  ctrl.setGraph([]);
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+afterAll(async () => {
+  await ctrl.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+async function container(setup?: string): Promise<Container> {
+  const started = await startContainer({ privateTmp: true, setup });
+  cleanups.push(() => started.stop());
+  return started;
+}
+
+async function provider(pid: number, path: string, handle?: (socket: FdSocket) => void): Promise<Provider> {
+  const started = await startProvider(pid, path, handle);
+  cleanups.push(() => started.close());
+  return started;
+}
+
+describe('hostile containers', () => {
+  it('never plants through a consumer symlink that points at a host path', async () => {
+    const hostDir = mkdtempSync(join(tmpdir(), 'pvx-hostlike-'));
+    cleanups.push(() => rmSync(hostDir, { recursive: true, force: true }));
+    const P = await container();
+    await provider(P.pid, '/run/p/echo.sock');
+    // Inside C, /run/pv leads to a path that exists on the host only.
+    const C = await container(`ln -s ${hostDir} /run/pv`);
+    ctrl.setGraph([unixLink(C, P, {})]);
+    const running = await startDaemon();
+    const [state] = running.reconciler.list();
+    expect(state?.state).toBe('failed');
+    expect(state?.error).toMatch(/listenIn \/run\/pv\/services\/echo\.sock.*ENOENT/);
+    expect(readdirSync(hostDir)).toEqual([]);
+  });
+
+  it('never dials a host socket that a provider symlink points at', async () => {
+    const hostDir = mkdtempSync(join(tmpdir(), 'pvx-hostsock-'));
+    cleanups.push(() => rmSync(hostDir, { recursive: true, force: true }));
+    let hostConnections = 0;
+    const hostServer = createServer((socket) => {
+      hostConnections += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => hostServer.listen(join(hostDir, 'api.sock'), resolve));
+    cleanups.push(() => new Promise<void>((resolve) => hostServer.close(() => resolve())));
+
+    const P = await container(`mkdir -p /run/p && ln -s ${hostDir}/api.sock /run/p/api.sock`);
+    const C = await container();
+    ctrl.setGraph([unixLink(C, P, { socket: '/run/p/api.sock' })]);
+    const running = await startDaemon();
+    const [state] = running.reconciler.list();
+    expect(state?.state).toBe('failed');
+    expect(state?.error).toMatch(/provider socket unreachable: connectIn \/run\/p\/api\.sock.*ENOENT/);
+    await expect(statIn({ pid: C.pid, path: '/run/pv/services/echo.sock' })).rejects.toMatchObject({
+      code: 'ENOENT',
+    });
+    expect(hostConnections).toBe(0);
+  });
+});
+
+describe('resources', () => {
+  it('returns to its fd baseline after 200 connect cycles and 50 concurrent streams', async () => {
+    const P = await container();
+    const C = await container();
+    await provider(P.pid, '/run/p/echo.sock');
+    ctrl.setGraph([unixLink(C, P, {})]);
+    const running = await startDaemon();
+    const target = '/run/pv/services/echo.sock';
+    const roundTrip = async (payload: Buffer) => {
+      const client = await connectFrom(C.pid, target);
+      const reply = readToEnd(client);
+      client.write(payload);
+      client.end();
+      const { data } = await reply;
+      expect(data.equals(payload)).toBe(true);
+    };
+    await roundTrip(Buffer.from('warm up'));
+    await eventually(() => running.reconciler.list()[0]?.counters.connections.active === 0, 2000, 'idle');
+    const baseline = openFdCount();
+
+    for (let i = 0; i < 200; i += 1) await roundTrip(Buffer.from(`cycle ${i}`));
+    await Promise.all(Array.from({ length: 50 }, (_, i) => roundTrip(Buffer.alloc(256 * 1024, i))));
+
+    await eventually(() => openFdCount() === baseline, 3000, `fd count back to ${baseline}`);
+    expect(running.reconciler.list()[0]?.counters.connections).toMatchObject({ active: 0, total: 251 });
+  });
+
+  it('does not buffer without bound for a consumer that never reads', async () => {
+    const P = await container();
+    const C = await container();
+    let written = 0;
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    await provider(P.pid, '/run/p/flood.sock', (socket) => {
+      const flood = () => {
+        while (!socket.destroyed) {
+          written += chunk.length;
+          if (!socket.write(chunk)) return;
+        }
+      };
+      socket.on('drain', flood);
+      flood();
+    });
+    ctrl.setGraph([unixLink(C, P, { name: 'flood', socket: '/run/p/flood.sock' })]);
+    await startDaemon();
+    const client = await connectFrom(C.pid, '/run/pv/services/flood.sock');
+    // Read one chunk to prove the flood flows, then stop reading.
+    await readBytes(client, 1);
+    client.pause();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const plateau = written;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(written).toBe(plateau);
+    // Kernel buffers on both socket pairs plus the relay's bounded queue: a few MiB at most.
+    expect(written).toBeLessThan(16 * 1024 * 1024);
+    client.destroy();
+  });
+});
+
+describe('scale', () => {
+  it('creates 1000 host-side links and does not recreate them on unchanged polls', async () => {
+    const shm = mkdtempSync('/dev/shm/pvx-links-');
+    cleanups.push(() => rmSync(shm, { recursive: true, force: true }));
+    mkdirSync(join(shm, 'links'));
+    await provider(0, join(shm, 'provider.sock'));
+    const graph = Array.from({ length: 1000 }, (_, i) =>
+      unixLink(null, null, {
+        name: `l${i}`,
+        socket: join(shm, 'provider.sock'),
+        target: join(shm, 'links', `l${i}.sock`),
+      }),
+    );
+    ctrl.setGraph(graph);
+    const running = await startDaemon();
+    const first = running.reconciler.list();
+    expect(first).toHaveLength(1000);
+    expect(first.filter((l) => l.state !== 'active').map((l) => l.error)).toEqual([]);
+    expect(readdirSync(join(shm, 'links'))).toHaveLength(1000);
+
+    const polls = ctrl.requests;
+    await eventually(() => ctrl.requests >= polls + 3, INTERVAL_MS * 10, 'three more polls');
+    const later = running.reconciler.list();
+    expect(later.every((l, i) => l === first[i])).toBe(true);
+
+    const client = await connectFrom(0, join(shm, 'links', 'l999.sock'));
+    const reply = readToEnd(client);
+    client.write(Buffer.from('999'));
+    client.end();
+    expect((await reply).data.toString()).toBe('999');
+  });
+});
+
+describe('the pv-xconnect executable', () => {
+  const cli = join(process.cwd(), 'dist', 'daemon', 'cli.js');
+
+  it('removes every planted socket on SIGTERM and exits 0', async () => {
+    expect(existsSync(cli), 'run `npm run build` first').toBe(true);
+    const shm = mkdtempSync('/dev/shm/pvx-cli-');
+    cleanups.push(() => rmSync(shm, { recursive: true, force: true }));
+    await provider(0, join(shm, 'provider.sock'));
+    ctrl.setGraph(
+      ['a', 'b', 'c'].map((name) =>
+        unixLink(null, null, { name, socket: join(shm, 'provider.sock'), target: join(shm, `${name}.sock`) }),
+      ),
+    );
+    const child = spawn(
+      process.execPath,
+      [
+        cli,
+        '--ctrl-socket',
+        ctrl.socketPath,
+        '--interval',
+        '0.2',
+        '--status-socket',
+        join(shm, 'status.sock'),
+      ],
+      { stdio: 'pipe' },
+    );
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await eventually(
+      () => ['a', 'b', 'c', 'status'].every((n) => existsSync(join(shm, `${n}.sock`))),
+      5000,
+      'sockets',
+    );
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(readdirSync(shm).sort()).toEqual(['provider.sock']);
+  });
+
+  it('answers a bad flag with usage and exit code 2', async () => {
+    const child = spawn(process.execPath, [cli, '--no-such-flag'], { stdio: 'pipe' });
+    let stderr = '';
+    child.stderr.on('data', (part) => {
+      stderr += part;
+    });
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    expect(code).toBe(2);
+    expect(stderr).toContain('Usage: pv-xconnect');
+  });
+});

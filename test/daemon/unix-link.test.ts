@@ -1,0 +1,302 @@
+// The daemon end to end with real namespaces: a provider container P, a consumer container C, a fake pv-ctrl.
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Daemon } from '../../daemon/daemon.js';
+import { silentLogger } from '../../daemon/log.js';
+import { statIn } from '../../native/namespace.js';
+import { type Container, startContainer } from '../helpers/container.js';
+import { FakeCtrl } from '../helpers/fake-ctrl.js';
+import {
+  closeAll,
+  connectFrom,
+  contentOf,
+  eventually,
+  fileWithContent,
+  type GraphEntry,
+  type Provider,
+  readBytes,
+  readToEnd,
+  startProvider,
+} from '../helpers/mesh.js';
+
+const INTERVAL_MS = 200;
+const PROVIDER_SOCKET = '/run/p/echo.sock';
+const TARGET = '/run/pv/services/echo.sock';
+
+let work: string;
+let ctrl: FakeCtrl;
+let P: Container;
+let C: Container;
+let provider: Provider;
+let daemon: Daemon | null = null;
+
+function link(overrides: Partial<GraphEntry> = {}): GraphEntry {
+  return {
+    consumer: 'app',
+    consumer_pid: C.pid,
+    provider: 'svc',
+    provider_pid: P.pid,
+    name: 'echo',
+    type: 'unix',
+    socket: PROVIDER_SOCKET,
+    target: null,
+    ...overrides,
+  };
+}
+
+async function startDaemon(): Promise<Daemon> {
+  daemon = new Daemon({
+    ctrlSocket: ctrl.socketPath,
+    intervalMs: INTERVAL_MS,
+    statusSocket: join(work, 'status.sock'),
+    log: silentLogger,
+  });
+  await daemon.start();
+  return daemon;
+}
+
+function targetExists(container: Container, path = TARGET): Promise<boolean> {
+  return statIn({ pid: container.pid, path }).then(
+    (stat) => stat.type === 'socket',
+    () => false,
+  );
+}
+
+function getStatus(path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    request({ socketPath: join(work, 'status.sock'), path }, (res) => {
+      let body = '';
+      res.on('data', (part) => {
+        body += part;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'pvx-daemon-'));
+  ctrl = new FakeCtrl(join(work, 'pv-ctrl'));
+  await ctrl.start();
+  [P, C] = await Promise.all([startContainer({ privateTmp: true }), startContainer({ privateTmp: true })]);
+  provider = await startProvider(P.pid, PROVIDER_SOCKET);
+});
+
+afterEach(async () => {
+  await daemon?.stop();
+  daemon = null;
+  ctrl.setGraph([]);
+});
+
+afterAll(async () => {
+  provider.close();
+  await Promise.all([P.stop(), C.stop(), ctrl.stop()]);
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('a unix link between two containers', () => {
+  it('appears in the consumer and relays bytes, fds both ways, half-close and 64 MiB exactly', async () => {
+    ctrl.setGraph([link()]);
+    await startDaemon();
+    expect(await targetExists(C)).toBe(true);
+    // The host's own /run was never touched.
+    expect(existsSync(TARGET)).toBe(false);
+
+    // Bytes and a file descriptor each way (the echo provider sends the fd back).
+    const client = await connectFrom(C.pid, TARGET);
+    const fd = fileWithContent('passed through the mesh');
+    client.write(Buffer.from('hello'), [fd]);
+    const echoed = await readBytes(client, 5);
+    expect(echoed.data.toString()).toBe('hello');
+    expect(echoed.fds).toHaveLength(1);
+    expect(contentOf(echoed.fds[0] as number)).toBe('passed through the mesh');
+    closeAll(echoed.fds);
+
+    // 64 MiB byte-exact, then half-close: the client shuts its write side and still reads everything.
+    const payload = randomBytes(64 * 1024 * 1024);
+    const reply = readToEnd(client);
+    for (let offset = 0; offset < payload.length; offset += 1 << 20) {
+      if (!client.write(payload.subarray(offset, offset + (1 << 20)))) {
+        await new Promise<void>((resolve) => client.once('drain', () => resolve()));
+      }
+    }
+    client.end();
+    const received = await reply;
+    expect(received.data.length).toBe(payload.length);
+    expect(createHash('sha256').update(received.data).digest('hex')).toBe(
+      createHash('sha256').update(payload).digest('hex'),
+    );
+
+    const [status] = JSON.parse((await getStatus('/links')).body);
+    expect(status).toMatchObject({
+      consumer: 'app',
+      name: 'echo',
+      target: TARGET,
+      type: 'unix',
+      role: 'any',
+      provider: 'svc',
+      state: 'active',
+      error: null,
+    });
+    expect(status.bytes.toProvider).toBe(5 + payload.length);
+    expect(status.fds).toEqual({ toProvider: 1, toConsumer: 1 });
+    expect(status.connections.total).toBe(1);
+  });
+
+  it('keeps a half-closed client until a delayed 1 MiB answer has arrived', async () => {
+    const slowPath = '/run/p/slow.sock';
+    const answer = randomBytes(1024 * 1024);
+    const slow = await startProvider(P.pid, slowPath, (socket) => {
+      socket.on('data', () => {});
+      socket.on('end', () => {
+        setTimeout(() => {
+          socket.write(answer);
+          socket.end();
+        }, 300);
+      });
+    });
+    ctrl.setGraph([link({ name: 'slow', socket: slowPath })]);
+    await startDaemon();
+    const client = await connectFrom(C.pid, '/run/pv/services/slow.sock');
+    const reply = readToEnd(client);
+    client.write(Buffer.from('question'));
+    client.end();
+    expect((await reply).data.equals(answer)).toBe(true);
+    slow.close();
+  });
+
+  it('removes the consumer socket when the link leaves the graph', async () => {
+    ctrl.setGraph([link()]);
+    await startDaemon();
+    expect(await targetExists(C)).toBe(true);
+    ctrl.setGraph([]);
+    await eventually(async () => !(await targetExists(C)), INTERVAL_MS * 5, 'the socket to go');
+  });
+
+  it('replaces the listener on a spec change without a moment where the target is missing', async () => {
+    const otherPath = '/run/p/other.sock';
+    const other = await startProvider(P.pid, otherPath, (socket) => {
+      socket.write(Buffer.from('other'));
+      socket.end();
+    });
+    ctrl.setGraph([link()]);
+    const running = await startDaemon();
+    const before = running.reconciler.list()[0];
+
+    let attempts = 0;
+    let missing = 0;
+    let stop = false;
+    const loop = (async () => {
+      while (!stop) {
+        attempts += 1;
+        try {
+          (await connectFrom(C.pid, TARGET)).destroy();
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === 'ENOENT') missing += 1;
+        }
+      }
+    })();
+
+    ctrl.setGraph([link({ role: 'admin', socket: otherPath })]);
+    await eventually(() => running.reconciler.list()[0] !== before, INTERVAL_MS * 5, 'the replacement');
+    await eventually(() => running.reconciler.list()[0]?.state === 'active', INTERVAL_MS * 5, 'active');
+    stop = true;
+    await loop;
+    expect(attempts).toBeGreaterThan(10);
+    expect(missing).toBe(0);
+
+    const client = await connectFrom(C.pid, TARGET);
+    expect((await readToEnd(client)).data.toString()).toBe('other');
+    other.close();
+  });
+
+  it('follows a provider restart (new pid) within an interval', async () => {
+    ctrl.setGraph([link()]);
+    const running = await startDaemon();
+    const P2 = await startContainer({ privateTmp: true });
+    const provider2 = await startProvider(P2.pid, PROVIDER_SOCKET, (socket) => {
+      socket.write(Buffer.from('new provider'));
+      socket.end();
+    });
+    ctrl.setGraph([link({ provider_pid: P2.pid })]);
+    await eventually(
+      () =>
+        running.reconciler.list()[0]?.spec.providerPid === P2.pid &&
+        running.reconciler.list()[0]?.state === 'active',
+      INTERVAL_MS * 5,
+      'the new provider',
+    );
+    const client = await connectFrom(C.pid, TARGET);
+    expect((await readToEnd(client)).data.toString()).toBe('new provider');
+    provider2.close();
+    await P2.stop();
+  });
+
+  it('keeps links working while pv-ctrl misbehaves, and shows the reason', async () => {
+    ctrl.setGraph([link()]);
+    await startDaemon();
+    const answers = [
+      { answer: { status: 500, body: 'State not loaded yet' }, reason: 'answered 500' },
+      { answer: { status: 200, body: '{}' }, reason: 'not a JSON array' },
+      { answer: { status: 200, body: '[{"consumer":"app",' }, reason: 'not valid JSON' },
+      { answer: { status: 200, body: `[${' '.repeat(10 * 1024 * 1024)}]` }, reason: 'larger than' },
+      {
+        answer: { raw: 'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n[{"consumer"' },
+        reason: 'pv-ctrl',
+      },
+    ];
+    for (const { answer, reason } of answers) {
+      ctrl.setAnswer(answer);
+      await eventually(
+        async () => JSON.parse((await getStatus('/links')).body)[0]?.graphError?.includes(reason),
+        INTERVAL_MS * 10,
+        `graph error '${reason}'`,
+      );
+      const client = await connectFrom(C.pid, TARGET);
+      const reply = readToEnd(client);
+      client.write(Buffer.from('still here'));
+      client.end();
+      expect((await reply).data.toString()).toBe('still here');
+    }
+    await ctrl.stop();
+    await eventually(
+      async () => JSON.parse((await getStatus('/links')).body)[0]?.graphError?.includes('unreachable'),
+      INTERVAL_MS * 10,
+      'pv-ctrl gone',
+    );
+    expect(await targetExists(C)).toBe(true);
+    await ctrl.start();
+    ctrl.setGraph([link()]);
+    await eventually(
+      async () => JSON.parse((await getStatus('/links')).body)[0]?.graphError === null,
+      INTERVAL_MS * 10,
+      'recovery',
+    );
+  });
+
+  it('leaves pending links alone: no socket is planted for a container that is not running', async () => {
+    ctrl.setGraph([link({ consumer_pid: -1 }), link({ name: 'later', provider_pid: 0 })]);
+    const running = await startDaemon();
+    const states = running.reconciler.list().map((l) => [l.spec.name, l.state, l.error]);
+    expect(states).toEqual([
+      ['echo', 'pending', "container 'app' is not running (pid -1)"],
+      ['later', 'pending', "container 'svc' is not running (pid 0)"],
+    ]);
+    expect(existsSync(TARGET)).toBe(false);
+  });
+
+  it('fails links of a type without a mediator', async () => {
+    ctrl.setGraph([link({ type: 'wayland', name: 'wl' })]);
+    const running = await startDaemon();
+    expect(running.reconciler.list()[0]).toMatchObject({
+      state: 'failed',
+      error: 'no mediator for type wayland',
+    });
+  });
+});

@@ -1,0 +1,153 @@
+// Building blocks for daemon tests: providers served from this process on sockets planted inside a container's
+// namespace, clients connecting from inside a container, graph entries, and small waiting helpers.
+import { openSync, readdirSync, readSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Chunk, closeFd, FdListener, FdSocket } from '../../native/fd-socket.js';
+import { connectIn, listenIn } from '../../native/namespace.js';
+
+export interface Provider {
+  connections: number;
+  close(): void;
+}
+
+/** Serves `handle` on a socket planted at `path` inside the namespace of `pid` (0 = host). */
+export async function startProvider(
+  pid: number,
+  path: string,
+  handle: (socket: FdSocket) => void = echo,
+): Promise<Provider> {
+  const { fd } = await listenIn({ pid, path });
+  const listener = new FdListener(fd);
+  const sockets = new Set<FdSocket>();
+  const provider: Provider = {
+    connections: 0,
+    close() {
+      listener.close();
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+  listener.on('connection', (socket: FdSocket) => {
+    provider.connections += 1;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    handle(socket);
+  });
+  return provider;
+}
+
+/** Echoes bytes and fds back; half-closes when the peer does. */
+export function echo(socket: FdSocket): void {
+  socket.on('data', ({ data, fds }: Chunk) => {
+    if (!socket.write(data, fds)) socket.pause();
+  });
+  socket.on('drain', () => socket.resume());
+  socket.on('end', () => socket.end());
+}
+
+/** A client socket connected from inside the namespace of `pid`. */
+export async function connectFrom(pid: number, path: string): Promise<FdSocket> {
+  const socket = new FdSocket(await connectIn({ pid, path }));
+  socket.on('error', () => {});
+  return socket;
+}
+
+export interface Received {
+  data: Buffer;
+  fds: number[];
+}
+
+/** Everything the socket receives until EOF. */
+export function readToEnd(socket: FdSocket): Promise<Received> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    const fds: number[] = [];
+    socket.on('data', (chunk: Chunk) => {
+      parts.push(chunk.data);
+      fds.push(...chunk.fds);
+    });
+    socket.once('end', () => resolve({ data: Buffer.concat(parts), fds }));
+    socket.once('error', reject);
+    socket.once('close', () => resolve({ data: Buffer.concat(parts), fds }));
+  });
+}
+
+/** Reads until `length` bytes arrived. */
+export function readBytes(socket: FdSocket, length: number): Promise<Received> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    const fds: number[] = [];
+    let size = 0;
+    const onData = (chunk: Chunk) => {
+      parts.push(chunk.data);
+      fds.push(...chunk.fds);
+      size += chunk.data.length;
+      if (size >= length) {
+        socket.off('data', onData);
+        resolve({ data: Buffer.concat(parts), fds });
+      }
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+    socket.once('end', () => reject(new Error(`EOF after ${size} of ${length} bytes`)));
+  });
+}
+
+/** A file with known content, opened for reading and writing: its fd is what tests pass around. */
+export function fileWithContent(content: string): number {
+  const path = join(tmpdir(), `pvx-fd-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  const fd = openSync(path, 'w+');
+  rmSync(path);
+  writeSync(fd, content, 0);
+  return fd;
+}
+
+export function contentOf(fd: number): string {
+  const buffer = Buffer.alloc(4096);
+  const length = readSync(fd, buffer, 0, buffer.length, 0);
+  return buffer.subarray(0, length).toString();
+}
+
+export function openFdCount(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+export function closeAll(fds: number[]): void {
+  for (const fd of fds) closeFd(fd);
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 5000,
+  what = 'condition',
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+export interface GraphEntry {
+  consumer: string;
+  consumer_pid: number;
+  provider: string;
+  provider_pid: number;
+  name: string;
+  type: string;
+  role?: string;
+  target?: string | null;
+  socket: string;
+  uid?: number;
+}
