@@ -1,6 +1,7 @@
 // `npm run bench -- NAME...`: runs the named benchmark groups (all when none is named).
 const groups: Record<string, string[]> = {
   native: ['./native-fd.js', './native-ns.js'],
+  unix: ['./unix.js'],
 };
 
 const names = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(groups);
