@@ -6,29 +6,54 @@ export type Level = (typeof LEVELS)[number];
 export type LogFormat = 'text' | 'json';
 export type { Fields, Logger };
 
-export function createLogger(
-  options: { level: Level; format: LogFormat; write?: (line: string) => void },
-  base: Fields = {},
-): Logger {
-  const minimum = LEVELS.indexOf(options.level);
-  const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const emit = (level: Level, event: string, fields?: Fields) => {
-    if (LEVELS.indexOf(level) < minimum) return;
-    const all = { ...base, ...fields };
+interface LogSettings {
+  minimum: number;
+  format: LogFormat;
+  write: (line: string) => void;
+}
+
+// A class, not closures: every link holds a child logger, so children must be small.
+class LineLogger implements Logger {
+  constructor(
+    private readonly settings: LogSettings,
+    private readonly base: Fields,
+  ) {}
+
+  debug(event: string, fields?: Fields) {
+    this.emit('debug', event, fields);
+  }
+  info(event: string, fields?: Fields) {
+    this.emit('info', event, fields);
+  }
+  warn(event: string, fields?: Fields) {
+    this.emit('warn', event, fields);
+  }
+  error(event: string, fields?: Fields) {
+    this.emit('error', event, fields);
+  }
+  child(fields: Fields): Logger {
+    return new LineLogger(this.settings, { ...this.base, ...fields });
+  }
+
+  private emit(level: Level, event: string, fields?: Fields) {
+    if (LEVELS.indexOf(level) < this.settings.minimum) return;
+    const all = { ...this.base, ...fields };
     const time = new Date().toISOString();
-    write(
-      options.format === 'json'
+    this.settings.write(
+      this.settings.format === 'json'
         ? JSON.stringify({ time, level, event, ...all })
         : textLine(time, level, event, all),
     );
-  };
-  return {
-    debug: (event, fields) => emit('debug', event, fields),
-    info: (event, fields) => emit('info', event, fields),
-    warn: (event, fields) => emit('warn', event, fields),
-    error: (event, fields) => emit('error', event, fields),
-    child: (fields) => createLogger(options, { ...base, ...fields }),
-  };
+  }
+}
+
+export function createLogger(options: {
+  level: Level;
+  format: LogFormat;
+  write?: (line: string) => void;
+}): Logger {
+  const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  return new LineLogger({ minimum: LEVELS.indexOf(options.level), format: options.format, write }, {});
 }
 
 function textLine(time: string, level: Level, event: string, fields: Fields): string {
