@@ -46,6 +46,8 @@ export class Link {
   readonly hash: string;
   state: LinkState = 'pending';
   error: string | null = null;
+  /** A remark from the mediator about the active link. */
+  note: string | null = null;
   since = new Date();
   readonly counters: LinkCounters = {
     connections: { active: 0, total: 0, rejected: 0, failed: 0 },
@@ -104,6 +106,20 @@ export class Link {
       this.setState('failed', (error as Error).message);
       this.scheduleRetry();
     }
+  }
+
+  /** For mediators that watch their resources: re-establishes the link when they changed under it. */
+  async refresh(): Promise<void> {
+    const { mediator, context } = this;
+    if (this.state !== 'active' || !mediator?.check || !context || this.stopped) return;
+    if (await mediator.check(context, this.mediatorState).catch(() => false)) return;
+    this.log.info('link changed under it, re-establishing');
+    await this.tearDown(mediator, context);
+    await this.start();
+  }
+
+  get watched(): boolean {
+    return this.mediator?.check !== undefined;
   }
 
   /** Takes the link down: listener closed, connections closed, planted socket removed if it is still ours. */
@@ -178,6 +194,7 @@ export class Link {
 
   private setState(state: LinkState, error: string | null): void {
     if (state !== this.state) this.since = new Date();
+    if (state !== 'active') this.note = null;
     this.state = state;
     this.error = error;
   }
@@ -192,6 +209,9 @@ export class Link {
       provider,
       relayLimits: { idleHalfOpenMs: this.limits.idleHalfOpenMs },
       dialProvider: async (credentials) => new FdSocket(await provider.connect(spec.socket, credentials)),
+      note: (text) => {
+        this.note = text;
+      },
     };
   }
 }

@@ -50,6 +50,7 @@ export class Reconciler {
       const current = this.links.get(key);
       if (current && current.hash === specHash(spec)) {
         result.unchanged += 1;
+        if (current.watched) work.push(() => current.refresh());
         continue;
       }
       const next = new Link(spec, this.mediators.get(spec.type), this.limits, this.log);

@@ -30,6 +30,7 @@ export function linkStatus(link: Link, graphError: string | null) {
     provider: spec.provider,
     state: link.state,
     error: link.error,
+    note: link.note,
     since: link.since.toISOString(),
     connections: { active: counters.connections.active, total: counters.connections.total },
     bytes: { ...counters.bytes },

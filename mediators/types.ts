@@ -68,6 +68,8 @@ export interface LinkContext {
   readonly relayLimits: RelayLimits;
   /** A socket connected to the provider's `socket` inside its namespace. */
   dialProvider(credentials?: Credentials): Promise<FdSocket>;
+  /** A remark about an active link shown in its status (null clears it). */
+  note(text: string | null): void;
 }
 
 /**
@@ -80,4 +82,9 @@ export interface Mediator<State = unknown> {
   add(link: LinkContext): Promise<State>;
   remove?(link: LinkContext, state: State): Promise<void>;
   onConnection?(consumer: FdSocket, link: LinkContext, state: State): void;
+  /**
+   * For links whose resources can change under them (device nodes): called on every poll while the link is
+   * active; false re-establishes it. Links of other types cost no system call on an unchanged poll.
+   */
+  check?(link: LinkContext, state: State): Promise<boolean>;
 }

@@ -292,11 +292,19 @@ describe('a unix link between two containers', () => {
   });
 
   it('fails links of a type without a mediator', async () => {
-    ctrl.setGraph([link({ type: 'wayland', name: 'wl' })]);
-    const running = await startDaemon();
-    expect(running.reconciler.list()[0]).toMatchObject({
-      state: 'failed',
-      error: 'no mediator for type wayland',
+    ctrl.setGraph([link()]);
+    daemon = new Daemon({
+      ctrlSocket: ctrl.socketPath,
+      intervalMs: INTERVAL_MS,
+      statusSocket: null,
+      log: silentLogger,
+      mediators: new Map(),
     });
+    await daemon.start();
+    expect(daemon.reconciler.list()[0]).toMatchObject({
+      state: 'failed',
+      error: 'no mediator for type unix',
+    });
+    expect(await targetExists(C)).toBe(false);
   });
 });
