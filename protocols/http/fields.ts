@@ -1,0 +1,149 @@
+import { HOST, isToken } from './chars.js';
+import { HttpParseError } from './errors.js';
+import type { BodyFraming, HttpHeader, HttpVersion } from './types.js';
+
+/** What the framing and connection rules need from a header section, read in one pass. */
+export interface FieldSummary {
+  contentLength: number | null;
+  /** Lowercase codings of the Transfer-Encoding field, or null without one. */
+  transferCodings: string[] | null;
+  /** The connection options that change how the connection is used. */
+  close: boolean;
+  keepAlive: boolean;
+  upgradeOption: boolean;
+  hostCount: number;
+  /** Upgrade values joined as one list, or null. */
+  upgrade: string | null;
+  /** Lowercase Expect values joined as one list, or null. */
+  expect: string | null;
+}
+
+const MAX_LENGTH_DIGITS = 16;
+const KNOWN_CODINGS = new Set(['chunked', 'gzip', 'x-gzip', 'deflate', 'compress', 'x-compress']);
+
+export function summarizeFields(headers: readonly HttpHeader[]): FieldSummary {
+  const summary: FieldSummary = {
+    contentLength: null,
+    transferCodings: null,
+    close: false,
+    keepAlive: false,
+    upgradeOption: false,
+    hostCount: 0,
+    upgrade: null,
+    expect: null,
+  };
+  for (const { name, value } of headers) {
+    if (equalsLowercase(name, 'content-length')) {
+      if (summary.contentLength !== null) {
+        throw new HttpParseError('duplicate-content-length', 'more than one Content-Length field');
+      }
+      summary.contentLength = parseContentLength(value);
+    } else if (equalsLowercase(name, 'transfer-encoding')) {
+      if (summary.transferCodings !== null) {
+        throw new HttpParseError('invalid-transfer-encoding', 'more than one Transfer-Encoding field');
+      }
+      summary.transferCodings = parseCodings(value);
+    } else if (equalsLowercase(name, 'connection')) {
+      for (const option of listElements(value)) {
+        if (!isToken(option))
+          throw new HttpParseError('invalid-connection', `connection option '${option}' is not a token`);
+        const lowercase = option.toLowerCase();
+        if (lowercase === 'close') summary.close = true;
+        else if (lowercase === 'keep-alive') summary.keepAlive = true;
+        else if (lowercase === 'upgrade') summary.upgradeOption = true;
+      }
+    } else if (equalsLowercase(name, 'host')) {
+      summary.hostCount++;
+      for (let i = 0; i < value.length; i++) {
+        if (HOST[value.charCodeAt(i)] !== 1)
+          throw new HttpParseError('invalid-host', 'a Host value is not uri-host[:port]');
+      }
+    } else if (equalsLowercase(name, 'upgrade')) {
+      summary.upgrade = summary.upgrade === null ? value : `${summary.upgrade}, ${value}`;
+    } else if (equalsLowercase(name, 'expect')) {
+      summary.expect =
+        summary.expect === null ? value.toLowerCase() : `${summary.expect}, ${value.toLowerCase()}`;
+    }
+  }
+  return summary;
+}
+
+/** The framing a Content-Length or Transfer-Encoding field gives, after the checks common to both directions. */
+export function declaredFraming(summary: FieldSummary, version: HttpVersion): BodyFraming | null {
+  const { contentLength, transferCodings } = summary;
+  if (transferCodings !== null) {
+    if (contentLength !== null) {
+      throw new HttpParseError(
+        'content-length-with-transfer-encoding',
+        'both Content-Length and Transfer-Encoding',
+      );
+    }
+    if (version === '1.0') {
+      throw new HttpParseError('transfer-encoding-in-http10', 'Transfer-Encoding in an HTTP/1.0 message');
+    }
+    const chunkedAt = transferCodings.indexOf('chunked');
+    if (chunkedAt === -1) return { kind: 'close' };
+    if (chunkedAt !== transferCodings.length - 1) {
+      throw new HttpParseError('invalid-transfer-encoding', 'chunked is not the final transfer coding');
+    }
+    return { kind: 'chunked' };
+  }
+  if (contentLength !== null) return { kind: 'length', length: contentLength };
+  return null;
+}
+
+function parseContentLength(value: string): number {
+  if (value.length === 0 || value.length > MAX_LENGTH_DIGITS) {
+    throw new HttpParseError('invalid-content-length', `Content-Length '${value}' is empty or too long`);
+  }
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0x30 || code > 0x39) {
+      throw new HttpParseError('invalid-content-length', `Content-Length '${value}' is not a decimal number`);
+    }
+  }
+  const length = Number(value);
+  if (!Number.isSafeInteger(length))
+    throw new HttpParseError('invalid-content-length', 'Content-Length overflows');
+  return length;
+}
+
+function parseCodings(value: string): string[] {
+  const codings = value.split(',').map((element) => trimWhitespace(element).toLowerCase());
+  for (const coding of codings) {
+    if (!KNOWN_CODINGS.has(coding)) {
+      throw new HttpParseError('invalid-transfer-encoding', `transfer coding '${coding}' is not supported`);
+    }
+  }
+  return codings;
+}
+
+/** The non-empty elements of a comma-separated list, without their optional whitespace. */
+function listElements(value: string): string[] {
+  const elements: string[] = [];
+  for (const element of value.split(',')) {
+    const trimmed = trimWhitespace(element);
+    if (trimmed.length > 0) elements.push(trimmed);
+  }
+  return elements;
+}
+
+/** Strips OWS (SP and HTAB only: String.trim would also eat obs-text such as 0xA0). */
+function trimWhitespace(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && (text[start] === ' ' || text[start] === '\t')) start++;
+  while (end > start && (text[end - 1] === ' ' || text[end - 1] === '\t')) end--;
+  return start === 0 && end === text.length ? text : text.slice(start, end);
+}
+
+/**
+ * Whether a field name (a token) equals a lowercase name, ignoring case without allocating. Setting bit 0x20
+ * lowercases ASCII letters; of the other token characters only CR would map onto '-', and no token has CR.
+ */
+function equalsLowercase(name: string, lowercase: string): boolean {
+  if (name.length !== lowercase.length) return false;
+  for (let i = 0; i < name.length; i++)
+    if ((name.charCodeAt(i) | 0x20) !== lowercase.charCodeAt(i)) return false;
+  return true;
+}

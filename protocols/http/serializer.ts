@@ -1,0 +1,75 @@
+import type { BodyFraming, HttpHeader, RequestHead, ResponseHead } from './types.js';
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const FIELD_TEXT = /^[\t\x20-\x7e\x80-\xff]*$/;
+const TARGET = /^[-A-Za-z0-9._~:/?[\]@!$&'()*+,;=%]+$/;
+const CRLF = Buffer.from('\r\n', 'latin1');
+
+export type RequestLineParts = Pick<RequestHead, 'method' | 'target' | 'version' | 'headers'>;
+export type StatusLineParts = Pick<ResponseHead, 'version' | 'status' | 'reason' | 'headers'>;
+
+/**
+ * The bytes of a request head. Only what the parser would accept again is written: a name, value or target
+ * that could inject a line (CR, LF, NUL...) throws a TypeError rather than reaching the wire.
+ */
+export function serializeRequestHead(head: RequestLineParts): Buffer {
+  check(TOKEN.test(head.method), 'method', head.method);
+  check(TARGET.test(head.target), 'request-target', head.target);
+  return Buffer.from(
+    `${head.method} ${head.target} HTTP/${head.version}\r\n${fieldLines(head.headers)}\r\n`,
+    'latin1',
+  );
+}
+
+export function serializeResponseHead(head: StatusLineParts): Buffer {
+  check(
+    Number.isInteger(head.status) && head.status >= 100 && head.status <= 999,
+    'status',
+    String(head.status),
+  );
+  check(FIELD_TEXT.test(head.reason), 'reason phrase', head.reason);
+  return Buffer.from(
+    `HTTP/${head.version} ${head.status} ${head.reason}\r\n${fieldLines(head.headers)}\r\n`,
+    'latin1',
+  );
+}
+
+/** One chunk of chunked framing, without extensions, as buffers to write in order. Empty data writes nothing. */
+export function serializeChunk(data: Buffer): Buffer[] {
+  if (data.length === 0) return [];
+  return [Buffer.from(`${data.length.toString(16)}\r\n`, 'latin1'), data, CRLF];
+}
+
+/** The last chunk and the trailer section that close chunked framing. */
+export function serializeLastChunk(trailers: readonly HttpHeader[]): Buffer {
+  return Buffer.from(`0\r\n${fieldLines(trailers)}\r\n`, 'latin1');
+}
+
+/**
+ * A parsed body event re-framed in normalized form: under Content-Length the data as they are, under chunked
+ * framing clean chunks and a last chunk with the trailers (extensions dropped).
+ */
+export function frameBodyEvent(
+  framing: BodyFraming,
+  event: { kind: 'body'; data: Buffer } | { kind: 'end'; trailers: HttpHeader[] },
+): Buffer[] {
+  if (framing.kind === 'chunked') {
+    return event.kind === 'body' ? serializeChunk(event.data) : [serializeLastChunk(event.trailers)];
+  }
+  return event.kind === 'body' ? [event.data] : [];
+}
+
+function fieldLines(headers: readonly HttpHeader[]): string {
+  let lines = '';
+  for (const { name, value } of headers) {
+    check(TOKEN.test(name), 'field name', name);
+    // Surrounding whitespace would be stripped on the way back, so it is refused like any other unstable value.
+    check(FIELD_TEXT.test(value) && !/^[\t ]|[\t ]$/.test(value), 'field value', value);
+    lines += `${name}: ${value}\r\n`;
+  }
+  return lines;
+}
+
+function check(valid: boolean, what: string, text: string): void {
+  if (!valid) throw new TypeError(`invalid ${what} ${JSON.stringify(text)}`);
+}

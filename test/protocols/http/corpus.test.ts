@@ -1,0 +1,120 @@
+// Runs the request-smuggling corpus (test/corpus/http/*.json) through the request parser in many chunkings.
+// An accepted case is re-serialized in normalized form, and llhttp must read those bytes as the same messages.
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import {
+  frameBodyEvent,
+  type HttpHeader,
+  type RequestHead,
+  RequestParser,
+  serializeRequestHead,
+} from '../../../protocols/http/index.js';
+import { parseEveryWay } from './helpers.js';
+import { llhttpParseRequests } from './llhttp.js';
+import { collect } from './streams.js';
+
+type InputPart = string | { repeat: string; times: number };
+
+interface CorpusCase {
+  name: string;
+  why: string;
+  /** Latin1 text, or parts to concatenate (a part may repeat a string, for the size limits). */
+  input: string | InputPart[];
+  outcome: 'accept' | 'reject';
+  /** For `reject`: the expected error code. */
+  code?: string;
+  /** For `accept`: how many complete messages (default 1), and what the first one must be. */
+  messages?: number;
+  method?: string;
+  target?: string;
+  body?: string;
+  headers?: HttpHeader[];
+  trailers?: HttpHeader[];
+}
+
+const directory = new URL('../../corpus/http/', import.meta.url);
+const files = readdirSync(directory).filter((file) => file.endsWith('.json'));
+const cases = files.flatMap((file) =>
+  (JSON.parse(readFileSync(new URL(file, directory), 'utf8')) as CorpusCase[]).map((entry) => ({
+    file,
+    ...entry,
+  })),
+);
+
+function bytesOf(input: CorpusCase['input']): Buffer {
+  const parts = typeof input === 'string' ? [input] : input;
+  return Buffer.from(
+    parts.map((part) => (typeof part === 'string' ? part : part.repeat.repeat(part.times))).join(''),
+    'latin1',
+  );
+}
+
+/** The messages of a stream re-serialized as the mediator would forward them: same heads, normalized framing. */
+function normalize(bytes: Buffer): Buffer {
+  const out: Buffer[] = [];
+  let head: RequestHead | null = null;
+  for (const event of new RequestParser().push(bytes)) {
+    if (event.kind === 'head') {
+      head = event.head;
+      out.push(serializeRequestHead(head));
+    } else if ((event.kind === 'body' || event.kind === 'end') && head !== null) {
+      out.push(...frameBodyEvent(head.framing, event));
+    }
+  }
+  return Buffer.concat(out);
+}
+
+describe('HTTP smuggling corpus', () => {
+  it('has at least 60 cases with unique names and well-formed expectations', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(60);
+    expect(new Set(cases.map((entry) => entry.name)).size).toBe(cases.length);
+    for (const entry of cases) {
+      expect(entry.why.length, entry.name).toBeGreaterThan(0);
+      expect(entry.outcome === 'reject' ? typeof entry.code : entry.code, entry.name).toBe(
+        entry.outcome === 'reject' ? 'string' : undefined,
+      );
+    }
+  });
+
+  it.each(cases.map((entry) => [`${entry.file}: ${entry.name}`, entry] as const))('%s', (_, entry) => {
+    const bytes = bytesOf(entry.input);
+    const outcome = parseEveryWay(() => new RequestParser(), bytes);
+    if (entry.outcome === 'reject') {
+      expect(outcome.error).toBe(entry.code);
+      return;
+    }
+    expect(outcome.error).toBeNull();
+    expect(outcome.messages.filter((message) => message.complete)).toHaveLength(entry.messages ?? 1);
+    const [first] = outcome.messages;
+    if (entry.method !== undefined) expect(first?.head.method).toBe(entry.method);
+    if (entry.target !== undefined) expect(first?.head.target).toBe(entry.target);
+    if (entry.body !== undefined) expect(first?.body).toBe(entry.body);
+    if (entry.headers !== undefined) expect(first?.head.headers).toEqual(entry.headers);
+    if (entry.trailers !== undefined) expect(first?.trailers).toEqual(entry.trailers);
+
+    const normalized = normalize(bytes);
+    const ours = collect(new RequestParser().push(normalized));
+    expect(ours.error).toBeNull();
+    const oracle = llhttpParseRequests([normalized]);
+    expect(oracle.error, oracle.error?.reason).toBeNull();
+    expect(oracle.messages).toHaveLength(outcome.messages.length);
+    outcome.messages.forEach((message, index) => {
+      const theirs = oracle.messages[index];
+      expect(ours.messages[index]?.head).toEqual(message.head);
+      expect(ours.messages[index]?.body).toBe(message.body);
+      expect({
+        method: theirs?.method,
+        target: theirs?.target,
+        headers: theirs?.headers,
+        body: theirs?.body.toString('latin1'),
+        trailers: theirs?.trailers,
+      }).toEqual({
+        method: message.head.method,
+        target: message.head.target,
+        headers: message.head.headers,
+        body: message.body,
+        trailers: message.trailers,
+      });
+    });
+  });
+});
