@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Daemon } from '../../daemon/daemon.js';
+import type { LinkLimits } from '../../daemon/link.js';
 import { silentLogger } from '../../daemon/log.js';
 import type { FdSocket } from '../../native/fd-socket.js';
 import { statIn } from '../../native/namespace.js';
@@ -28,12 +29,13 @@ let ctrl: FakeCtrl;
 let daemon: Daemon | null = null;
 const cleanups: (() => Promise<void> | void)[] = [];
 
-async function startDaemon(): Promise<Daemon> {
+async function startDaemon(limits?: Partial<LinkLimits>): Promise<Daemon> {
   daemon = new Daemon({
     ctrlSocket: ctrl.socketPath,
     intervalMs: INTERVAL_MS,
     statusSocket: null,
     log: silentLogger,
+    limits,
   });
   await daemon.start();
   return daemon;
@@ -183,6 +185,50 @@ describe('resources', () => {
     // Kernel buffers on both socket pairs plus the relay's bounded queue: a few MiB at most.
     expect(written).toBeLessThan(16 * 1024 * 1024);
     client.destroy();
+  });
+});
+
+describe('connection limits', () => {
+  it('accepts and closes connections over the per-link cap, and counts them', async () => {
+    const P = await container();
+    const C = await container();
+    await provider(P.pid, '/run/p/echo.sock');
+    ctrl.setGraph([unixLink(C, P, {})]);
+    const running = await startDaemon({ maxConnections: 2 });
+    const target = '/run/pv/services/echo.sock';
+    const held = [await connectFrom(C.pid, target), await connectFrom(C.pid, target)];
+    for (const client of held) {
+      client.write(Buffer.from('x'));
+      await readBytes(client, 1);
+    }
+    const over = await connectFrom(C.pid, target);
+    const { data } = await readToEnd(over);
+    expect(data.length).toBe(0);
+    expect(running.reconciler.list()[0]?.counters.connections).toMatchObject({
+      active: 2,
+      total: 2,
+      rejected: 1,
+    });
+    for (const client of held) client.destroy();
+  });
+
+  it('reaps a half-open session that stays idle', async () => {
+    const P = await container();
+    const C = await container();
+    // A provider that never answers and never closes.
+    await provider(P.pid, '/run/p/mute.sock', (socket) => socket.on('data', () => {}));
+    ctrl.setGraph([unixLink(C, P, { name: 'mute', socket: '/run/p/mute.sock' })]);
+    const running = await startDaemon({ idleHalfOpenMs: 300 });
+    const client = await connectFrom(C.pid, '/run/pv/services/mute.sock');
+    const closed = readToEnd(client);
+    client.write(Buffer.from('anyone?'));
+    client.end();
+    await closed;
+    await eventually(
+      () => running.reconciler.list()[0]?.counters.connections.active === 0,
+      3000,
+      'the reaping',
+    );
   });
 });
 

@@ -14,6 +14,7 @@ import {
   closeAll,
   connectFrom,
   contentOf,
+  echo,
   eventually,
   fileWithContent,
   type GraphEntry,
@@ -85,7 +86,19 @@ beforeAll(async () => {
   ctrl = new FakeCtrl(join(work, 'pv-ctrl'));
   await ctrl.start();
   [P, C] = await Promise.all([startContainer({ privateTmp: true }), startContainer({ privateTmp: true })]);
-  provider = await startProvider(P.pid, PROVIDER_SOCKET);
+  // An echo provider; asked 'fd?' with a file first, it answers 'hello' with a file of its own about what it read.
+  provider = await startProvider(P.pid, PROVIDER_SOCKET, (socket) => {
+    socket.once('data', ({ data, fds }) => {
+      if (data.toString() === 'fd?') {
+        const read = fds.map((fd) => contentOf(fd)).join();
+        closeAll(fds);
+        socket.write(Buffer.from('hello'), [fileWithContent(`provider read: ${read}`)]);
+      } else {
+        socket.write(data, fds);
+      }
+      echo(socket);
+    });
+  });
 });
 
 afterEach(async () => {
@@ -108,15 +121,14 @@ describe('a unix link between two containers', () => {
     // The host's own /run was never touched.
     expect(existsSync(TARGET)).toBe(false);
 
-    // Bytes and a file descriptor each way (the echo provider sends the fd back).
+    // Bytes and a file descriptor each way: the provider reads the consumer's file and answers with its own.
     const client = await connectFrom(C.pid, TARGET);
-    const fd = fileWithContent('passed through the mesh');
-    client.write(Buffer.from('hello'), [fd]);
-    const echoed = await readBytes(client, 5);
-    expect(echoed.data.toString()).toBe('hello');
-    expect(echoed.fds).toHaveLength(1);
-    expect(contentOf(echoed.fds[0] as number)).toBe('passed through the mesh');
-    closeAll(echoed.fds);
+    client.write(Buffer.from('fd?'), [fileWithContent('from the consumer')]);
+    const answer = await readBytes(client, 5);
+    expect(answer.data.toString()).toBe('hello');
+    expect(answer.fds).toHaveLength(1);
+    expect(contentOf(answer.fds[0] as number)).toBe('provider read: from the consumer');
+    closeAll(answer.fds);
 
     // 64 MiB byte-exact, then half-close: the client shuts its write side and still reads everything.
     const payload = randomBytes(64 * 1024 * 1024);
@@ -144,7 +156,7 @@ describe('a unix link between two containers', () => {
       state: 'active',
       error: null,
     });
-    expect(status.bytes.toProvider).toBe(5 + payload.length);
+    expect(status.bytes.toProvider).toBe(3 + payload.length);
     expect(status.fds).toEqual({ toProvider: 1, toConsumer: 1 });
     expect(status.connections.total).toBe(1);
   });
