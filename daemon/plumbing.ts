@@ -1,7 +1,15 @@
 // Each end of a link as a `Namespace`: every path is resolved inside that end's mount namespace by the native
 // layer (pid 0 = the host). Nothing here builds /proc/<pid>/root paths.
 import type { Credentials, Namespace } from '../mediators/types.js';
-import { connectIn, listenIn, mknodIn, readFileIn, statIn, unlinkIn } from '../native/namespace.js';
+import {
+  connectIn,
+  listenIn,
+  type MknodInOptions,
+  mknodIn,
+  readFileIn,
+  statIn,
+  unlinkIn,
+} from '../native/namespace.js';
 
 /** A listen backlog that is full answers EAGAIN at once: retry briefly before calling the provider unreachable. */
 const CONNECT_ATTEMPTS = 8;
@@ -33,7 +41,7 @@ class NamespaceOfPid implements Namespace {
     return statIn({ pid: this.pid, path });
   }
 
-  mknod(node: Parameters<Namespace['mknod']>[0]) {
+  mknod(node: Omit<MknodInOptions, 'pid'>) {
     return mknodIn({ pid: this.pid, ...node });
   }
 

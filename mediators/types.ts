@@ -1,7 +1,7 @@
 // The contract between the daemon and its mediator plugins. Mediators never open namespaces themselves: the
 // daemon hands them each end of the link as a `Namespace` bound to that end's pid.
 import type { FdSocket } from '../native/fd-socket.js';
-import type { NodeStat } from '../native/namespace.js';
+import type { MknodInOptions, NodeStat } from '../native/namespace.js';
 import type { LinkSpec, LinkType } from '../protocols/graph/xconnect-graph.js';
 
 export type Fields = Record<string, unknown>;
@@ -32,14 +32,7 @@ export interface Namespace {
   /** Removes `path` only while it is still the inode we planted. */
   unlink(path: string, ino: number): Promise<boolean>;
   stat(path: string): Promise<NodeStat>;
-  mknod(node: {
-    path: string;
-    mode: number;
-    major: number;
-    minor: number;
-    uid: number;
-    gid: number;
-  }): Promise<{ ino: number; dev: number }>;
+  mknod(node: Omit<MknodInOptions, 'pid'>): Promise<{ ino: number; dev: number }>;
   readFile(path: string, maxBytes: number): Promise<Buffer>;
 }
 

@@ -5,9 +5,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Daemon } from '../../daemon/daemon.js';
+import type { Daemon } from '../../daemon/daemon.js';
 import type { LinkLimits } from '../../daemon/link.js';
-import { silentLogger } from '../../daemon/log.js';
 import type { FdSocket } from '../../native/fd-socket.js';
 import { statIn } from '../../native/namespace.js';
 import { type Container, startContainer } from '../helpers/container.js';
@@ -16,11 +15,13 @@ import {
   connectFrom,
   eventually,
   type GraphEntry,
+  graphEntry,
   openFdCount,
   type Provider,
   readBytes,
   readToEnd,
   startProvider,
+  startTestDaemon,
 } from '../helpers/mesh.js';
 
 const INTERVAL_MS = 200;
@@ -30,34 +31,12 @@ let daemon: Daemon | null = null;
 const cleanups: (() => Promise<void> | void)[] = [];
 
 async function startDaemon(limits?: Partial<LinkLimits>): Promise<Daemon> {
-  daemon = new Daemon({
-    ctrlSocket: ctrl.socketPath,
-    intervalMs: INTERVAL_MS,
-    statusSocket: null,
-    log: silentLogger,
-    limits,
-  });
-  await daemon.start();
+  daemon = await startTestDaemon(ctrl, { intervalMs: INTERVAL_MS, limits });
   return daemon;
 }
 
-function unixLink(
-  consumer: Container | null,
-  provider: Container | null,
-  overrides: Partial<GraphEntry>,
-): GraphEntry {
-  return {
-    consumer: consumer ? 'app' : '_pv_',
-    consumer_pid: consumer?.pid ?? 0,
-    provider: provider ? 'svc' : '_pv_',
-    provider_pid: provider?.pid ?? 0,
-    name: 'echo',
-    type: 'unix',
-    socket: '/run/p/echo.sock',
-    target: null,
-    ...overrides,
-  };
-}
+const unixLink = (consumer: Container | null, provider: Container | null, overrides: Partial<GraphEntry>) =>
+  graphEntry('unix', consumer, provider, { name: 'echo', ...overrides });
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'pvx-hardening-'));

@@ -5,8 +5,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Daemon } from '../../daemon/daemon.js';
-import { silentLogger } from '../../daemon/log.js';
+import type { Daemon } from '../../daemon/daemon.js';
 import { statIn } from '../../native/namespace.js';
 import { type Container, startContainer } from '../helpers/container.js';
 import { FakeCtrl } from '../helpers/fake-ctrl.js';
@@ -18,10 +17,12 @@ import {
   eventually,
   fileWithContent,
   type GraphEntry,
+  graphEntry,
   type Provider,
   readBytes,
   readToEnd,
   startProvider,
+  startTestDaemon,
 } from '../helpers/mesh.js';
 
 const INTERVAL_MS = 200;
@@ -36,27 +37,11 @@ let provider: Provider;
 let daemon: Daemon | null = null;
 
 function link(overrides: Partial<GraphEntry> = {}): GraphEntry {
-  return {
-    consumer: 'app',
-    consumer_pid: C.pid,
-    provider: 'svc',
-    provider_pid: P.pid,
-    name: 'echo',
-    type: 'unix',
-    socket: PROVIDER_SOCKET,
-    target: null,
-    ...overrides,
-  };
+  return graphEntry('unix', C, P, { name: 'echo', socket: PROVIDER_SOCKET, ...overrides });
 }
 
 async function startDaemon(): Promise<Daemon> {
-  daemon = new Daemon({
-    ctrlSocket: ctrl.socketPath,
-    intervalMs: INTERVAL_MS,
-    statusSocket: join(work, 'status.sock'),
-    log: silentLogger,
-  });
-  await daemon.start();
+  daemon = await startTestDaemon(ctrl, { intervalMs: INTERVAL_MS, statusSocket: join(work, 'status.sock') });
   return daemon;
 }
 
@@ -305,14 +290,7 @@ describe('a unix link between two containers', () => {
 
   it('fails links of a type without a mediator', async () => {
     ctrl.setGraph([link()]);
-    daemon = new Daemon({
-      ctrlSocket: ctrl.socketPath,
-      intervalMs: INTERVAL_MS,
-      statusSocket: null,
-      log: silentLogger,
-      mediators: new Map(),
-    });
-    await daemon.start();
+    daemon = await startTestDaemon(ctrl, { mediators: new Map() });
     expect(daemon.reconciler.list()[0]).toMatchObject({
       state: 'failed',
       error: 'no mediator for type unix',

@@ -3,8 +3,11 @@
 import { openSync, readdirSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Daemon, type DaemonOptions } from '../../daemon/daemon.js';
+import { silentLogger } from '../../daemon/log.js';
 import { type Chunk, closeFd, FdListener, FdSocket } from '../../native/fd-socket.js';
 import { connectIn, listenIn } from '../../native/namespace.js';
+import type { FakeCtrl } from './fake-ctrl.js';
 
 export interface Provider {
   connections: number;
@@ -137,6 +140,42 @@ export async function eventually<T>(
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** A graph entry between two containers; null stands for the host (`_pv_`, pid 0). */
+export function graphEntry(
+  type: string,
+  consumer: { pid: number } | null,
+  provider: { pid: number } | null,
+  overrides: Partial<GraphEntry> = {},
+): GraphEntry {
+  return {
+    consumer: consumer ? 'app' : '_pv_',
+    consumer_pid: consumer?.pid ?? 0,
+    provider: provider ? 'svc' : '_pv_',
+    provider_pid: provider?.pid ?? 0,
+    name: type,
+    type,
+    socket: '/run/p/echo.sock',
+    target: null,
+    ...overrides,
+  };
+}
+
+/** The daemon in this process against a fake pv-ctrl, quiet, polling fast. */
+export async function startTestDaemon(
+  ctrl: FakeCtrl,
+  options: Partial<Omit<DaemonOptions, 'ctrlSocket'>> = {},
+): Promise<Daemon> {
+  const daemon = new Daemon({
+    ctrlSocket: ctrl.socketPath,
+    intervalMs: 200,
+    statusSocket: null,
+    log: silentLogger,
+    ...options,
+  });
+  await daemon.start();
+  return daemon;
 }
 
 export interface GraphEntry {

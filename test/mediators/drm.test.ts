@@ -4,15 +4,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Daemon } from '../../daemon/daemon.js';
-import { silentLogger } from '../../daemon/log.js';
+import type { Daemon } from '../../daemon/daemon.js';
 import { allowsCharDevice } from '../../mediators/device-cgroup.js';
 import { drmNodeKind } from '../../mediators/drm.js';
 import { defaultMediators } from '../../mediators/registry.js';
 import { mknodIn, statIn } from '../../native/namespace.js';
 import { type Container, startContainer } from '../helpers/container.js';
 import { FakeCtrl } from '../helpers/fake-ctrl.js';
-import { eventually, type GraphEntry } from '../helpers/mesh.js';
+import { eventually, type GraphEntry, graphEntry, startTestDaemon } from '../helpers/mesh.js';
 
 const INTERVAL_MS = 200;
 let work: string;
@@ -22,29 +21,16 @@ let C: Container;
 let daemon: Daemon | null = null;
 
 function drmLink(overrides: Partial<GraphEntry>): GraphEntry {
-  return {
-    consumer: 'app',
-    consumer_pid: C.pid,
-    provider: 'gpu',
-    provider_pid: P.pid,
+  return graphEntry('drm', C, P, {
     name: 'drm-render',
-    type: 'drm',
     role: 'render',
     socket: '/run/dri/renderD128',
-    target: null,
     ...overrides,
-  };
+  });
 }
 
 async function startDaemon(): Promise<Daemon> {
-  daemon = new Daemon({
-    ctrlSocket: ctrl.socketPath,
-    intervalMs: INTERVAL_MS,
-    statusSocket: null,
-    log: silentLogger,
-    mediators: defaultMediators({}),
-  });
-  await daemon.start();
+  daemon = await startTestDaemon(ctrl, { intervalMs: INTERVAL_MS, mediators: defaultMediators({}) });
   return daemon;
 }
 
