@@ -2,6 +2,7 @@
 const groups: Record<string, string[]> = {
   native: ['./native-fd.js', './native-ns.js'],
   unix: ['./unix.js'],
+  rest: ['./rest.js'],
 };
 
 const names = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(groups);

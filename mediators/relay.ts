@@ -35,16 +35,32 @@ export interface RelayOptions {
   toConsumer?: StreamFilter;
 }
 
-type Direction = keyof Traffic;
+export type Direction = keyof Traffic;
+
+/** A running session, for filters whose decisions span both directions (the other direction decides). */
+export interface RelaySession {
+  /** Tears the session down at once. */
+  finish(): void;
+  /**
+   * Stops (true) or restarts (false) reading from the sender of `direction`, whatever the backpressure: a filter
+   * that must hold input until the other direction decides what it is keeps what it holds bounded this way.
+   */
+  hold(direction: Direction, held: boolean): void;
+  /** Ends the session as a throw from the filter of `direction` would: what was replied still reaches the sender. */
+  reject(direction: Direction, reason: Error): void;
+}
 
 /** How long a rejected sender gets to read our reply before its socket is closed. */
 const REPLY_LINGER_MS = 1000;
 
-/** Relays until both sides are closed. Returns a function that tears the session down at once. */
-export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOptions): () => void {
+/** Relays until both sides are closed. */
+export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOptions): RelaySession {
   let lastActivity = Date.now();
   let reaper: NodeJS.Timeout | undefined;
   let finished = false;
+  const held: Record<Direction, boolean> = { toProvider: false, toConsumer: false };
+  const senders: Record<Direction, FdSocket> = { toProvider: consumer, toConsumer: provider };
+  const receivers: Record<Direction, FdSocket> = { toProvider: provider, toConsumer: consumer };
 
   const finish = () => {
     if (finished) return;
@@ -65,7 +81,9 @@ export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOpti
         from.write(data);
       },
     };
-    to.on('drain', () => from.resume());
+    to.on('drain', () => {
+      if (!held[direction]) from.resume();
+    });
 
     from.on('data', (chunk: Chunk) => {
       lastActivity = Date.now();
@@ -144,5 +162,17 @@ export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOpti
 
   pump(consumer, provider, 'toProvider', options.toProvider);
   pump(provider, consumer, 'toConsumer', options.toConsumer);
-  return finish;
+  return {
+    finish,
+    hold(direction, value) {
+      held[direction] = value;
+      const sender = senders[direction];
+      // A congested receiver pauses the sender again on the next forward.
+      if (value) sender.pause();
+      else if (!finished) sender.resume();
+    },
+    reject(direction, reason) {
+      if (!finished) reject(senders[direction], receivers[direction], direction, reason);
+    },
+  };
 }

@@ -1,0 +1,218 @@
+// `npm run bench -- rest`: small keep-alive GETs (1 and 50 connections) and a 100 MiB upload, straight to the
+// provider vs through the rest mediator (the real pv-xconnect process, host-side links) vs nginx as a Unix-socket
+// reverse proxy that sets the same two headers. Provider for GETs: nginx answering "ok"; for the upload: a Node
+// http server that answers once it has read the whole body. Request rates are also given per CPU second of the
+// proxy process (its user + system time during the run), the "per core" comparison with nginx's single worker.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import {
+  percentile,
+  record,
+  round,
+  serveGraph,
+  startDaemonProcess,
+  stopProcess,
+  waitFor,
+} from './harness.js';
+import { closedLoop, type LoadResult, upload } from './http-load.js';
+
+const GET = Buffer.from('GET /small HTTP/1.1\r\nHost: bench\r\nAccept: */*\r\n\r\n');
+const LOAD_MS = 3000;
+const WARMUP_MS = 500;
+const UPLOAD_BYTES = 100 * 1024 * 1024;
+const UPLOAD_WRITE = 256 * 1024;
+const UPLOAD_ROUNDS = 5;
+const CLOCK_TICKS_PER_SECOND = 100;
+const IDENTITY = { consumer: '_pv_', role: 'reader' };
+
+function nginxConfig(dir: string, name: string, server: string): string {
+  return `
+daemon off;
+master_process off;
+worker_processes 1;
+pid ${dir}/${name}.pid;
+error_log ${dir}/${name}-error.log error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/${name}-body;
+  proxy_temp_path ${dir}/${name}-proxy;
+  fastcgi_temp_path ${dir}/${name}-fastcgi;
+  uwsgi_temp_path ${dir}/${name}-uwsgi;
+  scgi_temp_path ${dir}/${name}-scgi;
+  client_max_body_size 0;
+  keepalive_requests 10000000;
+  ${server}
+}
+`;
+}
+
+function startNginx(dir: string, name: string, server: string): ChildProcess {
+  const config = join(dir, `${name}.conf`);
+  writeFileSync(config, nginxConfig(dir, name, server));
+  return spawn('nginx', ['-e', join(dir, `${name}-error.log`), '-c', config], { stdio: 'inherit' });
+}
+
+/** CPU seconds (user + system) the process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** A provider for uploads: answers 200 once the whole body has been read. */
+function uploadSink(path: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    req.on('data', () => {});
+    req.on('end', () => res.end('ok\n'));
+  });
+  return new Promise((resolve) => server.listen(path, () => resolve(server)));
+}
+
+function hostLink(name: string, socket: string, target: string) {
+  return {
+    consumer: IDENTITY.consumer,
+    consumer_pid: 0,
+    provider: '_pv_',
+    provider_pid: 0,
+    name,
+    type: 'rest',
+    role: IDENTITY.role,
+    socket,
+    target,
+  };
+}
+
+interface PathUnderTest {
+  name: string;
+  get: string;
+  upload: string;
+  /** The relaying process whose CPU time is measured (none for direct). */
+  proxyPid: number | null;
+}
+
+type GetRow = Awaited<ReturnType<typeof measureGets>>;
+type UploadRow = Awaited<ReturnType<typeof measureUpload>>;
+
+function measured(value: number | undefined): number {
+  if (value === undefined) throw new Error('a measurement is missing');
+  return value;
+}
+
+async function measureGets(path: PathUnderTest, connections: number) {
+  await closedLoop(path.get, GET, connections, WARMUP_MS);
+  const cpuBefore = path.proxyPid === null ? 0 : cpuSeconds(path.proxyPid);
+  const result: LoadResult = await closedLoop(path.get, GET, connections, LOAD_MS);
+  const cpu = path.proxyPid === null ? Number.NaN : cpuSeconds(path.proxyPid) - cpuBefore;
+  const rate = result.requests / result.seconds;
+  return {
+    path: path.name,
+    connections,
+    'requests/s': round(rate),
+    'p50 µs': round(percentile(result.latenciesUs, 50)),
+    'p99 µs': round(percentile(result.latenciesUs, 99)),
+    'proxy CPU %': round((cpu / result.seconds) * 100),
+    'requests per proxy CPU s': round(result.requests / cpu),
+  };
+}
+
+async function measureUpload(path: PathUnderTest) {
+  // The first upload through a fresh process runs before the JIT has warmed up: not counted.
+  await upload(path.upload, UPLOAD_BYTES, UPLOAD_WRITE);
+  const rates: number[] = [];
+  for (let round = 0; round < UPLOAD_ROUNDS; round += 1) {
+    rates.push(await upload(path.upload, UPLOAD_BYTES, UPLOAD_WRITE));
+  }
+  rates.sort((a, b) => a - b);
+  return { path: path.name, 'upload MiB/s (median of 5)': round(measured(rates[2])) };
+}
+
+export async function run(): Promise<void> {
+  const dir = mkdtempSync('/dev/shm/pvx-bench-rest-');
+  const providerPath = join(dir, 'provider.sock');
+  const sinkPath = join(dir, 'sink.sock');
+  const ctrlPath = join(dir, 'ctrl.sock');
+  const provider = startNginx(
+    dir,
+    'provider',
+    `server { listen unix:${providerPath}; location / { return 200 "ok\\n"; } }`,
+  );
+  const sink = await uploadSink(sinkPath);
+  const identityHeaders = `proxy_set_header X-PV-Client ${IDENTITY.consumer}; proxy_set_header X-PV-Role ${IDENTITY.role};`;
+  const proxy = startNginx(
+    dir,
+    'proxy',
+    `upstream provider { server unix:${providerPath}; keepalive 64; }
+  upstream sink { server unix:${sinkPath}; keepalive 8; }
+  server {
+    listen unix:${dir}/proxy-get.sock;
+    location / { proxy_pass http://provider; proxy_http_version 1.1; proxy_set_header Connection ""; ${identityHeaders} }
+  }
+  server {
+    listen unix:${dir}/proxy-upload.sock;
+    location / {
+      proxy_pass http://sink; proxy_http_version 1.1; proxy_set_header Connection ""; ${identityHeaders}
+      proxy_request_buffering off; proxy_buffering off;
+    }
+  }`,
+  );
+  const graph = [
+    hostLink('get', providerPath, join(dir, 'mesh-get.sock')),
+    hostLink('upload', sinkPath, join(dir, 'mesh-upload.sock')),
+  ];
+  const ctrl = await serveGraph(ctrlPath, () => graph);
+  const daemon = startDaemonProcess(ctrlPath);
+  const sockets = ['provider', 'proxy-get', 'proxy-upload', 'mesh-get', 'mesh-upload'];
+  await waitFor(() => sockets.every((name) => existsSync(join(dir, `${name}.sock`))), 10_000, 'the servers');
+
+  const paths: PathUnderTest[] = [
+    { name: 'direct', get: providerPath, upload: sinkPath, proxyPid: null },
+    {
+      name: 'pv-xconnect',
+      get: join(dir, 'mesh-get.sock'),
+      upload: join(dir, 'mesh-upload.sock'),
+      proxyPid: daemon.pid as number,
+    },
+    {
+      name: 'nginx proxy',
+      get: join(dir, 'proxy-get.sock'),
+      upload: join(dir, 'proxy-upload.sock'),
+      proxyPid: proxy.pid as number,
+    },
+  ];
+  const gets: GetRow[] = [];
+  const uploads: UploadRow[] = [];
+  try {
+    for (const connections of [1, 50]) {
+      for (const path of paths) gets.push(await measureGets(path, connections));
+    }
+    for (const path of paths) uploads.push(await measureUpload(path));
+  } finally {
+    await stopProcess(daemon);
+    await Promise.all([stopProcess(proxy), stopProcess(provider)]);
+    sink.close();
+    ctrl.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  const rate = (name: string, connections: number, key: 'requests/s' | 'requests per proxy CPU s') =>
+    measured(gets.find((entry) => entry.path === name && entry.connections === connections)?.[key]);
+  const uploadRate = (name: string) =>
+    measured(uploads.find((entry) => entry.path === name)?.['upload MiB/s (median of 5)']);
+  const ratios: Record<string, number> = {};
+  for (const connections of [1, 50]) {
+    for (const key of ['requests/s', 'requests per proxy CPU s'] as const) {
+      ratios[`${key} vs nginx (${connections} conn)`] = round(
+        rate('pv-xconnect', connections, key) / rate('nginx proxy', connections, key),
+        2,
+      );
+    }
+  }
+  ratios['upload vs direct'] = round(uploadRate('pv-xconnect') / uploadRate('direct'), 2);
+  ratios['upload vs nginx'] = round(uploadRate('pv-xconnect') / uploadRate('nginx proxy'), 2);
+
+  record('rest', { gets, uploads, ratios }, gets);
+  console.table(uploads);
+  console.log('ratios:', ratios);
+}

@@ -1,0 +1,42 @@
+// rest: HTTP/1.1 between a consumer and the provider's socket, with the link's identity on every request
+// (`X-PV-Client: <consumer>`, `X-PV-Role: <role>`) and nothing invalid passed on (docs/rest.md).
+import { type HttpHeader, serializeRequestHead } from '../protocols/http/index.js';
+import { relay } from './relay.js';
+import { CLIENT_FIELD, RestSession, ROLE_FIELD } from './rest-session.js';
+import { dialAndRelay } from './session.js';
+import type { LinkContext, Mediator } from './types.js';
+
+export interface RestLinkState {
+  /** The identity fields every request gets, in this order. */
+  identity: HttpHeader[];
+}
+
+/** The link's identity as header fields; a consumer or role that cannot be a field value fails the link. */
+export function identityOf(link: Pick<LinkContext, 'spec'>): HttpHeader[] {
+  const identity = [
+    { name: CLIENT_FIELD, value: link.spec.consumer },
+    { name: ROLE_FIELD, value: link.spec.role },
+  ];
+  try {
+    serializeRequestHead({ method: 'GET', target: '/', version: '1.1', headers: identity });
+  } catch (error) {
+    throw new Error(`the link's identity cannot be sent in HTTP: ${(error as Error).message}`);
+  }
+  return identity;
+}
+
+export const restMediator: Mediator<RestLinkState> = {
+  type: 'rest',
+  async add(link) {
+    return { identity: identityOf(link) };
+  },
+  onConnection(consumer, link, state) {
+    dialAndRelay(consumer, link, (provider) => {
+      const options = { counters: link.counters, limits: link.relayLimits, log: link.log };
+      // The session lives as long as the relay holds its filters.
+      new RestSession(state.identity, link.log, (filters) =>
+        relay(consumer, provider, { ...options, ...filters }),
+      );
+    });
+  },
+};
