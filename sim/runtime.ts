@@ -1,0 +1,196 @@
+// The container runtime: Docker through testcontainers (FACTS.md, Containers). No image is ever pulled: one small
+// base image is built locally from an empty rootfs skeleton; the host's /usr is bind-mounted read-only, so every
+// Debian tool of the host (sh, socat, node, dbus-daemon…) runs inside. Every container has network `none` and the
+// labels below, which is how `pvx-sim down` finds exactly what the simulator created.
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ContainerRuntimeClient } from 'testcontainers';
+
+// Ryuk (the reaper) would be pulled from a registry; the simulator removes its containers itself. The Docker
+// host override skips testcontainers' gateway probe, which needs the `bridge` network that dockerd runs without
+// here (--bridge=none) and is useless anyway: nothing is reached over IP.
+process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
+process.env.TESTCONTAINERS_HOST_OVERRIDE ??= 'localhost';
+const { GenericContainer, getContainerRuntimeClient } = await import('testcontainers');
+
+export const LABEL = 'pvx-sim';
+export const STACK_LABEL = 'pvx-sim.stack';
+export const IMAGE = 'pvx-sim-base:1';
+/** PATH inside containers: the simulator's tools first. */
+export const TOOLS_MOUNT = '/opt/pvx/bin';
+export const CONTAINER_PATH = `${TOOLS_MOUNT}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`;
+
+export interface BindMount {
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+export interface ContainerPlan {
+  /** Stack instance the container belongs to (label and name prefix). */
+  instance: string;
+  name: string;
+  command: string[];
+  mounts: BindMount[];
+  env: Record<string, string>;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface SimContainerInfo {
+  id: string;
+  name: string;
+  instance: string;
+  running: boolean;
+}
+
+export function containerName(instance: string, name: string): string {
+  return `pvx-sim-${instance}-${name}`;
+}
+
+export class DockerRuntime {
+  private constructor(private readonly client: ContainerRuntimeClient) {}
+
+  static async connect(): Promise<DockerRuntime> {
+    try {
+      return new DockerRuntime(await getContainerRuntimeClient());
+    } catch (error) {
+      throw new Error(
+        `cannot reach Docker (${(error as Error).message}); is dockerd running? ` +
+          '(bash .ci/setup starts it: dockerd --bridge=none --iptables=false)',
+      );
+    }
+  }
+
+  async imageExists(): Promise<boolean> {
+    return (await this.client.container.dockerode.listImages({ filters: { reference: [IMAGE] } })).length > 0;
+  }
+
+  /** Builds the base image unless present: `FROM scratch` + a skeleton whose /bin, /lib… point into /usr. */
+  async ensureImage(): Promise<'built' | 'present'> {
+    if (await this.imageExists()) return 'present';
+    const context = mkdtempSync(join(tmpdir(), 'pvx-sim-image-'));
+    try {
+      const rootfs = join(context, 'rootfs');
+      for (const dir of [
+        'usr',
+        'etc',
+        'proc',
+        'sys',
+        'dev',
+        'run',
+        'tmp',
+        'app',
+        'pantavisor',
+        'root',
+        'var/lib',
+      ]) {
+        mkdirSync(join(rootfs, dir), { recursive: true });
+      }
+      mkdirSync(join(rootfs, TOOLS_MOUNT), { recursive: true });
+      for (const link of ['bin', 'sbin', 'lib', 'lib64']) symlinkSync(`usr/${link}`, join(rootfs, link));
+      // libdbus and others still name /var/run/… (e.g. the system bus socket).
+      symlinkSync('../run', join(rootfs, 'var', 'run'));
+      writeFileSync(join(context, 'Dockerfile'), 'FROM scratch\nCOPY rootfs/ /\n');
+      await this.client.image.build(context, { t: IMAGE, labels: { [LABEL]: '1' } });
+    } finally {
+      rmSync(context, { recursive: true, force: true });
+    }
+    // testcontainers does not surface build errors: check that the image is there.
+    if (!(await this.imageExists())) throw new Error(`building image ${IMAGE} failed (see dockerd's log)`);
+    return 'built';
+  }
+
+  /** Creates and starts one container; resolves with its id. */
+  async start(plan: ContainerPlan): Promise<string> {
+    const started = await new GenericContainer(IMAGE)
+      .withName(containerName(plan.instance, plan.name))
+      .withHostname(plan.name)
+      .withNetworkMode('none')
+      .withLabels({ [LABEL]: '1', [STACK_LABEL]: plan.instance, 'pvx-sim.container': plan.name })
+      .withBindMounts(
+        plan.mounts.map((mount) => ({
+          source: mount.source,
+          target: mount.target,
+          mode: mount.readOnly ? ('ro' as const) : ('rw' as const),
+        })),
+      )
+      .withTmpFs({ '/run': 'rw,mode=0755', '/tmp': 'rw,mode=1777' })
+      .withEnvironment({ PATH: CONTAINER_PATH, ...plan.env })
+      .withCommand(plan.command)
+      .withPullPolicy({ shouldPull: () => false })
+      .start();
+    return started.getId();
+  }
+
+  /** Init pid on the host, 0 when the container does not run. */
+  async pid(id: string): Promise<number> {
+    const info = await this.client.container.inspect(this.client.container.getById(id));
+    return info.State.Running ? info.State.Pid : 0;
+  }
+
+  async startExisting(id: string): Promise<void> {
+    await this.client.container.start(this.client.container.getById(id));
+  }
+
+  /** Stops at once: container programs are simulations, a grace period only slows the stack down. */
+  async stop(id: string): Promise<void> {
+    await this.client.container.stop(this.client.container.getById(id), { timeout: 0 });
+  }
+
+  async restart(id: string): Promise<void> {
+    await this.client.container.restart(this.client.container.getById(id), { timeout: 0 });
+  }
+
+  /** Runs `sh -c command` inside, killed after `timeoutSeconds` (exit code 124, as `timeout` reports it). */
+  async exec(id: string, command: string, timeoutSeconds: number): Promise<ExecResult> {
+    const result = await this.client.container.exec(this.client.container.getById(id), [
+      'timeout',
+      '-s',
+      'KILL',
+      String(Math.max(1, Math.ceil(timeoutSeconds))),
+      'sh',
+      '-c',
+      command,
+    ]);
+    // `timeout -s KILL` exits 137 when it had to kill: report it as timeout does by default.
+    return {
+      exitCode: result.exitCode === 137 ? 124 : result.exitCode,
+      stdout: result.stdout,
+      stderr: result.stderr,
+    };
+  }
+
+  /** Containers the simulator created: all of them, or one stack instance's. */
+  async list(instance?: string): Promise<SimContainerInfo[]> {
+    const label = instance === undefined ? [`${LABEL}=1`] : [`${LABEL}=1`, `${STACK_LABEL}=${instance}`];
+    const containers = await this.client.container.dockerode.listContainers({
+      all: true,
+      filters: { label },
+    });
+    return containers.map((container) => ({
+      id: container.Id,
+      name: container.Labels['pvx-sim.container'] ?? container.Names[0] ?? container.Id,
+      instance: container.Labels[STACK_LABEL] ?? '',
+      running: container.State === 'running',
+    }));
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.client.container.dockerode.getContainer(id).remove({ force: true, v: true });
+  }
+
+  /** Removes the base image if no simulator container uses it any more; false when some still do. */
+  async removeImage(): Promise<boolean> {
+    if ((await this.list()).length > 0) return false;
+    const images = await this.client.container.dockerode.listImages({ filters: { label: [`${LABEL}=1`] } });
+    for (const image of images)
+      await this.client.container.dockerode.getImage(image.Id).remove({ force: true });
+    return true;
+  }
+}
