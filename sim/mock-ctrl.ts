@@ -8,11 +8,10 @@
 //   PUT /daemons/{name}              {"action": "start"|"stop"}: stop = kill, no respawn; start = respawn
 //
 // Errors are `{"Error": "..."}`: 404 for unknown names and paths, 400 for a bad body, 405 for a wrong method.
-import { rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GraphEntry } from '../protocols/graph/graph-builder.js';
 import type { DaemonState } from './supervisor.js';
+import { serveUnixHttp, type UnixHttpServer } from './unix-http.js';
 
 export type ContainerAction = 'start' | 'stop' | 'restart';
 export const CONTAINER_ACTIONS: readonly ContainerAction[] = ['start', 'stop', 'restart'];
@@ -48,8 +47,7 @@ export class CtrlError extends Error {
 const MAX_BODY = 64 * 1024;
 
 export class MockCtrl {
-  private server: Server | null = null;
-  private readonly sockets = new Set<Socket>();
+  private server: UnixHttpServer | null = null;
   /** False while the stack boots: the graph answers 500 like pv-ctrl before its state is loaded. */
   ready = false;
 
@@ -59,31 +57,18 @@ export class MockCtrl {
   ) {}
 
   async start(): Promise<void> {
-    rmSync(this.socketPath, { force: true });
-    const server = createServer((req, res) => {
+    this.server = await serveUnixHttp(this.socketPath, (req, res) => {
       this.handle(req, res).catch((error: unknown) => {
         const status = error instanceof CtrlError ? error.status : 500;
         send(res, status, { Error: (error as Error).message });
       });
     });
-    server.on('connection', (socket) => {
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.socketPath, resolve);
-    });
-    this.server = server;
   }
 
   async stop(): Promise<void> {
     const server = this.server;
     this.server = null;
-    if (!server) return;
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise((resolve) => server.close(resolve));
-    rmSync(this.socketPath, { force: true });
+    await server?.close();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

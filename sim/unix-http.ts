@@ -1,6 +1,33 @@
-// A small HTTP client over a Unix socket: the simulator reads pv-xconnect's status API with it, and tests talk
-// to the mock pv-ctrl.
-import { request } from 'node:http';
+// HTTP over Unix sockets for the simulator and the tests: a small client (pv-xconnect's status API, the mock
+// pv-ctrl) and a server whose close() also ends open keep-alive connections and removes its socket.
+import { rmSync } from 'node:fs';
+import { createServer, type RequestListener, request } from 'node:http';
+import type { Socket } from 'node:net';
+
+export interface UnixHttpServer {
+  close(): Promise<void>;
+}
+
+export async function serveUnixHttp(socketPath: string, handler: RequestListener): Promise<UnixHttpServer> {
+  rmSync(socketPath, { force: true });
+  const server = createServer(handler);
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, resolve);
+  });
+  return {
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+      rmSync(socketPath, { force: true });
+    },
+  };
+}
 
 export interface UnixHttpResponse {
   status: number;

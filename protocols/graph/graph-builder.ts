@@ -7,7 +7,7 @@
 //   the type, target to the type's default path;
 // - a required service nobody exports is an error in upstream's words; an optional one just gives no link.
 import type { RunManifest, ServiceExport, ServiceRequirement } from './manifests.js';
-import { defaultTarget, type LinkType } from './xconnect-graph.js';
+import { defaultTarget, type LinkType, type GraphEntry as WireEntry } from './xconnect-graph.js';
 
 /** One container ("platform" in upstream's words) as the graph builder sees it. */
 export interface PlatformServices {
@@ -16,19 +16,11 @@ export interface PlatformServices {
   run: Pick<RunManifest, 'required' | 'optional'>;
 }
 
-/** A link object exactly as `GET /xconnect-graph` serves it. */
-export interface GraphEntry {
-  consumer: string;
-  consumer_pid: number;
-  provider: string;
-  provider_pid: number;
-  name: string;
+/** A link object exactly as `GET /xconnect-graph` serves it, every field filled in. */
+export type GraphEntry = Required<Omit<WireEntry, 'uid' | 'target' | 'type'>> & {
   type: LinkType;
-  role: string;
-  interface: string;
   target: string;
-  socket: string;
-}
+};
 
 export interface BuiltGraph {
   links: GraphEntry[];

@@ -9,6 +9,21 @@ export const HOST = '_pv_';
 export const LINK_TYPES = ['unix', 'rest', 'dbus', 'drm', 'wayland'] as const;
 export type LinkType = (typeof LINK_TYPES)[number];
 
+/** A link object as pv-ctrl serves it (ARCHITECTURE.md §3); absent optional fields take their defaults. */
+export interface GraphEntry {
+  consumer: string;
+  consumer_pid: number;
+  provider: string;
+  provider_pid: number;
+  name: string;
+  type: string;
+  role?: string;
+  interface?: string;
+  target?: string | null;
+  socket: string;
+  uid?: number;
+}
+
 export interface LinkSpec {
   consumer: string;
   /** init pid of the consumer: -1 never started, 0 unknown (or the host with `_pv_`). */

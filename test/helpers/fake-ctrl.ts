@@ -1,8 +1,6 @@
 // A pv-ctrl stand-in for daemon tests: serves GET /xconnect-graph on a Unix socket with whatever the test sets,
 // including broken answers, and can go away and come back.
-import { rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { Socket } from 'node:net';
+import { serveUnixHttp, type UnixHttpServer } from '../../sim/unix-http.js';
 
 export type CtrlAnswer =
   | { status: number; body: string }
@@ -11,8 +9,7 @@ export type CtrlAnswer =
 
 export class FakeCtrl {
   private answer: CtrlAnswer = { status: 200, body: '[]' };
-  private server: Server | null = null;
-  private readonly sockets = new Set<Socket>();
+  private server: UnixHttpServer | null = null;
   requests = 0;
 
   constructor(readonly socketPath: string) {}
@@ -26,8 +23,7 @@ export class FakeCtrl {
   }
 
   async start(): Promise<void> {
-    rmSync(this.socketPath, { force: true });
-    const server = createServer((req, res) => {
+    this.server = await serveUnixHttp(this.socketPath, (req, res) => {
       this.requests += 1;
       const answer = this.answer;
       if ('raw' in answer) {
@@ -37,19 +33,11 @@ export class FakeCtrl {
       res.writeHead(answer.status, { 'Content-Type': 'application/json' });
       res.end(answer.body);
     });
-    server.on('connection', (socket) => {
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => server.listen(this.socketPath, resolve));
-    this.server = server;
   }
 
   async stop(): Promise<void> {
     const server = this.server;
     this.server = null;
-    if (!server) return;
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise((resolve) => server.close(resolve));
+    await server?.close();
   }
 }

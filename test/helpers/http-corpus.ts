@@ -13,8 +13,13 @@ export interface CorpusCase {
   outcome: 'accept' | 'reject';
   /** For `reject`: the expected error code. */
   code?: string;
+  /** For `accept`: how many complete messages (default 1), and what the first one must be. */
   messages?: number;
+  method?: string;
+  target?: string;
+  body?: string;
   headers?: HttpHeader[];
+  trailers?: HttpHeader[];
 }
 
 const directory = new URL('../corpus/http/', import.meta.url);

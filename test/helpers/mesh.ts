@@ -7,6 +7,7 @@ import { Daemon, type DaemonOptions } from '../../daemon/daemon.js';
 import { silentLogger } from '../../daemon/log.js';
 import { type Chunk, closeFd, FdListener, FdSocket } from '../../native/fd-socket.js';
 import { connectIn, listenIn } from '../../native/namespace.js';
+import type { GraphEntry } from '../../protocols/graph/xconnect-graph.js';
 import type { FakeCtrl } from './fake-ctrl.js';
 
 export interface Provider {
@@ -178,15 +179,4 @@ export async function startTestDaemon(
   return daemon;
 }
 
-export interface GraphEntry {
-  consumer: string;
-  consumer_pid: number;
-  provider: string;
-  provider_pid: number;
-  name: string;
-  type: string;
-  role?: string;
-  target?: string | null;
-  socket: string;
-  uid?: number;
-}
+export type { GraphEntry };

@@ -1,53 +1,18 @@
 // Runs the request-smuggling corpus (test/corpus/http/*.json) through the request parser in many chunkings.
 // An accepted case is re-serialized in normalized form, and llhttp must read those bytes as the same messages.
-import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   frameBodyEvent,
-  type HttpHeader,
   type RequestHead,
   RequestParser,
   serializeRequestHead,
 } from '../../../protocols/http/index.js';
+import { corpusBytes as bytesOf, corpusCases } from '../../helpers/http-corpus.js';
 import { parseEveryWay } from './helpers.js';
 import { llhttpParseRequests } from './llhttp.js';
 import { collect } from './streams.js';
 
-type InputPart = string | { repeat: string; times: number };
-
-interface CorpusCase {
-  name: string;
-  why: string;
-  /** Latin1 text, or parts to concatenate (a part may repeat a string, for the size limits). */
-  input: string | InputPart[];
-  outcome: 'accept' | 'reject';
-  /** For `reject`: the expected error code. */
-  code?: string;
-  /** For `accept`: how many complete messages (default 1), and what the first one must be. */
-  messages?: number;
-  method?: string;
-  target?: string;
-  body?: string;
-  headers?: HttpHeader[];
-  trailers?: HttpHeader[];
-}
-
-const directory = new URL('../../corpus/http/', import.meta.url);
-const files = readdirSync(directory).filter((file) => file.endsWith('.json'));
-const cases = files.flatMap((file) =>
-  (JSON.parse(readFileSync(new URL(file, directory), 'utf8')) as CorpusCase[]).map((entry) => ({
-    file,
-    ...entry,
-  })),
-);
-
-function bytesOf(input: CorpusCase['input']): Buffer {
-  const parts = typeof input === 'string' ? [input] : input;
-  return Buffer.from(
-    parts.map((part) => (typeof part === 'string' ? part : part.repeat.repeat(part.times))).join(''),
-    'latin1',
-  );
-}
+const cases = corpusCases();
 
 /** The messages of a stream re-serialized as the mediator would forward them: same heads, normalized framing. */
 function normalize(bytes: Buffer): Buffer {
