@@ -2,6 +2,7 @@
 const groups: Record<string, string[]> = {
   native: ['./native-fd.js', './native-ns.js'],
   unix: ['./unix.js'],
+  wayland: ['./wayland.js'],
   rest: ['./rest.js'],
 };
 

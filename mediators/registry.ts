@@ -4,6 +4,7 @@ import { drmMediator, drmOptionsFromEnv } from './drm.js';
 import { restMediator } from './rest.js';
 import type { Mediator } from './types.js';
 import { unixMediator } from './unix.js';
+import { waylandMediator } from './wayland.js';
 
 export type MediatorRegistry = ReadonlyMap<LinkType, Mediator>;
 
@@ -12,6 +13,7 @@ export function defaultMediators(env: NodeJS.ProcessEnv = process.env): Mediator
     unixMediator as Mediator,
     restMediator as Mediator,
     drmMediator(drmOptionsFromEnv(env)) as Mediator,
+    waylandMediator as Mediator,
   ];
   return new Map(mediators.map((mediator) => [mediator.type, mediator]));
 }

@@ -1,0 +1,273 @@
+// The protocol state of one Wayland client connection, shared by its two directions: which interface (and version)
+// every object id has, so each message can be checked and its fds counted; which globals the client may see.
+//
+// Object ids: the client allocates ids below 0xff000000 (new_id in requests), the compositor ids from 0xff000000
+// (new_id in events). A client id is freed by wl_display.delete_id; until the client reuses it, late messages to it
+// are still understood (as the compositor's zombie objects are). A compositor id is reused by the compositor at will.
+// `wl_registry.bind` creates an object of the interface and version the client names in it.
+//
+// Globals the role may not see never reach the client (their `global` and `global_remove` events are dropped), and
+// a bind to any global the client was not shown is answered the way libwayland answers a bind to a name it does not
+// know, a wl_display.error on the registry, without reaching the compositor; then the client is disconnected.
+import { wl_display } from '../protocols/wayland/generated/wayland.generated.js';
+import { knownInterfaces } from '../protocols/wayland/interfaces.js';
+import type { MessageSpec } from '../protocols/wayland/spec.js';
+import {
+  type ArgValue,
+  decodeArgs,
+  encodeMessage,
+  fdCount,
+  messageNamed,
+  SERVER_ID_START,
+  type UntypedNewId,
+  WaylandWireError,
+} from '../protocols/wayland/wire.js';
+import { type FilterSink, RelayRejection } from './relay.js';
+import type { Logger } from './types.js';
+import { type Decision, type FramedMessage, WaylandFramer } from './wayland-framer.js';
+
+type Special = 'bind' | 'global' | 'global_remove' | 'delete_id' | null;
+
+interface CompiledMessage {
+  readonly spec: MessageSpec;
+  readonly forward: Decision;
+  /** Indexes of new_id arguments. */
+  readonly newIds: readonly number[];
+  readonly special: Special;
+}
+
+interface CompiledInterface {
+  readonly name: string;
+  readonly version: number;
+  readonly requests: readonly CompiledMessage[];
+  readonly events: readonly CompiledMessage[];
+}
+
+interface ObjectEntry {
+  /** null: an interface we have no table for (relayed opaquely). */
+  readonly iface: CompiledInterface | null;
+  readonly name: string;
+  readonly version: number;
+  /** False once wl_display.delete_id freed this client id: the client may then reuse it. */
+  live: boolean;
+}
+
+const SPECIALS: Record<string, Special> = {
+  'wl_registry.request.bind': 'bind',
+  'wl_registry.event.global': 'global',
+  'wl_registry.event.global_remove': 'global_remove',
+  'wl_display.event.delete_id': 'delete_id',
+};
+
+const compiledInterfaces = new Map<string, CompiledInterface>();
+
+function compileMessage(iface: string, kind: 'request' | 'event', spec: MessageSpec): CompiledMessage {
+  return {
+    spec,
+    forward: { forward: fdCount(spec) },
+    newIds: spec.args.flatMap((arg, index) => (arg.type === 'new_id' ? [index] : [])),
+    special: SPECIALS[`${iface}.${kind}.${spec.name}`] ?? null,
+  };
+}
+
+/** The interface's tables, or null if no generated protocol defines it. */
+function compiledInterface(name: string): CompiledInterface | null {
+  const cached = compiledInterfaces.get(name);
+  if (cached) return cached;
+  const spec = knownInterfaces.get(name);
+  if (!spec) return null;
+  const compiled = {
+    name,
+    version: spec.version,
+    requests: spec.requests.map((message) => compileMessage(name, 'request', message)),
+    events: spec.events.map((message) => compileMessage(name, 'event', message)),
+  };
+  compiledInterfaces.set(name, compiled);
+  return compiled;
+}
+
+const displayError = messageNamed(wl_display.events, 'error');
+const INVALID_OBJECT = wl_display.enums[0].entries.invalid_object;
+
+export interface SessionOptions {
+  /** Whether a global of this interface is shown to the client. */
+  visible: (iface: string) => boolean;
+  log: Logger;
+}
+
+export class WaylandSession {
+  /** Client → compositor. */
+  readonly toProvider = new WaylandFramer((message, sink) => this.#request(message, sink));
+  /** Compositor → client. */
+  readonly toConsumer = new WaylandFramer((message) => this.#event(message));
+
+  readonly #objects = new Map<number, ObjectEntry>();
+  /** Some object has an interface without a table: messages to ids we cannot place are relayed opaquely. */
+  #opaque = false;
+  readonly #warned = new Set<string>();
+  /** Global name → interface, for the globals shown to the client. */
+  readonly #shown = new Map<number, string>();
+  readonly #hidden = new Set<number>();
+
+  constructor(private readonly options: SessionOptions) {
+    this.#objects.set(1, {
+      iface: compiledInterface(wl_display.name),
+      name: wl_display.name,
+      version: 1,
+      live: true,
+    });
+  }
+
+  /** Closes every fd still held by either direction. */
+  dispose(): void {
+    this.toProvider.dispose();
+    this.toConsumer.dispose();
+  }
+
+  #request(message: FramedMessage, sink: FilterSink): Decision {
+    const found = this.#lookup(message, true);
+    if (found === 'opaque') return found;
+    const { entry, compiled } = found;
+    const values = this.#decode(message, entry, compiled, 'client');
+    if (compiled.special === 'bind') this.#checkBind(message.objectId, values, sink);
+    this.#createObjects(entry, compiled, values, true);
+    return compiled.forward;
+  }
+
+  #event(message: FramedMessage): Decision {
+    const found = this.#lookup(message, false);
+    if (found === 'opaque') return found;
+    const { entry, compiled } = found;
+    const values = this.#decode(message, entry, compiled, 'compositor');
+    switch (compiled.special) {
+      case 'global': {
+        const [name, iface] = values as [number, string];
+        if (this.options.visible(iface)) {
+          this.#shown.set(name, iface);
+          break;
+        }
+        this.#hidden.add(name);
+        this.options.log.debug('wayland global hidden', { interface: iface, name });
+        return 'drop';
+      }
+      case 'global_remove':
+        if (this.#hidden.has(values[0] as number)) return 'drop';
+        break;
+      case 'delete_id': {
+        const id = values[0] as number;
+        const deleted = id < SERVER_ID_START ? this.#objects.get(id) : undefined;
+        if (deleted) deleted.live = false;
+        break;
+      }
+    }
+    this.#createObjects(entry, compiled, values, false);
+    return compiled.forward;
+  }
+
+  /** The object and message a message is for, or 'opaque' when we cannot know its layout. */
+  #lookup(
+    message: FramedMessage,
+    fromClient: boolean,
+  ): { entry: ObjectEntry; compiled: CompiledMessage } | 'opaque' {
+    const sender = fromClient ? 'client' : 'compositor';
+    const entry = this.#objects.get(message.objectId);
+    if (!entry) {
+      if (this.#opaque) return 'opaque';
+      throw new RelayRejection(
+        `wayland: ${sender} sent opcode ${message.opcode} to unknown object ${message.objectId} (${message.size} bytes)`,
+      );
+    }
+    if (!entry.iface) return 'opaque';
+    const compiled = (fromClient ? entry.iface.requests : entry.iface.events)[message.opcode];
+    if (compiled) return { entry, compiled };
+    // Bound at a version newer than our tables: the message is legitimate, we just do not know it.
+    if (entry.version > entry.iface.version) {
+      this.#warnOnce(
+        `${entry.name}@${entry.version}`,
+        'wayland message beyond known version relayed opaquely',
+        {
+          interface: entry.name,
+          version: entry.version,
+          known: entry.iface.version,
+        },
+      );
+      return 'opaque';
+    }
+    throw new RelayRejection(
+      `wayland: ${sender} sent unknown ${fromClient ? 'request' : 'event'} opcode ${message.opcode} to ${entry.name}@${message.objectId}`,
+    );
+  }
+
+  #decode(message: FramedMessage, entry: ObjectEntry, compiled: CompiledMessage, sender: string): ArgValue[] {
+    try {
+      return decodeArgs(compiled.spec, message.data, message.start, message.start + message.size, null);
+    } catch (error) {
+      if (!(error instanceof WaylandWireError)) throw error;
+      throw new RelayRejection(
+        `wayland: malformed ${entry.name}.${compiled.spec.name} from ${sender} on object ${message.objectId}: ${error.message}`,
+      );
+    }
+  }
+
+  #createObjects(
+    parent: ObjectEntry,
+    compiled: CompiledMessage,
+    values: ArgValue[],
+    fromClient: boolean,
+  ): void {
+    for (const index of compiled.newIds) {
+      const value = values[index] as number | UntypedNewId;
+      if (typeof value === 'number') {
+        const arg = compiled.spec.args[index];
+        if (value !== 0) this.#create(value, arg?.interface ?? '', parent.version, fromClient);
+      } else this.#create(value.id, value.interface, value.version, fromClient);
+    }
+  }
+
+  #create(id: number, name: string, version: number, fromClient: boolean): void {
+    if (fromClient) {
+      if (id === 0 || id >= SERVER_ID_START)
+        throw new RelayRejection(`wayland: client created object ${id}, outside the client's id range`);
+      const existing = this.#objects.get(id);
+      if (existing?.live)
+        throw new RelayRejection(
+          `wayland: client reused new_id ${id} while ${existing.name}@${id} is still alive`,
+        );
+    } else if (id < SERVER_ID_START) {
+      throw new RelayRejection(`wayland: compositor created object ${id}, outside its id range`);
+    }
+    const iface = compiledInterface(name);
+    if (!iface) {
+      this.#opaque = true;
+      this.#warnOnce(name, 'wayland interface unknown, relayed opaquely', { interface: name });
+    }
+    this.#objects.set(id, { iface, name, version, live: true });
+  }
+
+  /** A bind must name a global the client was shown, with its interface; anything else never reaches the compositor. */
+  #checkBind(registry: number, values: ArgValue[], sink: FilterSink): void {
+    const name = values[0] as number;
+    const { interface: iface } = values[1] as UntypedNewId;
+    const shown = this.#shown.get(name);
+    if (shown === iface) return;
+    const reason = this.#hidden.has(name)
+      ? 'hidden from this role'
+      : shown === undefined
+        ? 'never offered to this client'
+        : `it is a ${shown}`;
+    sink.reply(
+      encodeMessage(1, displayError, {
+        object_id: registry,
+        code: INVALID_OBJECT,
+        message: `invalid global ${iface} (${name})`,
+      }).data,
+    );
+    throw new RelayRejection(`wayland: bind to global ${name} (${iface}) refused: ${reason}`);
+  }
+
+  #warnOnce(key: string, event: string, fields: Record<string, unknown>): void {
+    if (this.#warned.has(key)) return;
+    this.#warned.add(key);
+    this.options.log.warn(event, fields);
+  }
+}

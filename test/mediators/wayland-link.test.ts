@@ -1,0 +1,407 @@
+// The wayland mediator end to end: pv-xconnect in-process, headless weston in a provider container, clients in two
+// consumer containers, and a stub compositor (test/helpers/wayland-stub.ts) where weston lacks what a case needs.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Daemon } from '../../daemon/daemon.js';
+import { createLogger } from '../../daemon/log.js';
+import { statIn } from '../../native/namespace.js';
+import {
+  wl_data_device_manager,
+  wl_data_source,
+  wl_display,
+  wl_keyboard,
+  wl_seat,
+  wl_shm,
+  wl_shm_pool,
+} from '../../protocols/wayland/generated/wayland.generated.js';
+import { encodeMessage, messageNamed } from '../../protocols/wayland/wire.js';
+import { type Container, startContainer } from '../helpers/container.js';
+import { FakeCtrl } from '../helpers/fake-ctrl.js';
+import {
+  closeAll,
+  connectFrom,
+  contentOf,
+  eventually,
+  fileWithContent,
+  type GraphEntry,
+  openFdCount,
+} from '../helpers/mesh.js';
+import { type Global, RawWaylandClient } from '../helpers/wayland-client.js';
+import { StubCompositor } from '../helpers/wayland-stub.js';
+import {
+  clientCommand,
+  parseWaylandInfo,
+  startWeston,
+  WESTON_SOCKET,
+  WESTON_X11_SOCKET,
+  type Weston,
+} from '../helpers/wayland-weston.js';
+
+const ADMIN_TARGET = '/run/pv/services/wayland-admin.sock';
+const ANY_TARGET = '/run/pv/services/wayland.sock';
+const STUB_TARGET = '/run/pv/services/wayland-stub.sock';
+const X11_TARGET = '/run/pv/services/wayland-x11.sock';
+const STUB_SOCKET = '/run/stub.sock';
+/** Weston 10's globals that the default policy keeps from role `any`. */
+const WESTON_PRIVILEGED = ['weston_desktop_shell', 'weston_screenshooter', 'zwp_input_panel_v1'];
+
+let work: string;
+let ctrl: FakeCtrl;
+let P: Container;
+let C1: Container;
+let C2: Container;
+let weston: Weston;
+let stub: StubCompositor;
+let daemon: Daemon;
+const logLines: Record<string, unknown>[] = [];
+const clients: RawWaylandClient[] = [];
+
+function link(
+  consumer: string,
+  pid: number,
+  name: string,
+  role: string,
+  target: string,
+  socket = WESTON_SOCKET,
+) {
+  return {
+    consumer,
+    consumer_pid: pid,
+    provider: 'compositor',
+    provider_pid: P.pid,
+    name,
+    type: 'wayland',
+    role,
+    target,
+    socket,
+  } satisfies GraphEntry;
+}
+
+async function rawClient(container: Container, target = ANY_TARGET): Promise<RawWaylandClient> {
+  const client = new RawWaylandClient(await connectFrom(container.pid, target));
+  clients.push(client);
+  return client;
+}
+
+/** The reasons the relay logged for rejected connections, newest last. */
+function rejections(): string[] {
+  return logLines.filter((line) => line.event === 'connection rejected').map((line) => String(line.reason));
+}
+
+function linkCounters(name: string, consumer = 'app1') {
+  const found = daemon.reconciler
+    .list()
+    .find((entry) => entry.spec.name === name && entry.spec.consumer === consumer);
+  if (!found) throw new Error(`no link ${name}`);
+  return found.counters;
+}
+
+/** Weston still serves: a fresh client completes a round trip. */
+async function westonServes(): Promise<void> {
+  const client = await rawClient(C2);
+  await client.roundtrip();
+  client.close();
+  expect(weston.process.exitCode).toBeNull();
+}
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'pvx-wayland-'));
+  ctrl = new FakeCtrl(join(work, 'pv-ctrl'));
+  await ctrl.start();
+  [P, C1, C2] = await Promise.all([
+    startContainer({ privateTmp: true }),
+    startContainer({ privateTmp: true }),
+    startContainer({ privateTmp: true }),
+  ]);
+  [weston] = await Promise.all([startWeston(P), startWeston(P, 'x11')]);
+  stub = await StubCompositor.start(P.pid, STUB_SOCKET, [
+    { interface: 'wl_seat', version: 7 },
+    { interface: 'zwlr_screencopy_manager_v1', version: 3 },
+  ]);
+  ctrl.setGraph([
+    link('app1', C1.pid, 'wayland-admin', 'compositor-admin', ADMIN_TARGET),
+    link('app1', C1.pid, 'wayland', 'any', ANY_TARGET),
+    link('app1', C1.pid, 'wayland-stub', 'any', STUB_TARGET, STUB_SOCKET),
+    link('app1', C1.pid, 'wayland-x11', 'any', X11_TARGET, WESTON_X11_SOCKET),
+    link('app2', C2.pid, 'wayland', 'any', ANY_TARGET),
+  ]);
+  daemon = new Daemon({
+    ctrlSocket: ctrl.socketPath,
+    intervalMs: 500,
+    statusSocket: null,
+    log: createLogger({ level: 'debug', format: 'json', write: (line) => logLines.push(JSON.parse(line)) }),
+  });
+  await daemon.start();
+  for (const [container, target] of [
+    [C1, ADMIN_TARGET],
+    [C1, ANY_TARGET],
+    [C1, STUB_TARGET],
+    [C1, X11_TARGET],
+    [C2, ANY_TARGET],
+  ] as const) {
+    await eventually(
+      () => statIn({ pid: container.pid, path: target }).then((stat) => stat.type === 'socket'),
+      10_000,
+      `${target} planted`,
+    );
+  }
+});
+
+afterAll(async () => {
+  for (const client of clients) client.close();
+  await daemon?.stop();
+  stub?.close();
+  await Promise.all([P?.stop(), C1?.stop(), C2?.stop(), ctrl?.stop()]);
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('real clients through the mediator to headless weston', () => {
+  it('wayland-info lists every global for compositor-admin and all but the privileged ones for any', async () => {
+    const [direct, admin, any] = await Promise.all([
+      P.exec(clientCommand(WESTON_SOCKET, 'wayland-info')),
+      C1.exec(clientCommand(ADMIN_TARGET, 'wayland-info')),
+      C1.exec(clientCommand(ANY_TARGET, 'wayland-info')),
+    ]);
+    for (const run of [direct, admin, any]) expect(run.code, run.stderr).toBe(0);
+    const directGlobals = parseWaylandInfo(direct.stdout);
+    expect(directGlobals.map((global) => global.interface)).toEqual(
+      expect.arrayContaining(WESTON_PRIVILEGED),
+    );
+    expect(parseWaylandInfo(admin.stdout)).toEqual(directGlobals);
+    expect(parseWaylandInfo(any.stdout)).toEqual(
+      directGlobals.filter((global) => !WESTON_PRIVILEGED.includes(global.interface)),
+    );
+    // The rest of the output (outputs, shm formats, ...) needed binds and events: identical too.
+    const body = (output: string) =>
+      output.replace(
+        /^interface: '(weston_desktop_shell|weston_screenshooter|zwp_input_panel_v1)'.*\n/gm,
+        '',
+      );
+    expect(body(any.stdout)).toBe(body(direct.stdout));
+  });
+
+  it('weston-simple-shm runs 5 s in each of two consumer containers at once; neither sees the other', async () => {
+    const shmRun = 'weston-simple-shm & pid=$!; sleep 5; kill -INT $pid; wait $pid; echo "exit=$?"';
+    const before = linkCounters('wayland').fds.toProvider;
+    const runs = Promise.all([
+      C1.exec(clientCommand(ANY_TARGET, shmRun)),
+      C2.exec(clientCommand(ANY_TARGET, shmRun)),
+    ]);
+
+    // Meanwhile: a raw client in each container. The first one's wl_shm does not exist on the second connection.
+    const first = await rawClient(C1);
+    const second = await rawClient(C2);
+    const { registry, globals } = await first.globals();
+    const shm = first.bind(registry, globals.find((global) => global.interface === 'wl_shm') as Global);
+    await first.roundtrip();
+    await second.globals(); // allocates ids 2 and 3 only
+    expect(shm).toBeGreaterThan(3);
+    second.request(shm, messageNamed(wl_shm.requests, 'create_pool'), {
+      id: 10,
+      fd: fileWithContent('x'),
+      size: 1,
+    });
+    await second.closed;
+    expect(rejections().at(-1)).toMatch(new RegExp(`client sent opcode 0 to unknown object ${shm} `));
+    await first.roundtrip();
+
+    for (const run of await runs) {
+      expect(run.stdout).toContain('exit=0');
+      expect(run.stderr).not.toMatch(/error/i);
+    }
+    // Each simple-shm passed its shm pool fd (1 fd per pool) through the mediator.
+    expect(linkCounters('wayland').fds.toProvider - before).toBeGreaterThanOrEqual(1);
+    expect(linkCounters('wayland', 'app2').fds.toProvider).toBeGreaterThanOrEqual(1);
+  });
+
+  it('weston-terminal starts and keeps running', async () => {
+    const run = await C1.exec(
+      clientCommand(ANY_TARGET, 'weston-terminal & pid=$!; sleep 1.5; kill -0 $pid && echo alive; kill $pid'),
+    );
+    expect(run.stdout).toContain('alive');
+    expect(run.stderr).not.toMatch(/wl_display|protocol error|failed/i);
+  });
+
+  it('weston-terminal gets and compiles the xkb keymap of a weston with a keyboard (X11 backend on Xvfb)', async () => {
+    // WAYLAND_DEBUG makes libwayland print each event with the fd it received for it.
+    const run = await C1.exec(
+      clientCommand(
+        X11_TARGET,
+        'WAYLAND_DEBUG=1 weston-terminal 2>/tmp/debug & pid=$!; ' +
+          'for i in $(seq 100); do grep -q "keymap(" /tmp/debug && break; sleep 0.1; done; sleep 0.5; ' +
+          'kill -0 $pid && echo alive; kill $pid; grep -E "keymap|error" /tmp/debug',
+      ),
+    );
+    expect(run.stdout).toContain('alive');
+    // A real keymap (tens of KiB) arrived with its fd; a missing fd is a fatal libwayland error instead.
+    const keymap = /wl_keyboard@\d+\.keymap\(1, fd \d+, (\d+)\)/.exec(run.stdout);
+    expect(Number(keymap?.[1])).toBeGreaterThan(10_000);
+    // weston-terminal reports a keymap it cannot map or compile ('failed to ... keymap') on the same stream.
+    expect(run.stdout).not.toMatch(/error|failed/);
+  });
+
+  it('a keymap consumer gets its keymap fd (wayland-info against a compositor with a keyboard)', async () => {
+    const run = await C1.exec(clientCommand(STUB_TARGET, 'wayland-info'));
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/keyboard repeat rate: 25/);
+    expect(run.stdout).toContain("'wl_seat'");
+    // role any: the stub's screen capture global is not listed.
+    expect(run.stdout).not.toContain('zwlr_screencopy_manager_v1');
+    expect(stub.requests).toContain('wl_seat.get_keyboard');
+  });
+});
+
+describe('raw client cases', () => {
+  let fdsBefore = 0;
+  let casesFrom = 0;
+  beforeAll(() => {
+    fdsBefore = openFdCount();
+    casesFrom = clients.length;
+  });
+  it('a message of the maximum size (4096 bytes) passes', async () => {
+    const client = await rawClient(C1);
+    const { registry, globals } = await client.globals();
+    const manager = client.bind(
+      registry,
+      globals.find((g) => g.interface === 'wl_data_device_manager') as Global,
+      3,
+    );
+    const source = client.allocate(wl_data_source);
+    client.request(manager, messageNamed(wl_data_device_manager.requests, 'create_data_source'), {
+      id: source,
+    });
+    const offer = encodeMessage(source, messageNamed(wl_data_source.requests, 'offer'), {
+      mime_type: 'x'.repeat(4083),
+    });
+    expect(offer.data.length).toBe(4096);
+    client.sendRaw(offer.data);
+    await client.roundtrip();
+    expect(client.displayError()).toBeUndefined();
+  });
+
+  it('100 fds in one write reach weston in writes of at most 28, each with its create_pool', async () => {
+    const client = await rawClient(C1);
+    const { registry, globals } = await client.globals();
+    const shm = client.bind(registry, globals.find((g) => g.interface === 'wl_shm') as Global);
+    await client.roundtrip();
+    const before = linkCounters('wayland').fds.toProvider;
+    const parts: Buffer[] = [];
+    const fds: number[] = [];
+    for (let index = 0; index < 100; index++) {
+      const pool = encodeMessage(shm, messageNamed(wl_shm.requests, 'create_pool'), {
+        id: client.allocate(wl_shm_pool),
+        fd: fileWithContent('p'.repeat(4096)),
+        size: 4096,
+      });
+      parts.push(pool.data);
+      fds.push(...pool.fds);
+    }
+    client.sendRaw(Buffer.concat(parts), fds);
+    await client.roundtrip();
+    expect(client.displayError()).toBeUndefined();
+    expect(linkCounters('wayland').fds.toProvider - before).toBe(100);
+  });
+
+  it('100 keymap fds in one burst from the compositor arrive at most 28 per read, each with its keymap event', async () => {
+    const client = await rawClient(C1, STUB_TARGET);
+    const { registry, globals } = await client.globals();
+    const seat = client.bind(registry, globals.find((g) => g.interface === 'wl_seat') as Global, 7);
+    await client.roundtrip();
+    const requests = Array.from(
+      { length: 100 },
+      () =>
+        encodeMessage(seat, messageNamed(wl_seat.requests, 'get_keyboard'), {
+          id: client.allocate(wl_keyboard),
+        }).data,
+    );
+    const firstKeyboard = stub.requests.filter((request) => request === 'wl_seat.get_keyboard').length;
+    client.sendRaw(Buffer.concat(requests));
+    await client.roundtrip();
+    const keymaps = client.events.filter((event) => event.name === 'keymap');
+    expect(keymaps).toHaveLength(100);
+    keymaps.forEach((event, index) => {
+      expect(event.fds).toHaveLength(1);
+      expect(contentOf(event.fds[0] as number)).toBe(`xkb_keymap { keyboard ${firstKeyboard + index} };`);
+    });
+    expect(Math.max(...client.chunks.map((chunk) => chunk.fds))).toBeLessThanOrEqual(28);
+    closeAll(keymaps.flatMap((event) => event.fds.splice(0)));
+  });
+
+  const closedWith = async (client: RawWaylandClient, reason: RegExp) => {
+    await client.closed;
+    expect(rejections().at(-1)).toMatch(reason);
+    await westonServes();
+  };
+
+  it('a duplicated new_id closes that client with a log line', async () => {
+    const client = await rawClient(C1);
+    const { registry, globals } = await client.globals();
+    const manager = client.bind(
+      registry,
+      globals.find((g) => g.interface === 'wl_data_device_manager') as Global,
+      3,
+    );
+    const create = messageNamed(wl_data_device_manager.requests, 'create_data_source');
+    const source = client.allocate(wl_data_source);
+    client.request(manager, create, { id: source });
+    client.request(manager, create, { id: source });
+    await closedWith(
+      client,
+      new RegExp(`client reused new_id ${source} while wl_data_source@${source} is still alive`),
+    );
+  });
+
+  it('a message claiming more fds than were sent closes that client', async () => {
+    const client = await rawClient(C1);
+    const { registry, globals } = await client.globals();
+    const shm = client.bind(registry, globals.find((g) => g.interface === 'wl_shm') as Global);
+    const pool = encodeMessage(shm, messageNamed(wl_shm.requests, 'create_pool'), {
+      id: 9,
+      fd: 0,
+      size: 4096,
+    });
+    client.sendRaw(pool.data); // its fd is not sent
+    await closedWith(client, /carries 1 fds but only 0 were received/);
+  });
+
+  it('a truncated message closes that client', async () => {
+    const client = await rawClient(C1);
+    await client.roundtrip();
+    const sync = encodeMessage(1, messageNamed(wl_display.requests, 'sync'), { callback: 7 }).data;
+    client.sendRaw(sync.subarray(0, 10));
+    client.socket.end();
+    await closedWith(client, /truncated message: the stream ended after 10 bytes of a 12-byte message/);
+  });
+
+  it('an unknown opcode closes that client', async () => {
+    const client = await rawClient(C1);
+    const bogus = encodeMessage(1, messageNamed(wl_display.requests, 'sync'), { callback: 7 }).data;
+    bogus.writeUInt16LE(7, 4);
+    // With two fds no message uses: the mediator holds them when it rejects, and must close them (checked below).
+    client.sendRaw(bogus, [fileWithContent('unused'), fileWithContent('unused')]);
+    await closedWith(client, /unknown request opcode 7 to wl_display@1/);
+  });
+
+  it('a bind to a hidden global gets the protocol error libwayland gives and never reaches weston', async () => {
+    const direct = parseWaylandInfo((await P.exec(clientCommand(WESTON_SOCKET, 'wayland-info'))).stdout);
+    const hidden = direct.find((global) => global.interface === 'weston_screenshooter') as Global;
+    const client = await rawClient(C1);
+    const { registry } = await client.globals();
+    client.bind(registry, hidden);
+    await client.closed;
+    expect(client.displayError()).toEqual({
+      objectId: registry,
+      code: 0,
+      message: `invalid global weston_screenshooter (${hidden.name})`,
+    });
+    expect(rejections().at(-1)).toMatch(/refused: hidden from this role/);
+    await westonServes();
+  });
+
+  it('leaves no fd behind in the daemon once these clients are gone', async () => {
+    for (const client of clients.slice(casesFrom)) client.close();
+    await eventually(() => openFdCount() <= fdsBefore, 5000, `fd count back to ${fdsBefore}`);
+  });
+});
