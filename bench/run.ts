@@ -4,6 +4,7 @@ const groups: Record<string, string[]> = {
   unix: ['./unix.js'],
   wayland: ['./wayland.js'],
   rest: ['./rest.js'],
+  dbus: ['./dbus.js'],
 };
 
 const names = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(groups);

@@ -1,5 +1,6 @@
 // The mediators the daemon knows, by link type. A type without one fails its links with a clear error.
 import type { LinkType } from '../protocols/graph/xconnect-graph.js';
+import { dbusMediator } from './dbus.js';
 import { drmMediator, drmOptionsFromEnv } from './drm.js';
 import { restMediator } from './rest.js';
 import type { Mediator } from './types.js';
@@ -13,6 +14,7 @@ export function defaultMediators(env: NodeJS.ProcessEnv = process.env): Mediator
     unixMediator as Mediator,
     restMediator as Mediator,
     drmMediator(drmOptionsFromEnv(env)) as Mediator,
+    dbusMediator as Mediator,
     waylandMediator as Mediator,
   ];
   return new Map(mediators.map((mediator) => [mediator.type, mediator]));

@@ -26,6 +26,11 @@ class LineBuffer {
     return this.buffered.length;
   }
 
+  /** Everything not yet consumed, left in place (a view: do not keep it). */
+  peek(): Buffer {
+    return this.buffered;
+  }
+
   firstByte(): number | undefined {
     return this.buffered[0];
   }
@@ -106,6 +111,11 @@ export class SaslClientDecoder {
   /** Takes the bytes not decoded (after BEGIN: the start of the message stream). A view when possible. */
   remainder(): Buffer {
     return this.input.take();
+  }
+
+  /** The bytes received but not decoded yet (an incomplete line), left in place: a view, do not keep it. */
+  pending(): Buffer {
+    return this.input.peek();
   }
 }
 

@@ -1,0 +1,63 @@
+// Who a D-Bus link's connections are on the provider's bus: the link's role turned into a uid, gid and
+// supplementary groups, looked up in the provider's own /etc/passwd and /etc/group (never the host's).
+import { type GroupEntry, type PasswdEntry, parseGroup, parsePasswd } from '../protocols/etc/accounts.js';
+import { HOST } from '../protocols/graph/xconnect-graph.js';
+import type { Credentials, LinkContext } from './types.js';
+
+/** The uid (and, when it has no passwd entry, the gid) of a role that names no user of the provider. */
+export const NOBODY = 65534;
+
+/** passwd and group files larger than this are refused rather than read. */
+const MAX_ACCOUNT_FILE_BYTES = 4 * 1024 * 1024;
+
+/** A decimal uid as a role names it; `(uid_t)-1` is no uid. */
+function numericUid(role: string): number | undefined {
+  if (!/^\d{1,10}$/.test(role)) return undefined;
+  const uid = Number(role);
+  return uid <= 0xfffffffe ? uid : undefined;
+}
+
+/**
+ * The role's credentials: a numeric role is that uid, a name is looked up in passwd, anything else is
+ * nobody (65534). `hostUid` (the graph's `uid` of a host-side link) overrides the role. The gid is the
+ * user's primary group (nobody's for a uid without a passwd entry); the groups are the primary gid and
+ * every group that lists the user, as initgroups(3) would set them.
+ */
+export function resolveRole(
+  role: string,
+  passwd: readonly PasswdEntry[],
+  groups: readonly GroupEntry[],
+  hostUid: number | null = null,
+): Credentials {
+  const uid = hostUid ?? numericUid(role) ?? passwd.find((entry) => entry.name === role)?.uid ?? NOBODY;
+  const user = passwd.find((entry) => entry.uid === uid);
+  const nobody =
+    passwd.find((entry) => entry.uid === NOBODY) ?? passwd.find((entry) => entry.name === 'nobody');
+  const gid = user?.gid ?? nobody?.gid ?? NOBODY;
+  const supplementary = user
+    ? groups.filter((group) => group.members.includes(user.name)).map((group) => group.gid)
+    : [];
+  return { uid, gid, groups: [...new Set([gid, ...supplementary])] };
+}
+
+async function readAccounts(link: LinkContext, path: string): Promise<string> {
+  try {
+    return (await link.provider.readFile(path, MAX_ACCOUNT_FILE_BYTES)).toString('utf8');
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    // A provider without /etc/group simply has no supplementary groups; without passwd no role resolves.
+    if (path === '/etc/group' && code === 'ENOENT') return '';
+    throw new Error(`cannot read the provider's ${path}: ${code ?? message}`);
+  }
+}
+
+/** The credentials a link's connections to the provider's bus carry (see resolveRole). */
+export async function linkCredentials(link: LinkContext): Promise<Credentials> {
+  const { spec } = link;
+  const [passwd, groups] = await Promise.all([
+    readAccounts(link, '/etc/passwd'),
+    readAccounts(link, '/etc/group'),
+  ]);
+  const hostUid = spec.provider === HOST ? spec.uid : null;
+  return resolveRole(spec.role, parsePasswd(passwd), parseGroup(groups), hostUid);
+}

@@ -1,0 +1,478 @@
+// The D-Bus mediator end to end: a provider container with a real dbus-daemon (its own passwd, group and XML
+// policy) and a dbus-broker (allow-all), the org.pvx.Test service on each, and a consumer container whose clients
+// (dbus-send, gdbus, busctl, dbus-next and a raw client on the native layer) reach both buses through the daemon's
+// dbus links, one link per role and bus.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Daemon } from '../../daemon/daemon.js';
+import { createLogger } from '../../daemon/log.js';
+import type { Fields } from '../../mediators/types.js';
+import { FdSocket } from '../../native/fd-socket.js';
+import { connectIn } from '../../native/namespace.js';
+import { MessageType, marshal, uidToHex } from '../../protocols/dbus/index.js';
+import { type Container, startContainer } from '../helpers/container.js';
+import { type Broker, startBroker } from '../helpers/dbus-broker.js';
+import {
+  BUS_SOCKET,
+  type ProviderBus,
+  SERVICE,
+  SERVICE_PATH,
+  startProviderBus,
+  startTestService,
+} from '../helpers/dbus-bus.js';
+import { BUS_NAME, BUS_PATH, DBusCallError, DBusPeer } from '../helpers/dbus-peer.js';
+import { FakeCtrl } from '../helpers/fake-ctrl.js';
+import {
+  closeAll,
+  connectFrom,
+  contentOf,
+  eventually,
+  fileWithContent,
+  type GraphEntry,
+  graphEntry,
+  type Provider,
+  startProvider,
+  startTestDaemon,
+} from '../helpers/mesh.js';
+
+const ROLES = [
+  { role: 'root', uid: 0 },
+  { role: 'operator', uid: 1001 },
+  { role: '1002', uid: 1002 },
+  { role: 'any', uid: 65534 },
+] as const;
+type Role = (typeof ROLES)[number]['role'];
+
+const CREDENTIALS_SOCKET = '/run/credentials.sock';
+const BROKER_SOCKET = '/run/dbus/broker.sock';
+
+let work: string;
+let ctrl: FakeCtrl;
+let bus: ProviderBus;
+let broker: Broker;
+const services: DBusPeer[] = [];
+let C: Container;
+let credentialsProbe: Provider;
+const upstreamCredentials: { uid: number; gid: number; groups: number[] }[] = [];
+let daemon: Daemon;
+const logs: Fields[] = [];
+
+/** The provider's two buses, each reached through its own links (named `<bus>-<role>`). */
+const BUSES = [
+  { implementation: 'dbus-daemon', bus: 'bus', socket: BUS_SOCKET },
+  { implementation: 'dbus-broker', bus: 'broker', socket: BROKER_SOCKET },
+] as const;
+type Bus = (typeof BUSES)[number]['bus'];
+
+function target(role: string, bus: Bus = 'bus'): string {
+  return `/run/pv/services/${bus}-${role}.sock`;
+}
+
+function address(role: Role, bus: Bus): string {
+  return `unix:path=${target(role, bus)}`;
+}
+
+function dbusLink(role: string, socket: string, name: string): GraphEntry {
+  return graphEntry('dbus', C, bus.container, { name, role, socket });
+}
+
+/** A raw client inside the consumer, through the link of `role`, before any SASL byte. */
+async function rawClient(role: Role, bus: Bus = 'bus'): Promise<DBusPeer> {
+  return new DBusPeer(await connectFrom(C.pid, target(role, bus)));
+}
+
+function rejections(): string[] {
+  return logs.filter((line) => line.event === 'connection rejected').map((line) => String(line.reason));
+}
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'pvx-dbus-test-'));
+  ctrl = new FakeCtrl(join(work, 'pv-ctrl'));
+  await ctrl.start();
+  [bus, C] = await Promise.all([startProviderBus(), startContainer()]);
+  broker = await startBroker(bus.container.pid, BROKER_SOCKET);
+  for (const { socket } of BUSES) services.push(await startTestService(bus, socket));
+  // Not a bus: a socket in the provider that records the credentials the mediator dials it with.
+  credentialsProbe = await startProvider(bus.container.pid, CREDENTIALS_SOCKET, (socket: FdSocket) => {
+    upstreamCredentials.push({ ...socket.peerCred(), groups: socket.peerGroups() });
+    socket.destroy();
+  });
+  ctrl.setGraph([
+    ...BUSES.flatMap(({ bus, socket }) => ROLES.map(({ role }) => dbusLink(role, socket, `${bus}-${role}`))),
+    dbusLink('operator', CREDENTIALS_SOCKET, 'credentials'),
+  ]);
+  daemon = await startTestDaemon(ctrl, {
+    log: createLogger({ level: 'debug', format: 'json', write: (line) => logs.push(JSON.parse(line)) }),
+  });
+  await eventually(
+    () => daemon.reconciler.list().every((link) => link.state === 'active'),
+    10_000,
+    'the dbus links to be active',
+  );
+});
+
+afterAll(async () => {
+  await daemon?.stop();
+  credentialsProbe?.close();
+  for (const service of services) service.close();
+  await broker?.stop();
+  await Promise.all([bus?.stop(), C?.stop(), ctrl?.stop()]);
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('the upstream connection', () => {
+  it('carries the role uid, gid and groups from the provider passwd and group files', async () => {
+    // The daemon's own reachability probe dialled it already, as itself: only the connection's dial counts.
+    const before = upstreamCredentials.length;
+    const client = await connectFrom(C.pid, '/run/pv/services/credentials.sock');
+    const dialled = await eventually(() => upstreamCredentials[before], 5000, 'the mediator to dial');
+    client.destroy();
+    expect(dialled).toMatchObject({ uid: 1001, gid: 1001 });
+    expect(dialled.groups.sort((a, b) => a - b)).toEqual([1001, 3000]);
+  });
+});
+
+/** node -e: a dbus-next client that prints the answer to one call, or `error <name>`. */
+const DBUS_NEXT_CLIENT = `
+const dbus = require(${JSON.stringify(fileURLToPath(new URL('../../node_modules/dbus-next', import.meta.url)))});
+const [address, what] = process.argv.slice(1);
+const bus = dbus.sessionBus({ busAddress: address });
+bus.on('error', (error) => { console.error(error.message); process.exit(2); });
+bus.on('connect', async () => {
+  const message = what === 'WhoAmI'
+    ? new dbus.Message({ destination: '${BUS_NAME}', path: '${BUS_PATH}', interface: '${BUS_NAME}',
+        member: 'GetConnectionUnixUser', signature: 's', body: [bus.name] })
+    : new dbus.Message({ destination: '${SERVICE}', path: '${SERVICE_PATH}', interface: '${SERVICE}', member: what });
+  try {
+    console.log(String((await bus.call(message)).body[0]));
+  } catch (error) {
+    console.log('error ' + error.type);
+  }
+  bus.disconnect();
+});
+`;
+
+/**
+ * Each client calls `member` through the link of `role` and returns what it printed, normalized to the value
+ * (`1001`, `allowed`) or `error <D-Bus error name>`. WhoAmI: the CLI tools cannot learn their own unique name
+ * before their one call, so the service asks the bus GetConnectionUnixUser(<caller's unique name>); dbus-next
+ * and the raw client ask the bus about their own unique name themselves.
+ */
+const clients: Record<string, (role: Role, member: 'WhoAmI' | 'Restricted', bus?: Bus) => Promise<string>> = {
+  'dbus-send (libdbus)': async (role, member, bus = 'bus') => {
+    const { stdout, stderr } = await C.exec([
+      'dbus-send',
+      `--bus=${address(role, bus)}`,
+      '--print-reply',
+      `--dest=${SERVICE}`,
+      SERVICE_PATH,
+      `${SERVICE}.${member}`,
+    ]);
+    const value = /^\s+(?:uint32|string) "?([^"\n]*)"?$/m.exec(stdout)?.[1];
+    const error = /^Error ([\w.]+):/m.exec(stderr)?.[1];
+    return value ?? (error ? `error ${error}` : `unexpected: ${stdout} ${stderr}`);
+  },
+  'gdbus (GLib)': async (role, member, bus = 'bus') => {
+    const { stdout, stderr } = await C.exec([
+      'gdbus',
+      'call',
+      '--address',
+      address(role, bus),
+      '--dest',
+      SERVICE,
+      '--object-path',
+      SERVICE_PATH,
+      '--method',
+      `${SERVICE}.${member}`,
+    ]);
+    const value = /^\((?:uint32 )?'?([^',]*)'?,\)$/m.exec(stdout)?.[1];
+    const error = /GDBus\.Error:([\w.]+):/.exec(stderr)?.[1];
+    return value ?? (error ? `error ${error}` : `unexpected: ${stdout} ${stderr}`);
+  },
+  'busctl (sd-bus)': async (role, member, bus = 'bus') => {
+    const { stdout, stderr } = await C.exec([
+      'busctl',
+      `--address=${address(role, bus)}`,
+      'call',
+      SERVICE,
+      SERVICE_PATH,
+      SERVICE,
+      member,
+    ]);
+    const value = /^[us] "?([^"\n]*)"?$/m.exec(stdout)?.[1];
+    // sd-bus turns an AccessDenied error into EACCES, and busctl prints only its text.
+    const denied = /^Call failed: Access denied$/m.test(stderr);
+    return (
+      value ?? (denied ? 'error org.freedesktop.DBus.Error.AccessDenied' : `unexpected: ${stdout} ${stderr}`)
+    );
+  },
+  'dbus-next (npm)': async (role, member, bus = 'bus') => {
+    const { stdout, stderr } = await C.exec(['node', '-e', DBUS_NEXT_CLIENT, address(role, bus), member]);
+    return stdout.trim() || `unexpected: ${stderr}`;
+  },
+  'raw client on the native layer': async (role, member, bus = 'bus') => {
+    const peer = await rawClient(role, bus);
+    try {
+      peer.write(`\0AUTH EXTERNAL ${uidToHex(0)}\r\n`);
+      expect(await peer.readLine()).toMatch(/^OK [0-9a-f]{32}$/);
+      await peer.begin();
+      if (member === 'WhoAmI')
+        return String(await peer.callBus('GetConnectionUnixUser', 's', [peer.uniqueName]));
+      const { message } = await peer.call({
+        destination: SERVICE,
+        path: SERVICE_PATH,
+        interface: SERVICE,
+        member,
+      });
+      return String(message.body[0]);
+    } catch (error) {
+      if (error instanceof DBusCallError) return `error ${error.errorName}`;
+      throw error;
+    } finally {
+      peer.close();
+    }
+  },
+};
+
+describe.each(BUSES)('through the mediator to $implementation', ({ bus }) => {
+  describe.each(Object.entries(clients))('%s', (_name, call) => {
+    it.each(ROLES)('is exactly uid $uid on the bus with role $role', async ({ role, uid }) => {
+      expect(await call(role, 'WhoAmI', bus)).toBe(String(uid));
+    });
+  });
+});
+
+describe.each(Object.entries(clients))('%s through the mediator to dbus-daemon', (_name, call) => {
+  it("gets what the provider's XML policy allows operator and denies nobody", async () => {
+    expect(await call('operator', 'Restricted')).toBe('allowed');
+    expect(await call('any', 'Restricted')).toBe('error org.freedesktop.DBus.Error.AccessDenied');
+  });
+});
+
+/** BEGIN after an OK, then what the bus says about our own connection. */
+async function uidAfterBegin(peer: DBusPeer): Promise<unknown> {
+  await peer.begin();
+  return peer.callBus('GetConnectionUnixUser', 's', [peer.uniqueName]);
+}
+
+/** The next lines the client reads, up to the end of its connection. */
+async function linesUntilClosed(peer: DBusPeer): Promise<string[]> {
+  const lines: string[] = [];
+  for (let line = await peer.readLine(); line !== null; line = await peer.readLine()) lines.push(line);
+  await peer.closed;
+  return lines;
+}
+
+const ROOT_HEX = uidToHex(0);
+const OK = /^OK [0-9a-f]{32}$/;
+
+describe.each(BUSES)(
+  'forged identities through the operator link (uid 1001) to $implementation',
+  ({ bus }) => {
+    it('AUTH EXTERNAL 30 (uid 0) becomes uid 1001', async () => {
+      const peer = await rawClient('operator', bus);
+      peer.write(`\0AUTH EXTERNAL ${ROOT_HEX}\r\n`);
+      expect(await peer.readLine()).toMatch(OK);
+      expect(await uidAfterBegin(peer)).toBe(1001);
+      peer.close();
+    });
+
+    it('AUTH EXTERNAL then DATA 30, pipelined with NEGOTIATE_UNIX_FD, becomes uid 1001', async () => {
+      const peer = await rawClient('operator', bus);
+      peer.write(`\0AUTH EXTERNAL\r\nDATA ${ROOT_HEX}\r\nNEGOTIATE_UNIX_FD\r\n`);
+      expect(await peer.readLine()).toBe('DATA');
+      expect(await peer.readLine()).toMatch(OK);
+      expect(await peer.readLine()).toBe('AGREE_UNIX_FD');
+      expect(await uidAfterBegin(peer)).toBe(1001);
+      peer.close();
+    });
+  },
+);
+
+describe('other mechanisms through the operator link', () => {
+  it('AUTH ANONYMOUS, which this bus accepts, is answered REJECTED EXTERNAL by the mediator', async () => {
+    // The control: asked directly, the provider's bus lets an anonymous client in.
+    const direct = new DBusPeer(new FdSocket(await connectIn({ pid: bus.container.pid, path: BUS_SOCKET })));
+    direct.write('\0AUTH ANONYMOUS\r\n');
+    expect(await direct.readLine()).toMatch(OK);
+    direct.close();
+
+    const peer = await rawClient('operator');
+    peer.write('\0AUTH ANONYMOUS\r\n');
+    expect(await peer.readLine()).toBe('REJECTED EXTERNAL');
+    // The connection goes on, and what it gets is still the role.
+    peer.write(`AUTH EXTERNAL ${ROOT_HEX}\r\n`);
+    expect(await peer.readLine()).toMatch(OK);
+    expect(await uidAfterBegin(peer)).toBe(1001);
+    peer.close();
+  });
+
+  it('AUTH DBUS_COOKIE_SHA1 and a bare AUTH are answered REJECTED EXTERNAL', async () => {
+    const peer = await rawClient('operator');
+    peer.write(`\0AUTH DBUS_COOKIE_SHA1 ${Buffer.from('root').toString('hex')}\r\nAUTH\r\n`);
+    expect(await peer.readLine()).toBe('REJECTED EXTERNAL');
+    expect(await peer.readLine()).toBe('REJECTED EXTERNAL');
+    peer.close();
+  });
+});
+
+describe('refused handshakes: an ERROR line with the reason, then the connection is closed', () => {
+  it.each([
+    {
+      what: 'a second AUTH after OK',
+      send: [`\0AUTH EXTERNAL ${ROOT_HEX}\r\n`, `AUTH EXTERNAL ${ROOT_HEX}\r\n`],
+      replies: [OK, /^ERROR "?AUTH after the bus accepted the client/],
+      reason: 'AUTH after the bus accepted the client',
+    },
+    {
+      what: 'message data before BEGIN',
+      send: [
+        `\0AUTH EXTERNAL ${ROOT_HEX}\r\n`,
+        marshal({
+          type: MessageType.METHOD_CALL,
+          flags: 0,
+          serial: 1,
+          destination: BUS_NAME,
+          path: BUS_PATH,
+          interface: BUS_NAME,
+          member: 'Hello',
+        }),
+      ],
+      replies: [OK, /^ERROR "?message data before BEGIN/],
+      reason: 'message data before BEGIN',
+    },
+    {
+      what: 'BEGIN before OK',
+      send: ['\0AUTH ANONYMOUS\r\nBEGIN\r\n'],
+      replies: [/^REJECTED EXTERNAL$/, /^ERROR "?BEGIN before the bus accepted the client/],
+      reason: 'BEGIN before the bus accepted the client',
+    },
+  ])('$what', async ({ send, replies, reason }) => {
+    const peer = await rawClient('operator');
+    const lines: string[] = [];
+    for (const [i, data] of send.entries()) {
+      peer.write(data);
+      // Each write but the last is answered before the next goes out.
+      if (i < send.length - 1) lines.push(String(await peer.readLine()));
+    }
+    lines.push(...(await linesUntilClosed(peer)));
+    expect(lines).toHaveLength(replies.length);
+    for (const [i, reply] of replies.entries()) expect(lines[i]).toMatch(reply);
+    await eventually(() => rejections().includes(reason), 2000, 'the logged reason');
+  });
+
+  it('a 1 MiB SASL line', async () => {
+    const peer = await rawClient('operator');
+    peer.write(`\0AUTH EXTERNAL ${'3'.repeat(1 << 20)}\r\n`);
+    // The mediator may close before the client has written it all: then the ERROR line can be lost to a reset.
+    const lines = await linesUntilClosed(peer);
+    expect(lines.every((line) => line.startsWith('ERROR'))).toBe(true);
+    await eventually(() => rejections().some((reason) => reason.includes('longer than')), 2000, 'the reason');
+  });
+
+  it('unix fds sent with SASL lines', async () => {
+    const peer = await rawClient('operator');
+    const fd = fileWithContent('too early');
+    peer.write(`\0AUTH EXTERNAL ${ROOT_HEX}\r\n`, [fd]);
+    const lines = await linesUntilClosed(peer);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(OK);
+    expect(lines[1]).toMatch(/^ERROR "?unix fds sent before BEGIN/);
+  });
+});
+
+/** A raw client through the operator link that negotiated unix fds. */
+async function fdClient(): Promise<DBusPeer> {
+  const peer = await rawClient('operator');
+  peer.write(`\0AUTH EXTERNAL ${ROOT_HEX}\r\nNEGOTIATE_UNIX_FD\r\n`);
+  expect(await peer.readLine()).toMatch(OK);
+  expect(await peer.readLine()).toBe('AGREE_UNIX_FD');
+  await peer.begin();
+  return peer;
+}
+
+/** A call to the service that declares `unixFds` fds (PassFd with one, WhoAmI with none). */
+function callDeclaring(unixFds: number): Buffer {
+  return marshal({
+    type: MessageType.METHOD_CALL,
+    flags: 0,
+    serial: 100,
+    destination: SERVICE,
+    path: SERVICE_PATH,
+    interface: SERVICE,
+    ...(unixFds > 0 ? { member: 'PassFd', signature: 'h', body: [0], unixFds } : { member: 'WhoAmI' }),
+  });
+}
+
+describe('unix fds and messages after BEGIN', () => {
+  it('a file passed as h reaches the service in the provider and a new one comes back', async () => {
+    const link = daemon.reconciler.list().find((entry) => entry.spec.role === 'operator');
+    const fdsBefore = { ...link?.counters.fds };
+    const peer = await fdClient();
+    const fd = fileWithContent('through the mediator');
+    const { message, fds } = await peer.call({
+      destination: SERVICE,
+      path: SERVICE_PATH,
+      interface: SERVICE,
+      member: 'PassFd',
+      signature: 'h',
+      body: [0],
+      fds: [fd],
+    });
+    expect(message.body[0]).toBe('through the mediator');
+    expect(fds).toHaveLength(1);
+    expect(contentOf(fds[0] as number)).toBe('service saw: through the mediator');
+    closeAll(fds);
+    peer.close();
+    expect(link?.counters.fds.toProvider).toBe((fdsBefore.toProvider ?? 0) + 1);
+    expect(link?.counters.fds.toConsumer).toBe((fdsBefore.toConsumer ?? 0) + 1);
+  });
+
+  it('a signal from the service reaches a subscribed client', async () => {
+    const peer = await fdClient();
+    await peer.callBus('AddMatch', 's', [`type='signal',interface='${SERVICE}'`]);
+    const received = new Promise<unknown>((resolve) =>
+      peer.onSignal(({ message }) => resolve(message.body[0])),
+    );
+    services[0]?.emitSignal(SERVICE_PATH, SERVICE, 'Changed', 's', ['news']);
+    expect(await received).toBe('news');
+    peer.close();
+  });
+
+  it.each([
+    {
+      what: 'a message that declares an fd that never came',
+      send: () => ({ data: callDeclaring(1), fds: [] }),
+      reason: 'a message declares 1 unix fds but 0 arrived',
+    },
+    {
+      what: 'an fd that no message declares',
+      send: () => ({ data: callDeclaring(0), fds: [fileWithContent('stray')] }),
+      reason: '1 unix fds arrived that no message declares',
+    },
+    {
+      what: 'bytes that are not a message',
+      send: () => ({ data: Buffer.from('X'.repeat(64)), fds: [] }),
+      reason: 'malformed message',
+    },
+  ])('$what closes the connection with the reason logged', async ({ send, reason }) => {
+    const peer = await fdClient();
+    const { data, fds } = send();
+    peer.write(data, fds);
+    await peer.closed;
+    await eventually(() => rejections().some((logged) => logged.startsWith(reason)), 2000, 'the reason');
+  });
+});
+
+describe('after all of the above', () => {
+  it('no mediated connection is left open', async () => {
+    await eventually(
+      () => daemon.reconciler.list().every((link) => link.counters.connections.active === 0),
+      5000,
+      'every connection to close',
+    );
+  });
+});
