@@ -21,10 +21,10 @@ function connect(path: string): Promise<Socket> {
   });
 }
 
-/** Calls `onAnswer` for every complete answer on the socket, in order. */
-function readAnswers(socket: Socket, onAnswer: (status: number) => void): void {
+/** Calls `onAnswer` for every complete answer on the socket, in order, until the returned function is called. */
+function readAnswers(socket: Socket, onAnswer: (status: number) => void): () => void {
   let pending: Buffer | null = null;
-  socket.on('data', (data: Buffer) => {
+  const onData = (data: Buffer) => {
     let buffer: Buffer = pending ? Buffer.concat([pending, data]) : data;
     pending = null;
     for (;;) {
@@ -40,44 +40,63 @@ function readAnswers(socket: Socket, onAnswer: (status: number) => void): void {
       buffer = buffer.subarray(end);
     }
     pending = buffer;
-  });
+  };
+  socket.on('data', onData);
+  return () => socket.off('data', onData);
 }
 
-/** `connections` keep-alive connections send `request` back to back for `durationMs`. */
+/** `count` keep-alive connections to `path`, for `closedLoop` (the caller destroys them). */
+export function openConnections(path: string, count: number): Promise<Socket[]> {
+  return Promise.all(Array.from({ length: count }, () => connect(path)));
+}
+
+/**
+ * Every connection sends `request` back to back, the next as soon as the previous answer is complete, for
+ * `durationMs`. Each stops after an answer, so the connections can run another loop afterwards.
+ */
 export async function closedLoop(
-  path: string,
+  sockets: Socket[],
   request: Buffer,
-  connections: number,
   durationMs: number,
 ): Promise<LoadResult> {
-  const sockets = await Promise.all(Array.from({ length: connections }, () => connect(path)));
   const latencies: number[] = [];
   const start = nowMs();
   const deadline = start + durationMs;
-  await Promise.all(
-    sockets.map(
-      (socket) =>
-        new Promise<void>((resolve, reject) => {
-          let sentAt = nowMs();
-          readAnswers(socket, (status) => {
-            const now = nowMs();
-            if (status !== 200) reject(new Error(`status ${status}`));
-            latencies.push((now - sentAt) * 1000);
-            if (now >= deadline) {
-              resolve();
-              return;
-            }
-            sentAt = now;
+  const detachers: (() => void)[] = [];
+  try {
+    await Promise.all(
+      sockets.map(
+        (socket) =>
+          new Promise<void>((resolve, reject) => {
+            let sentAt = nowMs();
+            const onError = (error: Error) => reject(error);
+            const onClose = () => reject(new Error('the server closed the connection'));
+            const stopReading = readAnswers(socket, (status) => {
+              const now = nowMs();
+              if (status !== 200) reject(new Error(`status ${status}`));
+              latencies.push((now - sentAt) * 1000);
+              if (now >= deadline) {
+                resolve();
+                return;
+              }
+              sentAt = now;
+              socket.write(request);
+            });
+            socket.once('error', onError);
+            socket.once('close', onClose);
+            detachers.push(() => {
+              stopReading();
+              socket.off('error', onError);
+              socket.off('close', onClose);
+            });
             socket.write(request);
-          });
-          socket.once('error', reject);
-          socket.once('close', () => reject(new Error('the server closed the connection')));
-          socket.write(request);
-        }),
-    ),
-  );
+          }),
+      ),
+    );
+  } finally {
+    for (const detach of detachers) detach();
+  }
   const seconds = (nowMs() - start) / 1000;
-  for (const socket of sockets) socket.destroy();
   return { requests: latencies.length, seconds, latenciesUs: latencies.sort((a, b) => a - b) };
 }
 

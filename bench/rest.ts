@@ -3,6 +3,8 @@
 // reverse proxy that sets the same two headers. Provider for GETs: nginx answering "ok"; for the upload: a Node
 // http server that answers once it has read the whole body. Request rates are also given per CPU second of the
 // proxy process (its user + system time during the run), the "per core" comparison with nginx's single worker.
+// The paths take turns (rounds of GETs, of uploads), so that the machine's changing load (2 shared cores) does
+// not favour whichever path ran while it was quiet.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -16,14 +18,18 @@ import {
   stopProcess,
   waitFor,
 } from './harness.js';
-import { closedLoop, type LoadResult, upload } from './http-load.js';
+import { closedLoop, type LoadResult, openConnections, upload } from './http-load.js';
 
 const GET = Buffer.from('GET /small HTTP/1.1\r\nHost: bench\r\nAccept: */*\r\n\r\n');
 const LOAD_MS = 3000;
+/** The paths take turns this many times, LOAD_MS / GET_ROUNDS each. */
+const GET_ROUNDS = 3;
 const WARMUP_MS = 500;
 const UPLOAD_BYTES = 100 * 1024 * 1024;
 const UPLOAD_WRITE = 256 * 1024;
 const UPLOAD_ROUNDS = 5;
+/** Uploads through every path before the counted rounds: the bench process (client and sink) warms up too. */
+const UPLOAD_WARMUP_ROUNDS = 2;
 const CLOCK_TICKS_PER_SECOND = 100;
 const IDENTITY = { consumer: '_pv_', role: 'reader' };
 
@@ -92,40 +98,77 @@ interface PathUnderTest {
   proxyPid: number | null;
 }
 
-type GetRow = Awaited<ReturnType<typeof measureGets>>;
-type UploadRow = Awaited<ReturnType<typeof measureUpload>>;
+type GetRow = Awaited<ReturnType<typeof measureGets>>[number];
+type UploadRow = Awaited<ReturnType<typeof measureUploads>>[number];
 
 function measured(value: number | undefined): number {
   if (value === undefined) throw new Error('a measurement is missing');
   return value;
 }
 
-async function measureGets(path: PathUnderTest, connections: number) {
-  await closedLoop(path.get, GET, connections, WARMUP_MS);
-  const cpuBefore = path.proxyPid === null ? 0 : cpuSeconds(path.proxyPid);
-  const result: LoadResult = await closedLoop(path.get, GET, connections, LOAD_MS);
-  const cpu = path.proxyPid === null ? Number.NaN : cpuSeconds(path.proxyPid) - cpuBefore;
-  const rate = result.requests / result.seconds;
-  return {
-    path: path.name,
-    connections,
-    'requests/s': round(rate),
-    'p50 µs': round(percentile(result.latenciesUs, 50)),
-    'p99 µs': round(percentile(result.latenciesUs, 99)),
-    'proxy CPU %': round((cpu / result.seconds) * 100),
-    'requests per proxy CPU s': round(result.requests / cpu),
-  };
+/**
+ * Small GETs on `connections` keep-alive connections per path, the paths taking turns for GET_ROUNDS rounds (so
+ * that a change in the machine's load affects them alike). Proxy CPU time counts while the requests run only,
+ * not while connecting.
+ */
+async function measureGets(paths: PathUnderTest[], connections: number) {
+  const samples = [];
+  for (const path of paths) {
+    const sockets = await openConnections(path.get, connections);
+    samples.push({ path, sockets, requests: 0, seconds: 0, proxyCpu: 0, latenciesUs: [] as number[] });
+  }
+  try {
+    for (const { sockets } of samples) await closedLoop(sockets, GET, WARMUP_MS);
+    for (let round = 0; round < GET_ROUNDS; round += 1) {
+      for (const sample of samples) {
+        const { proxyPid } = sample.path;
+        const cpuBefore = proxyPid === null ? 0 : cpuSeconds(proxyPid);
+        const result: LoadResult = await closedLoop(sample.sockets, GET, LOAD_MS / GET_ROUNDS);
+        sample.proxyCpu += proxyPid === null ? Number.NaN : cpuSeconds(proxyPid) - cpuBefore;
+        sample.requests += result.requests;
+        sample.seconds += result.seconds;
+        for (const latency of result.latenciesUs) sample.latenciesUs.push(latency);
+      }
+    }
+  } finally {
+    for (const { sockets } of samples) for (const socket of sockets) socket.destroy();
+  }
+  return samples.map(({ path, requests, seconds, proxyCpu, latenciesUs }) => {
+    latenciesUs.sort((a, b) => a - b);
+    return {
+      path: path.name,
+      connections,
+      'requests/s': round(requests / seconds),
+      'p50 µs': round(percentile(latenciesUs, 50)),
+      'p99 µs': round(percentile(latenciesUs, 99)),
+      'proxy CPU %': round((proxyCpu / seconds) * 100),
+      'requests per proxy CPU s': round(requests / proxyCpu),
+    };
+  });
 }
 
-async function measureUpload(path: PathUnderTest) {
-  // The first upload through a fresh process runs before the JIT has warmed up: not counted.
-  await upload(path.upload, UPLOAD_BYTES, UPLOAD_WRITE);
-  const rates: number[] = [];
-  for (let round = 0; round < UPLOAD_ROUNDS; round += 1) {
-    rates.push(await upload(path.upload, UPLOAD_BYTES, UPLOAD_WRITE));
+/**
+ * Uploads through the paths in turn, round after round, so that a change in the machine's load, or the bench
+ * process warming up, affects every path alike (measured one path after the other, "direct" came first and the
+ * ratios moved by ±50% from run to run). The warm-up rounds are not counted.
+ */
+async function measureUploads(paths: PathUnderTest[]) {
+  const samples = paths.map((path) => ({ path, rates: [] as number[], proxyCpu: 0 }));
+  for (let round = -UPLOAD_WARMUP_ROUNDS; round < UPLOAD_ROUNDS; round += 1) {
+    for (const sample of samples) {
+      const { proxyPid } = sample.path;
+      const cpuBefore = proxyPid === null ? 0 : cpuSeconds(proxyPid);
+      const rate = await upload(sample.path.upload, UPLOAD_BYTES, UPLOAD_WRITE);
+      if (round < 0) continue;
+      sample.rates.push(rate);
+      sample.proxyCpu += proxyPid === null ? Number.NaN : cpuSeconds(proxyPid) - cpuBefore;
+    }
   }
-  rates.sort((a, b) => a - b);
-  return { path: path.name, 'upload MiB/s (median of 5)': round(measured(rates[2])) };
+  return samples.map(({ path, rates, proxyCpu }) => ({
+    path: path.name,
+    'upload MiB/s (median of 5)': round(measured(rates.sort((a, b) => a - b)[Math.floor(UPLOAD_ROUNDS / 2)])),
+    'MiB per proxy CPU s': round(((UPLOAD_BYTES / (1 << 20)) * UPLOAD_ROUNDS) / proxyCpu),
+  }));
 }
 
 export async function run(): Promise<void> {
@@ -184,10 +227,8 @@ export async function run(): Promise<void> {
   const gets: GetRow[] = [];
   const uploads: UploadRow[] = [];
   try {
-    for (const connections of [1, 50]) {
-      for (const path of paths) gets.push(await measureGets(path, connections));
-    }
-    for (const path of paths) uploads.push(await measureUpload(path));
+    for (const connections of [1, 50]) gets.push(...(await measureGets(paths, connections)));
+    uploads.push(...(await measureUploads(paths)));
   } finally {
     await stopProcess(daemon);
     await Promise.all([stopProcess(proxy), stopProcess(provider)]);

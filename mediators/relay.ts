@@ -48,6 +48,12 @@ export interface RelaySession {
   hold(direction: Direction, held: boolean): void;
   /** Ends the session as a throw from the filter of `direction` would: what was replied still reaches the sender. */
   reject(direction: Direction, reason: Error): void;
+  /**
+   * Passes the next `length` bytes from the sender of `direction` on as they are, inside the kernel, without
+   * the filter (a body it need not see); fds that come with them are closed. `done(moved)` runs once they went
+   * on, with fewer if the sender's stream ended first (its end follows); not at all if the session ends first.
+   */
+  transfer(direction: Direction, length: number, done: (moved: number) => void): void;
 }
 
 /** How long a rejected sender gets to read our reply before its socket is closed. */
@@ -173,6 +179,16 @@ export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOpti
     },
     reject(direction, reason) {
       if (!finished) reject(senders[direction], receivers[direction], direction, reason);
+    },
+    transfer(direction, length, done) {
+      const from = senders[direction];
+      const to = receivers[direction];
+      if (finished || from.destroyed || to.destroyed) return;
+      const moved = (bytes: number) => {
+        options.counters.bytes[direction] += bytes;
+        lastActivity = Date.now();
+      };
+      from.transferTo(to, length, moved, done);
     },
   };
 }

@@ -6,9 +6,12 @@
 // the provider. Responses (provider → consumer) pass through as they came; they are parsed only to pair them with
 // the requests: to learn whether an upgrade or a CONNECT switched the connection to a tunnel, and when the requests
 // forwarded before an invalid one have been answered, so that the 400 cannot be taken for one of their answers.
+// The rest of a large Content-Length body, in either direction, goes on inside the kernel (the relay's transfer):
+// its bytes are opaque, so the mediator need not copy them in and out.
 import { type Chunk, closeFd } from '../native/fd-socket.js';
 import {
   frameBodyEvent,
+  type HttpEvent,
   type HttpHeader,
   type HttpLimits,
   type HttpParseError,
@@ -20,7 +23,13 @@ import {
   serializeRequestHead,
   stripFields,
 } from '../protocols/http/index.js';
-import { type FilterSink, RelayRejection, type RelaySession, type StreamFilter } from './relay.js';
+import {
+  type Direction,
+  type FilterSink,
+  RelayRejection,
+  type RelaySession,
+  type StreamFilter,
+} from './relay.js';
 import type { Logger } from './types.js';
 
 export const CLIENT_FIELD = 'X-PV-Client';
@@ -37,6 +46,15 @@ const RESPONSE_LIMITS: HttpLimits = {
 
 /** Pipelined requests waiting for answers beyond which the consumer is not read (bounds what is remembered). */
 const MAX_REQUESTS_IN_FLIGHT = 64;
+
+/** The least of a Content-Length body still to come that goes on inside the kernel (below, a pipe costs more). */
+const TRANSFER_MIN = 256 * 1024;
+
+/** What a parser reading a Content-Length body offers for a transfer. */
+interface BodyReader<Head> {
+  readonly bodyRemaining: number;
+  skipBody(length: number): HttpEvent<Head>[];
+}
 
 type SwitchDecision = 'tunnel' | 'http';
 
@@ -103,6 +121,18 @@ export class RestSession {
     closeFds(chunk);
     this.requestSink = sink;
     this.forwardRequests(this.requests.push(chunk.data), sink);
+    this.transferBody('toProvider', this.requests, (events) => this.forwardRequests(events, sink));
+  }
+
+  /** The rest of a large body goes on inside the kernel; the parser skips it once it is through. */
+  private transferBody<Head>(
+    direction: Direction,
+    parser: BodyReader<Head>,
+    resume: (events: HttpEvent<Head>[]) => void,
+  ): void {
+    const length = parser.bodyRemaining;
+    if (length >= TRANSFER_MIN)
+      this.relay.transfer(direction, length, (moved) => resume(parser.skipBody(moved)));
   }
 
   private onRequestEnd(): void {
@@ -223,6 +253,11 @@ export class RestSession {
       throw new RelayRejection(`invalid response (${last.error.code}): ${last.error.message}`);
     }
     sink.forward(chunk.data);
+    this.afterResponses(events);
+    this.transferBody('toConsumer', this.responses, (skipped) => this.afterResponses(skipped));
+  }
+
+  private afterResponses(events: ResponseEvent[]): void {
     for (const event of events) this.follow(event);
     this.settle();
     this.updateHold();

@@ -28,6 +28,9 @@
  * resets the connection: what it sent before is still delivered (while flowing), then ECONNRESET. write() after destroy() discards the
  * data, closes the fds and returns false; write() after end() throws ERR_STREAM_WRITE_AFTER_END.
  *
+ * transferTo() moves a given number of bytes from one socket to another inside the kernel (splice through a
+ * pipe), for bodies a filter need not see: no 'data' for them, and no copy into or out of the process.
+ *
  * FdListener: accepting starts when the first 'connection' listener is added (not at construction), so
  * no connection is accepted without someone to take it; a connection emitted with no listener left is
  * destroyed. Running out of fds (EMFILE, ENFILE, ENOBUFS, ENOMEM) stops accepting for 100 ms, then it
@@ -58,6 +61,23 @@ export interface FdSocketOptions {
 /** An opaque uv_poll handle owned by the addon. */
 type PollHandle = { readonly pollHandle: unique symbol };
 type PollCallback = (error: Error | null, readable: boolean, writable: boolean) => void;
+/** An opaque event set (one epoll instance polled as a whole) owned by the addon. */
+type EventSetHandle = { readonly eventSetHandle: unique symbol };
+/** An opaque registration of one socket in an event set. */
+type WatchHandle = { readonly watchHandle: unique symbol };
+/**
+ * What a watched socket reports (the first argument says which): EVENT_WRITABLE; EVENT_READY (readable, with
+ * POLL_READY); EVENT_DATA with its `length`
+ * bytes (`source` is an ArrayBuffer holding them at `offset`, or, with offset -1, a Buffer of exactly them) and
+ * its fds (null if none came); EVENT_END; EVENT_ERROR with the Error.
+ */
+type WatchCallback = (
+  event: number,
+  source?: ArrayBuffer | Buffer | Error,
+  offset?: number,
+  length?: number,
+  fds?: number[] | null,
+) => void;
 
 /** The raw primitives of native/src/fdio.c (documented there). Prefer FdSocket and FdListener. */
 export interface FdioBinding {
@@ -79,19 +99,44 @@ export interface FdioBinding {
   pollStart(fd: number, events: number, callback: PollCallback): PollHandle;
   pollUpdate(handle: PollHandle, events: number): void;
   pollStop(handle: PollHandle): void;
+  /** A new event set: one readiness callback serves all its ready sockets, microtasks run after all of them. */
+  eventSet(): EventSetHandle;
+  /**
+   * Watches a stream socket in `set`: writable events, and the socket read (up to readSize bytes a recvmsg)
+   * whenever it is readable and `events` has POLL_READABLE. Stop the watch before closing its fd.
+   */
+  watch(
+    set: EventSetHandle,
+    fd: number,
+    events: number,
+    readSize: number,
+    callback: WatchCallback,
+  ): WatchHandle;
+  watchUpdate(handle: WatchHandle, events: number): void;
+  /** Idempotent; no callback follows. */
+  watchStop(handle: WatchHandle): void;
+  /** A non-blocking, close-on-exec pipe of up to 1 MiB: [readFd, writeFd, capacity]. */
+  pipe(): [number, number, number];
+  /** Bytes moved from one fd to another inside the kernel (one is a pipe); 0 at end of stream, -1 would block. */
+  splice(fromFd: number, toFd: number, maxBytes: number): number;
 }
 
 export const fdio = binding as FdioBinding;
 
 const POLL_READABLE = 1;
 const POLL_WRITABLE = 2;
+/** Readable, reported without reading (a transfer splices instead). */
+const POLL_READY = 4;
+const EVENT_WRITABLE = 0;
+const EVENT_DATA = 1;
+const EVENT_END = 2;
+const EVENT_ERROR = 3;
+const EVENT_READY = 4;
 /** The kernel's SCM_MAX_FD: most fds one sendmsg can carry. */
 export const MAX_FDS_PER_WRITE = 253;
 
 const DEFAULT_HIGH_WATER_MARK = 256 * 1024;
 const DEFAULT_READ_SIZE = 64 * 1024;
-/** Reads per readiness callback before yielding to the event loop. */
-const READ_BUDGET = 16;
 /** Coalescing limits of one sendmsg. */
 const MAX_BATCH_BUFFERS = 64;
 const MAX_BATCH_BYTES = 1024 * 1024;
@@ -127,6 +172,27 @@ interface QueuedWrite {
   /** Still ours to send (and close); null once sent or when the write had none. */
   fds: number[] | null;
 }
+
+/** Bytes on their way from one FdSocket to another through a pipe (see FdSocket.transferTo). */
+interface Transfer {
+  readonly source: FdSocket;
+  readonly target: FdSocket;
+  readonly pipeRead: number;
+  readonly pipeWrite: number;
+  readonly capacity: number;
+  /** Still to take from the source. */
+  remaining: number;
+  /** Taken from the source, not yet given to the target. */
+  inPipe: number;
+  moved: number;
+  /** The source's stream ended before all were taken: its 'end' follows the transfer. */
+  sourceEnded: boolean;
+  readonly onProgress: (bytes: number) => void;
+  readonly onDone: (moved: number) => void;
+}
+
+/** The event set of every FdSocket of this thread (its epoll fd lives as long as the module). */
+const sockets = fdio.eventSet();
 
 function toError(thrown: unknown): Error {
   return thrown instanceof Error ? thrown : new Error(String(thrown));
@@ -164,12 +230,13 @@ function checkFds(fds: readonly number[]): void {
 export class FdSocket extends EventEmitter<FdSocketEvents> {
   readonly fd: number;
   readonly #highWaterMark: number;
-  readonly #readSize: number;
-  readonly #poll: PollHandle;
+  readonly #watch: WatchHandle;
   #pollEvents = 0;
 
   /** Pending writes from #queueStart on; the first one already sent up to #headOffset. */
   #queue: QueuedWrite[] = [];
+  /** Writes made while a transfer into this socket runs: they follow it. */
+  #held: QueuedWrite[] = [];
   #queueStart = 0;
   #headOffset = 0;
   #queuedBytes = 0;
@@ -181,6 +248,9 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
 
   /** null until reading is requested (first 'data' listener or resume()); false after pause(). */
   #flowing: boolean | null = null;
+  /** The transfer taking this socket's input, and the one feeding its output. */
+  #outgoing: Transfer | null = null;
+  #incoming: Transfer | null = null;
   #readableEnded = false;
   #destroyed = false;
 
@@ -189,10 +259,9 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
     const { highWaterMark, readSize } = checkOptions(options);
     this.fd = fd;
     this.#highWaterMark = highWaterMark;
-    this.#readSize = readSize;
     fdio.setNonBlocking(fd);
-    this.#poll = fdio.pollStart(fd, 0, (error, readable, writable) =>
-      this.#onPoll(error, readable, writable),
+    this.#watch = fdio.watch(sockets, fd, 0, readSize, (event, source, offset, length, fds) =>
+      this.#onEvent(event, source, offset, length, fds),
     );
     this.on('newListener', (event) => {
       if (event === 'data' && this.#flowing === null) this.resume();
@@ -225,7 +294,7 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
     }
     if (this.#endRequested) throw codedError('ERR_STREAM_WRITE_AFTER_END', 'write after end');
     if (data.length > 0) {
-      this.#queue.push({ data, fds: attached });
+      (this.#incoming ? this.#held : this.#queue).push({ data, fds: attached });
       this.#queuedBytes += data.length;
       this.#scheduleFlush();
     }
@@ -251,17 +320,66 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
     this.#updatePoll();
   }
 
+  /**
+   * Moves the next `length` bytes this socket receives to `target` inside the kernel, after what target has
+   * queued: no 'data' is emitted for them and fds that arrive with them are closed. `onProgress(bytes)` runs
+   * for every piece handed to target, `onDone(moved)` once all went on, or fewer if this socket's stream ended
+   * first (its 'end' follows); neither runs if either socket is destroyed first. pause() and resume() apply.
+   * Writes to target made meanwhile are sent after the transfer. One transfer can run each way through a socket.
+   * Throws if either socket is destroyed, this one ended, target ended, or a transfer already runs from this
+   * socket or into target.
+   */
+  transferTo(
+    target: FdSocket,
+    length: number,
+    onProgress: (bytes: number) => void,
+    onDone: (moved: number) => void,
+  ): void {
+    if (!Number.isSafeInteger(length) || length < 1)
+      throw new RangeError('length must be a positive integer');
+    if (
+      target === this ||
+      this.#destroyed ||
+      this.#readableEnded ||
+      target.#destroyed ||
+      target.#endRequested
+    )
+      throw codedError('ERR_INVALID_STATE', 'cannot transfer between these sockets now');
+    if (this.#outgoing || target.#incoming)
+      throw codedError('ERR_INVALID_STATE', 'a transfer is already running from this socket or into target');
+    const [pipeRead, pipeWrite, capacity] = fdio.pipe();
+    const transfer: Transfer = {
+      source: this,
+      target,
+      pipeRead,
+      pipeWrite,
+      capacity,
+      remaining: length,
+      inPipe: 0,
+      moved: 0,
+      sourceEnded: false,
+      onProgress,
+      onDone,
+    };
+    this.#outgoing = transfer;
+    target.#incoming = transfer;
+    this.#updatePoll();
+  }
+
   /** Stops polling, closes the fd and every fd still queued; emits 'error' (if given) then 'close', once. */
   destroy(error?: Error): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    fdio.pollStop(this.#poll); // before closing: libuv must drop the fd from epoll while it is still ours
+    fdio.watchStop(this.#watch); // before closing: epoll must drop the fd while it is still ours
     closeOwned([this.fd]);
+    for (const transfer of [this.#outgoing, this.#incoming]) if (transfer) FdSocket.#cancel(transfer);
     for (let i = this.#queueStart; i < this.#queue.length; i++) {
       const fds = this.#queue[i]?.fds;
       if (fds) closeOwned(fds);
     }
+    for (const { fds } of this.#held) if (fds) closeOwned(fds);
     this.#queue = [];
+    this.#held = [];
     this.#queueStart = 0;
     this.#queuedBytes = 0;
     process.nextTick(() => {
@@ -289,59 +407,130 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
   #updatePoll(): void {
     if (this.#destroyed) return;
     const events =
-      (this.#flowing === true && !this.#readableEnded ? POLL_READABLE : 0) |
+      (this.#flowing === true && !this.#readableEnded ? this.#readInterest() : 0) |
       (this.#waitingWritable ? POLL_WRITABLE : 0);
     if (events === this.#pollEvents) return;
     this.#pollEvents = events;
-    fdio.pollUpdate(this.#poll, events);
+    fdio.watchUpdate(this.#watch, events);
   }
 
-  #onPoll(error: Error | null, readable: boolean, writable: boolean): void {
-    if (this.#destroyed) return;
-    if (error) {
-      this.#pollEvents = 0; // libuv stops a handle that reports an error
-      this.#readBeforeReset();
-      this.destroy(error);
-      return;
-    }
-    if (writable) this.#flush();
-    if (readable) this.#read();
+  /** Read as usual, or only be told when there is something to splice (while the pipe has room). */
+  #readInterest(): number {
+    const transfer = this.#outgoing;
+    if (transfer === null) return POLL_READABLE;
+    const room = transfer.remaining > 0 && !transfer.sourceEnded && transfer.inPipe < transfer.capacity;
+    return room ? POLL_READY : 0;
   }
 
-  #read(): void {
-    for (let i = 0; i < READ_BUDGET && this.#flowing === true && !this.#destroyed; i++) {
-      const chunk = this.#receive();
-      if (chunk === null) return;
-      if (chunk.data.length === 0) {
-        this.#readableEnded = true;
-        this.#updatePoll();
-        this.emit('end');
-        this.#closeIfDone();
+  #onEvent(
+    event: number,
+    source?: ArrayBuffer | Buffer | Error,
+    offset?: number,
+    length?: number,
+    fds?: number[] | null,
+  ): void {
+    switch (event) {
+      case EVENT_WRITABLE:
+        this.#flush();
+        return;
+      case EVENT_DATA: {
+        const data = offset === -1 ? (source as Buffer) : Buffer.from(source as ArrayBuffer, offset, length);
+        this.#deliver({ data, fds: fds ?? [] });
         return;
       }
-      this.#deliver(chunk);
-      // A short read emptied the socket: skip the recv that would only say EAGAIN (epoll calls again).
-      if (chunk.data.length < this.#readSize) return;
+      case EVENT_READY:
+        this.#spliceIn();
+        return;
+      case EVENT_END:
+        this.#onEnd();
+        return;
+      case EVENT_ERROR:
+        this.destroy(source as Error);
+        return;
     }
   }
 
-  /** What the peer sent before it reset the connection is still readable, as with net sockets. */
-  #readBeforeReset(): void {
-    while (this.#flowing === true && !this.#readableEnded && !this.#destroyed) {
-      const chunk = this.#receive();
-      if (chunk === null || chunk.data.length === 0) return;
-      this.#deliver(chunk);
-    }
+  #onEnd(): void {
+    this.#readableEnded = true;
+    this.#updatePoll();
+    this.emit('end');
+    this.#closeIfDone();
   }
 
-  /** One recv: null if it would block or failed (the socket is then destroyed), empty data at EOF. */
-  #receive(): Chunk | null {
+  /** Takes what the pipe has room for from this socket, and passes it on. */
+  #spliceIn(): void {
+    const transfer = this.#outgoing as Transfer;
+    const max = Math.min(transfer.remaining, transfer.capacity - transfer.inPipe);
+    let taken: number;
     try {
-      return fdio.recv(this.fd, this.#readSize);
+      taken = fdio.splice(this.fd, transfer.pipeWrite, max);
     } catch (error) {
       this.destroy(toError(error));
-      return null;
+      return;
     }
+    if (taken < 0) return;
+    if (taken === 0) transfer.sourceEnded = true;
+    transfer.remaining -= taken;
+    transfer.inPipe += taken;
+    this.#updatePoll();
+    transfer.target.#spliceOut();
+  }
+
+  /** Gives the target what the pipe holds, once its own earlier writes are out; ends the transfer when done. */
+  #spliceOut(): void {
+    const transfer = this.#incoming;
+    if (transfer === null || this.#queueStart < this.#queue.length) return;
+    while (transfer.inPipe > 0) {
+      let given: number;
+      try {
+        given = fdio.splice(transfer.pipeRead, this.fd, transfer.inPipe);
+      } catch (error) {
+        this.destroy(toError(error));
+        return;
+      }
+      if (given < 0) {
+        this.#setWaitingWritable(true);
+        return;
+      }
+      transfer.inPipe -= given;
+      transfer.moved += given;
+      transfer.onProgress(given);
+      if (this.#destroyed || transfer.source.#destroyed) return;
+    }
+    this.#setWaitingWritable(false);
+    if (transfer.remaining > 0 && !transfer.sourceEnded) {
+      transfer.source.#updatePoll(); // the pipe has room again
+      return;
+    }
+    FdSocket.#finish(transfer);
+  }
+
+  /** The transfer is over: both sockets go back to their own reads and writes, then its owner hears of it. */
+  static #finish(transfer: Transfer): void {
+    const { source, target } = transfer;
+    FdSocket.#release(transfer);
+    source.#updatePoll();
+    target.#queue.push(...target.#held);
+    target.#held = [];
+    target.#flush();
+    transfer.onDone(transfer.moved);
+    if (transfer.sourceEnded && !source.#destroyed) source.#onEnd();
+  }
+
+  /** One of the sockets is destroyed: the other goes back to its own reads and writes. */
+  static #cancel(transfer: Transfer): void {
+    const { source, target } = transfer;
+    FdSocket.#release(transfer);
+    source.#updatePoll();
+    target.#queue.push(...target.#held);
+    target.#held = [];
+    if (!target.#destroyed) target.#flush();
+  }
+
+  static #release(transfer: Transfer): void {
+    transfer.source.#outgoing = null;
+    transfer.target.#incoming = null;
+    closeOwned([transfer.pipeRead, transfer.pipeWrite]);
   }
 
   #deliver(chunk: Chunk): void {
@@ -352,16 +541,26 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
     // While waiting for POLLOUT the poll callback flushes; otherwise batch this tick's writes.
     if (this.#flushScheduled || this.#waitingWritable) return;
     this.#flushScheduled = true;
-    queueMicrotask(() => {
-      this.#flushScheduled = false;
-      this.#flush();
-    });
+    // One microtask flushes every socket written to in this tick (a batch of events writes to many).
+    if (FdSocket.#toFlush.push(this) === 1) queueMicrotask(FdSocket.#flushAll);
   }
+
+  /** Sockets with writes waiting for the end of this tick, in the order they were first written to. */
+  static #toFlush: FdSocket[] = [];
+
+  static #flushAll = (): void => {
+    const sockets = FdSocket.#toFlush;
+    FdSocket.#toFlush = [];
+    for (const socket of sockets) {
+      socket.#flushScheduled = false;
+      socket.#flush();
+    }
+  };
 
   #flush(): void {
     while (!this.#destroyed && this.#queueStart < this.#queue.length) {
       const head = this.#queue[this.#queueStart] as QueuedWrite;
-      const buffers = this.#batch();
+      const [buffers, batchBytes] = this.#batch();
       let sent: number;
       try {
         sent = fdio.send(this.fd, buffers, this.#headOffset, head.fds);
@@ -378,7 +577,6 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
         closeOwned(head.fds);
         head.fds = null;
       }
-      const batchBytes = buffers.reduce((sum, buffer) => sum + buffer.length, -this.#headOffset);
       this.#consume(sent);
       // A short write means the socket buffer is full: wait for POLLOUT instead of an EAGAIN round trip.
       if (sent < batchBytes) {
@@ -387,6 +585,10 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
       }
     }
     if (this.#destroyed) return;
+    if (this.#incoming) {
+      this.#spliceOut();
+      return;
+    }
     this.#setWaitingWritable(false);
     if (this.#needDrain) {
       this.#needDrain = false;
@@ -404,8 +606,8 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
     }
   }
 
-  /** The buffers of the next sendmsg: the head write plus following writes that carry no fds. */
-  #batch(): Buffer[] {
+  /** The buffers of the next sendmsg (the head write plus following writes that carry no fds) and their bytes. */
+  #batch(): [Buffer[], number] {
     const buffers: Buffer[] = [];
     let bytes = -this.#headOffset;
     for (let i = this.#queueStart; i < this.#queue.length && buffers.length < MAX_BATCH_BUFFERS; i++) {
@@ -415,7 +617,7 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
       bytes += entry.data.length;
       if (bytes >= MAX_BATCH_BYTES) break;
     }
-    return buffers;
+    return [buffers, bytes];
   }
 
   #consume(sent: number): void {

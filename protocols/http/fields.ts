@@ -33,39 +33,66 @@ export function summarizeFields(headers: readonly HttpHeader[]): FieldSummary {
     expect: null,
   };
   for (const { name, value } of headers) {
-    if (equalsLowercase(name, 'content-length')) {
-      if (summary.contentLength !== null) {
-        throw new HttpParseError('duplicate-content-length', 'more than one Content-Length field');
-      }
-      summary.contentLength = parseContentLength(value);
-    } else if (equalsLowercase(name, 'transfer-encoding')) {
-      if (summary.transferCodings !== null) {
-        throw new HttpParseError('invalid-transfer-encoding', 'more than one Transfer-Encoding field');
-      }
-      summary.transferCodings = parseCodings(value);
-    } else if (equalsLowercase(name, 'connection')) {
-      for (const option of listElements(value)) {
-        if (!isToken(option))
-          throw new HttpParseError('invalid-connection', `connection option '${option}' is not a token`);
-        const lowercase = option.toLowerCase();
-        if (lowercase === 'close') summary.close = true;
-        else if (lowercase === 'keep-alive') summary.keepAlive = true;
-        else if (lowercase === 'upgrade') summary.upgradeOption = true;
-      }
-    } else if (equalsLowercase(name, 'host')) {
-      summary.hostCount++;
-      for (let i = 0; i < value.length; i++) {
-        if (HOST[value.charCodeAt(i)] !== 1)
-          throw new HttpParseError('invalid-host', 'a Host value is not uri-host[:port]');
-      }
-    } else if (equalsLowercase(name, 'upgrade')) {
-      summary.upgrade = summary.upgrade === null ? value : `${summary.upgrade}, ${value}`;
-    } else if (equalsLowercase(name, 'expect')) {
-      summary.expect =
-        summary.expect === null ? value.toLowerCase() : `${summary.expect}, ${value.toLowerCase()}`;
+    // The names that matter all differ in length: one comparison per field.
+    switch (name.length) {
+      case 14:
+        if (!equalsLowercase(name, 'content-length')) break;
+        if (summary.contentLength !== null) {
+          throw new HttpParseError('duplicate-content-length', 'more than one Content-Length field');
+        }
+        summary.contentLength = parseContentLength(value);
+        break;
+      case 17:
+        if (!equalsLowercase(name, 'transfer-encoding')) break;
+        if (summary.transferCodings !== null) {
+          throw new HttpParseError('invalid-transfer-encoding', 'more than one Transfer-Encoding field');
+        }
+        summary.transferCodings = parseCodings(value);
+        break;
+      case 10:
+        if (!equalsLowercase(name, 'connection')) break;
+        readConnectionOptions(value, summary);
+        break;
+      case 4:
+        if (!equalsLowercase(name, 'host')) break;
+        summary.hostCount++;
+        for (let i = 0; i < value.length; i++) {
+          if (HOST[value.charCodeAt(i)] !== 1)
+            throw new HttpParseError('invalid-host', 'a Host value is not uri-host[:port]');
+        }
+        break;
+      case 7:
+        if (!equalsLowercase(name, 'upgrade')) break;
+        summary.upgrade = summary.upgrade === null ? value : `${summary.upgrade}, ${value}`;
+        break;
+      case 6:
+        if (!equalsLowercase(name, 'expect')) break;
+        summary.expect =
+          summary.expect === null ? value.toLowerCase() : `${summary.expect}, ${value.toLowerCase()}`;
+        break;
     }
   }
   return summary;
+}
+
+function readConnectionOptions(value: string, summary: FieldSummary): void {
+  // Most values hold one option: no list to split.
+  if (value.includes(',')) {
+    for (const option of listElements(value)) noteConnectionOption(option, summary);
+    return;
+  }
+  const option = trimWhitespace(value);
+  if (option.length > 0) noteConnectionOption(option, summary);
+}
+
+/** A Connection option (without surrounding whitespace), read into the summary. */
+function noteConnectionOption(option: string, summary: FieldSummary): void {
+  if (!isToken(option))
+    throw new HttpParseError('invalid-connection', `connection option '${option}' is not a token`);
+  // A token compares with equalsLowercase as with toLowerCase (see there).
+  if (equalsLowercase(option, 'close')) summary.close = true;
+  else if (equalsLowercase(option, 'keep-alive')) summary.keepAlive = true;
+  else if (equalsLowercase(option, 'upgrade')) summary.upgradeOption = true;
 }
 
 /** The framing a Content-Length or Transfer-Encoding field gives, after the checks common to both directions. */
@@ -138,8 +165,9 @@ function trimWhitespace(text: string): string {
 }
 
 /**
- * Whether a field name (a token) equals a lowercase name, ignoring case without allocating. Setting bit 0x20
- * lowercases ASCII letters; of the other token characters only CR would map onto '-', and no token has CR.
+ * Whether a token (a field name or option) equals a lowercase name, ignoring case without allocating. Setting
+ * bit 0x20 lowercases ASCII letters; of the other token characters only CR would map onto '-', and no token
+ * has CR.
  */
 function equalsLowercase(name: string, lowercase: string): boolean {
   if (name.length !== lowercase.length) return false;

@@ -1,5 +1,7 @@
 import type { HttpHeader } from './types.js';
 
+const CONNECTION = 'connection';
+
 /** All values of a field, in order, by case-insensitive name. */
 export function headerValues(headers: readonly HttpHeader[], name: string): string[] {
   const wanted = name.toLowerCase();
@@ -20,20 +22,47 @@ export function fieldNameKey(name: string): string {
  * field left with no option is removed.
  */
 export function stripFields(headers: readonly HttpHeader[], names: readonly string[]): HttpHeader[] {
-  const stripped = new Set(names.map(fieldNameKey));
+  const { keys, lengths } = strippedKeys(names);
   const kept: HttpHeader[] = [];
   for (const header of headers) {
+    // A key has the length of its name (a token): only names of a stripped key's length need one.
+    if (!lengths.has(header.name.length)) {
+      kept.push(header);
+      continue;
+    }
     const key = fieldNameKey(header.name);
-    if (stripped.has(key)) continue;
-    if (key !== 'connection') {
+    if (keys.has(key)) continue;
+    if (key !== CONNECTION) {
       kept.push(header);
       continue;
     }
     const options = header.value
       .split(',')
       .map((option) => option.replace(/^[\t ]+|[\t ]+$/g, ''))
-      .filter((option) => option.length > 0 && !stripped.has(fieldNameKey(option)));
+      .filter((option) => option.length > 0 && !keys.has(fieldNameKey(option)));
     if (options.length > 0) kept.push({ name: header.name, value: options.join(', ') });
   }
   return kept;
+}
+
+interface StrippedKeys {
+  names: readonly string[];
+  keys: Set<string>;
+  /** The lengths of the keys and of Connection's. */
+  lengths: Set<number>;
+}
+
+/** Those of the last names list: a mediator strips the same names from every message. */
+let lastStripped: StrippedKeys = { names: [], keys: new Set(), lengths: new Set([CONNECTION.length]) };
+
+function strippedKeys(names: readonly string[]): StrippedKeys {
+  const last = lastStripped;
+  if (names.length === last.names.length && names.every((name, i) => name === last.names[i])) return last;
+  const keys = new Set(names.map(fieldNameKey));
+  lastStripped = {
+    names: [...names],
+    keys,
+    lengths: new Set([CONNECTION.length, ...[...keys].map((key) => key.length)]),
+  };
+  return lastStripped;
 }

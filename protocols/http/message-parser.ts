@@ -81,6 +81,24 @@ export abstract class MessageParser<Head extends Framed> {
     return events;
   }
 
+  /** Bytes of the Content-Length body being read that are still to come; 0 outside such a body. */
+  get bodyRemaining(): number {
+    return this.state === 'length-body' ? this.remaining : 0;
+  }
+
+  /**
+   * The next `length` bytes of that body went on without being pushed (they are opaque): returns the events
+   * pushing them would have given, but the body ones (the message's end once the body is complete).
+   */
+  skipBody(length: number): HttpEvent<Head>[] {
+    if (!Number.isSafeInteger(length) || length < 0 || length > this.bodyRemaining)
+      throw new RangeError(`${length} bytes are not part of the body being read`);
+    const events: HttpEvent<Head>[] = [];
+    this.remaining -= length;
+    if (this.remaining === 0) this.endMessage([], events);
+    return events;
+  }
+
   /** Whether the stream is past a point of no return: failed, closed or tunnelled. */
   get done(): boolean {
     return this.state === 'failed' || this.state === 'closed' || this.state === 'opaque';
