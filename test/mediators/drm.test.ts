@@ -145,7 +145,12 @@ describe('drm links', () => {
     // The provider's node goes: the consumer's goes at the next reconcile.
     await P.exec(['rm', '/run/dri/renderD129']);
     await eventually(() => absent(C.pid, '/run/dri/renderD129'), INTERVAL_MS * 10, 'the node to go');
-    expect(running.reconciler.list()[0]?.state).toBe('failed');
+    await eventually(
+      () => running.reconciler.list()[0]?.state === 'failed',
+      INTERVAL_MS * 10,
+      'the link to fail',
+    );
+    expect(running.reconciler.list()[0]?.error).toContain('ENOENT');
 
     // It comes back with other numbers: the link follows (retried with backoff from 200 ms).
     await mknodIn({
