@@ -101,9 +101,10 @@ export function drmMediator(options: DrmOptions): Mediator<DrmState> {
       return { ino, major: node.rdevMajor, minor: node.rdevMinor, grant };
     },
 
+    // Permission goes first: once the node is gone, so is the rule.
     async remove(link, state) {
-      await link.consumer.unlink(link.spec.target, state.ino).catch(() => false);
       if (state.grant) await cgroups.revoke(state.grant);
+      await link.consumer.unlink(link.spec.target, state.ino).catch(() => false);
     },
 
     // Hot-plug: the provider's node may disappear or change numbers, and ours may be removed under us.
