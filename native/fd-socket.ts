@@ -61,15 +61,15 @@ export interface FdSocketOptions {
 /** An opaque uv_poll handle owned by the addon. */
 type PollHandle = { readonly pollHandle: unique symbol };
 type PollCallback = (error: Error | null, readable: boolean, writable: boolean) => void;
-/** An opaque event set (one epoll instance polled as a whole) owned by the addon. */
+/** An opaque event set (sockets served in batches, see native/src/fdio.c) owned by the addon. */
 type EventSetHandle = { readonly eventSetHandle: unique symbol };
 /** An opaque registration of one socket in an event set. */
 type WatchHandle = { readonly watchHandle: unique symbol };
 /**
- * What a watched socket reports (the first argument says which): EVENT_WRITABLE; EVENT_READY (readable, with
- * POLL_READY); EVENT_DATA with its `length`
- * bytes (`source` is an ArrayBuffer holding them at `offset`, or, with offset -1, a Buffer of exactly them) and
- * its fds (null if none came); EVENT_END; EVENT_ERROR with the Error.
+ * What a watched socket reports (the first argument says which): EVENT_WRITABLE; EVENT_READY (readable, when
+ * watched with POLL_READY); EVENT_DATA with its `length` bytes (`source` is an ArrayBuffer holding them at
+ * `offset`, or, with offset -1, a Buffer of exactly them) and its fds (null if none came); EVENT_END;
+ * EVENT_ERROR with the Error.
  */
 type WatchCallback = (
   event: number,
@@ -99,11 +99,12 @@ export interface FdioBinding {
   pollStart(fd: number, events: number, callback: PollCallback): PollHandle;
   pollUpdate(handle: PollHandle, events: number): void;
   pollStop(handle: PollHandle): void;
-  /** A new event set: one readiness callback serves all its ready sockets, microtasks run after all of them. */
+  /** A new event set: its ready sockets are served together once per turn of the loop, then the microtasks run. */
   eventSet(): EventSetHandle;
   /**
    * Watches a stream socket in `set`: writable events, and the socket read (up to readSize bytes a recvmsg)
-   * whenever it is readable and `events` has POLL_READABLE. Stop the watch before closing its fd.
+   * whenever it is readable and `events` has POLL_READABLE (only reported with POLL_READY). Stop the watch
+   * before closing its fd.
    */
   watch(
     set: EventSetHandle,
@@ -191,7 +192,7 @@ interface Transfer {
   readonly onDone: (moved: number) => void;
 }
 
-/** The event set of every FdSocket of this thread (its epoll fd lives as long as the module). */
+/** The event set of every FdSocket of this thread. */
 const sockets = fdio.eventSet();
 
 function toError(thrown: unknown): Error {
@@ -507,30 +508,26 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
 
   /** The transfer is over: both sockets go back to their own reads and writes, then its owner hears of it. */
   static #finish(transfer: Transfer): void {
-    const { source, target } = transfer;
     FdSocket.#release(transfer);
-    source.#updatePoll();
-    target.#queue.push(...target.#held);
-    target.#held = [];
-    target.#flush();
+    transfer.target.#flush();
     transfer.onDone(transfer.moved);
-    if (transfer.sourceEnded && !source.#destroyed) source.#onEnd();
+    if (transfer.sourceEnded && !transfer.source.#destroyed) transfer.source.#onEnd();
   }
 
   /** One of the sockets is destroyed: the other goes back to its own reads and writes. */
   static #cancel(transfer: Transfer): void {
-    const { source, target } = transfer;
     FdSocket.#release(transfer);
+    if (!transfer.target.#destroyed) transfer.target.#flush();
+  }
+
+  /** Closes the pipe; the source reads again, the writes the target held wait in its queue. */
+  static #release({ source, target, pipeRead, pipeWrite }: Transfer): void {
+    source.#outgoing = null;
+    target.#incoming = null;
+    closeOwned([pipeRead, pipeWrite]);
     source.#updatePoll();
     target.#queue.push(...target.#held);
     target.#held = [];
-    if (!target.#destroyed) target.#flush();
-  }
-
-  static #release(transfer: Transfer): void {
-    transfer.source.#outgoing = null;
-    transfer.target.#incoming = null;
-    closeOwned([transfer.pipeRead, transfer.pipeWrite]);
   }
 
   #deliver(chunk: Chunk): void {

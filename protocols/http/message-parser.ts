@@ -91,8 +91,13 @@ export abstract class MessageParser<Head extends Framed> {
    * pushing them would have given, but the body ones (the message's end once the body is complete).
    */
   skipBody(length: number): HttpEvent<Head>[] {
-    if (!Number.isSafeInteger(length) || length < 0 || length > this.bodyRemaining)
-      throw new RangeError(`${length} bytes are not part of the body being read`);
+    if (
+      this.state !== 'length-body' ||
+      !Number.isSafeInteger(length) ||
+      length < 0 ||
+      length > this.remaining
+    )
+      throw new RangeError(`${length} bytes are not part of a body being read`);
     const events: HttpEvent<Head>[] = [];
     this.remaining -= length;
     if (this.remaining === 0) this.endMessage([], events);
