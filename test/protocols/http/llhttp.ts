@@ -1,4 +1,4 @@
-// llhttp, the parser of Node and undici, as a test oracle. undici 7.30.2 ships it compiled to WASM; these are
+// llhttp, the parser of Node and undici, as a test oracle. undici 8.13.1 ships it compiled to WASM; these are
 // internal paths of that pinned version. The WASM imports one callback per parser event; we record them.
 import { createRequire } from 'node:module';
 import type { HttpHeader } from '../../../protocols/http/index.js';
