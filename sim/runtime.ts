@@ -1,7 +1,8 @@
-// The container runtime: Docker through testcontainers (FACTS.md, Containers). No image is ever pulled: one small
-// base image is built locally from an empty rootfs skeleton; the host's /usr is bind-mounted read-only, so every
-// Debian tool of the host (sh, socat, node, dbus-daemon…) runs inside. Every container has network `none` and the
-// labels below, which is how `pvx-sim down` finds exactly what the simulator created.
+// The container runtime: Docker through testcontainers. No image is ever pulled: one small base image is built
+// locally from an empty rootfs skeleton; the host's /usr is bind-mounted read-only, so every Debian tool of the host
+// (sh, socat, dbus-daemon…) runs inside, and the Node.js binary that runs the simulator is mounted in as `node`
+// (the host's /usr may hold another Node, or none). Every container has network `none` and the labels below, which
+// is how `pvx-sim down` finds exactly what the simulator created.
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,9 +18,12 @@ const { GenericContainer, getContainerRuntimeClient } = await import('testcontai
 export const LABEL = 'pvx-sim';
 export const STACK_LABEL = 'pvx-sim.stack';
 export const IMAGE = 'pvx-sim-base:1';
-/** PATH inside containers: the simulator's tools first. */
+/** PATH inside containers: the simulator's tools first, then its Node.js. */
 export const TOOLS_MOUNT = '/opt/pvx/bin';
-export const CONTAINER_PATH = `${TOOLS_MOUNT}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`;
+export const NODE_MOUNT = '/opt/pvx/node/bin';
+export const CONTAINER_PATH = `${TOOLS_MOUNT}:${NODE_MOUNT}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`;
+/** The running Node.js binary, mounted in every container as `${NODE_MOUNT}/node`. */
+const NODE_BINARY = { source: process.execPath, target: `${NODE_MOUNT}/node`, readOnly: true };
 
 export interface BindMount {
   source: string;
@@ -114,7 +118,7 @@ export class DockerRuntime {
       .withNetworkMode('none')
       .withLabels({ [LABEL]: '1', [STACK_LABEL]: plan.instance, 'pvx-sim.container': plan.name })
       .withBindMounts(
-        plan.mounts.map((mount) => ({
+        [...plan.mounts, NODE_BINARY].map((mount) => ({
           source: mount.source,
           target: mount.target,
           mode: mount.readOnly ? ('ro' as const) : ('rw' as const),

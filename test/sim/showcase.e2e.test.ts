@@ -98,6 +98,11 @@ describe('lifecycle through the mock pv-ctrl and pvcontrol', () => {
     await until('first links up', () => echoes('app-operator'));
   }, 120_000);
 
+  it("`node` inside a container is the simulator's own Node.js, whatever the host's /usr holds", async () => {
+    const result = await exec('admin', 'command -v node && node -p process.version');
+    expect(result.stdout).toBe(`/opt/pvx/node/bin/node\n${process.version}\n`);
+  });
+
   it('restarting the provider gives it a new pid and the link works again', async () => {
     const before = await graphLink('app-operator', 'echo');
     expect(await pvcontrol('containers restart echo-server')).toEqual({
