@@ -17,9 +17,11 @@ import {
   type GraphEntry,
   graphEntry,
   openFdCount,
+  PATIENCE_MS,
   type Provider,
   readBytes,
   readToEnd,
+  settled,
   startProvider,
   startTestDaemon,
 } from '../helpers/mesh.js';
@@ -126,19 +128,25 @@ describe('resources', () => {
       expect(data.equals(payload)).toBe(true);
     };
     await roundTrip(Buffer.from('warm up'));
-    await eventually(() => running.reconciler.list()[0]?.counters.connections.active === 0, 2000, 'idle');
+    await eventually(
+      () => running.reconciler.list()[0]?.counters.connections.active === 0,
+      PATIENCE_MS,
+      'idle',
+    );
     const baseline = openFdCount();
 
     for (let i = 0; i < 200; i += 1) await roundTrip(Buffer.from(`cycle ${i}`));
     await Promise.all(Array.from({ length: 50 }, (_, i) => roundTrip(Buffer.alloc(256 * 1024, i))));
 
-    await eventually(() => openFdCount() === baseline, 3000, `fd count back to ${baseline}`);
+    await eventually(() => openFdCount() === baseline, PATIENCE_MS, `fd count back to ${baseline}`);
     expect(running.reconciler.list()[0]?.counters.connections).toMatchObject({ active: 0, total: 251 });
   });
 
   it('does not buffer without bound for a consumer that never reads', async () => {
     const P = await container();
     const C = await container();
+    // Kernel buffers on both socket pairs plus the relay's bounded queue: a few MiB at most.
+    const bound = 16 * 1024 * 1024;
     let written = 0;
     const chunk = Buffer.alloc(64 * 1024, 7);
     await provider(P.pid, '/run/p/flood.sock', (socket) => {
@@ -154,15 +162,17 @@ describe('resources', () => {
     ctrl.setGraph([unixLink(C, P, { name: 'flood', socket: '/run/p/flood.sock' })]);
     await startDaemon();
     const client = await connectFrom(C.pid, '/run/pv/services/flood.sock');
-    // Read one chunk to prove the flood flows, then stop reading.
+    // Read one chunk to prove the flood flows, then stop reading: every buffer on the way fills, and the
+    // provider's writes must stop at a plateau under the bound (an unbounded relay never settles).
     await readBytes(client, 1);
     client.pause();
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const plateau = written;
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(written).toBe(plateau);
-    // Kernel buffers on both socket pairs plus the relay's bounded queue: a few MiB at most.
-    expect(written).toBeLessThan(16 * 1024 * 1024);
+    const plateau = await settled(() => {
+      if (written >= bound)
+        throw new Error(`the provider wrote ${written} bytes to a consumer that reads none`);
+      return written;
+    }, 'the flood');
+    expect(plateau).toBeGreaterThan(chunk.length);
+    expect(plateau).toBeLessThan(bound);
     client.destroy();
   });
 });
@@ -205,7 +215,7 @@ describe('connection limits', () => {
     await closed;
     await eventually(
       () => running.reconciler.list()[0]?.counters.connections.active === 0,
-      3000,
+      PATIENCE_MS,
       'the reaping',
     );
   });
@@ -232,7 +242,7 @@ describe('scale', () => {
     expect(readdirSync(join(shm, 'links'))).toHaveLength(1000);
 
     const polls = ctrl.requests;
-    await eventually(() => ctrl.requests >= polls + 3, INTERVAL_MS * 10, 'three more polls');
+    await eventually(() => ctrl.requests >= polls + 3, PATIENCE_MS, 'three more polls');
     const later = running.reconciler.list();
     expect(later.every((l, i) => l === first[i])).toBe(true);
 
@@ -273,7 +283,7 @@ describe('the pv-xconnect executable', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     await eventually(
       () => ['a', 'b', 'c', 'status'].every((n) => existsSync(join(shm, `${n}.sock`))),
-      5000,
+      PATIENCE_MS,
       'sockets',
     );
     child.kill('SIGTERM');

@@ -121,10 +121,17 @@ export function closeAll(fds: number[]): void {
   for (const fd of fds) closeFd(fd);
 }
 
+/**
+ * How long a test waits for another party (the daemon, a container, a client) before it fails. Generous on
+ * purpose: a wait ends as soon as its condition holds, so only a condition that never comes pays it, and a loaded
+ * 2-core machine never fails a test that only needed more time.
+ */
+export const PATIENCE_MS = 15_000;
+
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
 export async function eventually<T>(
   check: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 5000,
+  timeoutMs = PATIENCE_MS,
   what = 'condition',
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -141,6 +148,39 @@ export async function eventually<T>(
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * Waits for a steady state: `sample` gives the same value on `polls` polls in a row, and that value is returned.
+ * The polls are 20 ms apart and each comes after the event loop has served whatever I/O was ready, so in-process
+ * peers (daemon, relay, providers, clients) have had `polls` chances to move on: this is how a test waits for
+ * something to stop (a flood held back, a paused reader) without guessing a duration. An error thrown by
+ * `sample` (a bound already broken) fails at once.
+ */
+export async function settled<T>(
+  sample: () => T,
+  what: string,
+  polls = 10,
+  timeoutMs = PATIENCE_MS,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let value = sample();
+  for (let same = 0; same < polls; ) {
+    if (Date.now() > deadline)
+      throw new Error(`${what} did not settle within ${timeoutMs} ms (last: ${value})`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const next = sample();
+    same = Object.is(next, value) ? same + 1 : 0;
+    value = next;
+  }
+  return value;
+}
+
+/** Lets the event loop go round `count` times, each serving the I/O that is ready (in-process peers react). */
+export function loopTurns(count: number): Promise<void> {
+  let chain = Promise.resolve();
+  for (let i = 0; i < count; i++) chain = chain.then(() => new Promise((resolve) => setImmediate(resolve)));
+  return chain;
 }
 
 /** A graph entry between two containers; null stands for the host (`_pv_`, pid 0). */
