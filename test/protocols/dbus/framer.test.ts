@@ -123,7 +123,9 @@ describe('DBusFramer', () => {
     const rest = Buffer.concat([one.subarray(10), one]);
     const [joined, view] = framer.push(rest);
     expect(joined?.bytes).toEqual(one);
+    // Small buffers share Node's pool: the offset, not the ArrayBuffer alone, tells a view from a copy.
     expect(view?.bytes.buffer).toBe(rest.buffer);
+    expect(view?.bytes.byteOffset).toBe(rest.byteOffset + one.length - 10);
   });
 
   it('assembles a large message from many chunks', () => {
