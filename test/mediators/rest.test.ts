@@ -5,7 +5,7 @@ import { identityOf, restMediator } from '../../mediators/rest.js';
 import { badRequest } from '../../mediators/rest-session.js';
 import { HttpParseError } from '../../protocols/http/index.js';
 import { type RestConnection, restConnection, TEST_SPEC } from '../helpers/http-link.js';
-import { fileWithContent, openFdCount } from '../helpers/mesh.js';
+import { fileWithContent, loopTurns, openFdCount, settled } from '../helpers/mesh.js';
 
 const STAMP = 'X-PV-Client: app\r\nX-PV-Role: reader\r\n';
 const OK = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
@@ -106,8 +106,9 @@ describe('the rest mediator', () => {
     send(c, 'GET /1 HTTP/1.1\r\nHost: a\r\n\r\n');
     await c.atServer.untilText('\r\n\r\n');
     send(c, 'GET /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx');
-    // The answer to /1 comes later and in two parts: the 400 must not cut into it.
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The answer to /1 comes later and in two parts: the 400 must not cut into it. The mediator runs in this
+    // process: a few loop turns and it has read (and refused) /2 before the answer starts.
+    await loopTurns(5);
     c.server.write(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab'));
     await c.atClient.untilText('ab');
     expect(c.atClient.ended).toBe(false);
@@ -236,9 +237,10 @@ describe('the rest mediator', () => {
     send(c, `${upgrade}POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: ${size}\r\n\r\n`);
     c.client.write(body);
     await c.atServer.untilText('Upgrade: x\r\n');
-    // Nothing in the mediator drains the client while it waits: most of the body is still queued at the client.
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(c.client.writableLength).toBeGreaterThan(size - 2 * 1024 * 1024);
+    // Nothing in the mediator drains the client while it waits: once the socket buffers are full the client's
+    // queue stops shrinking, with most of the body still in it (a mediator that kept reading would empty it).
+    const queued = await settled(() => c.client.writableLength, "the client's queue");
+    expect(queued).toBeGreaterThan(size - 2 * 1024 * 1024);
     expect(c.atServer.length).toBeLessThan(1024);
     c.server.write(Buffer.from('HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n'));
     await c.atServer.untilLength(c.atServer.length + size);
@@ -302,8 +304,8 @@ describe('the rest mediator under load', () => {
     const forwarded = Array.from({ length: 100 }, (_, n) => stamped(n)).join('');
     await c.atServer.untilLength(forwarded.length);
     send(c, request(100));
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(c.atServer.length).toBe(forwarded.length);
+    // The 101st request is held: what the server received settles without it.
+    expect(await settled(() => c.atServer.length, 'what the server received')).toBe(forwarded.length);
     c.server.write(Buffer.from(OK.repeat(100)));
     await c.atServer.untilLength(forwarded.length + stamped(100).length);
     expect(c.atServer.text()).toBe(forwarded + stamped(100));
