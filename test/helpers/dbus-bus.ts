@@ -7,7 +7,7 @@ import { closeFd } from '../../native/fd-socket.js';
 import { connectIn, readFileIn } from '../../native/namespace.js';
 import { type Container, startContainer } from './container.js';
 import { type Answer, DBusPeer, type Received } from './dbus-peer.js';
-import { contentOf, eventually, fileWithContent } from './mesh.js';
+import { contentOf, eventually, fileWithContent, PATIENCE_MS } from './mesh.js';
 
 export const BUS_SOCKET = '/run/dbus/system_bus_socket';
 export const SERVICE = 'org.pvx.Test';
@@ -115,12 +115,12 @@ export async function startProviderBus(policy = POLICY): Promise<ProviderBus> {
     let timer: NodeJS.Timeout | undefined;
     const answered = eventually(
       () => connectIn({ pid: container.pid, path: BUS_SOCKET }).then((fd) => DBusPeer.connect(fd)),
-      10_000,
+      PATIENCE_MS,
       'dbus-daemon to listen',
     );
     answered.catch(() => {}); // reported through the race below, or moot once the bus is stopped
     const silent = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('dbus-daemon did not answer Hello')), 10_000);
+      timer = setTimeout(() => reject(new Error('dbus-daemon did not answer Hello')), PATIENCE_MS);
     });
     try {
       (await Promise.race([answered, silent])).close();

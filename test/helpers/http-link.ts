@@ -5,8 +5,7 @@ import { restMediator } from '../../mediators/rest.js';
 import type { Fields, LinkContext, LinkCounters, Logger, Namespace } from '../../mediators/types.js';
 import { type Chunk, closeFd, type FdSocket, socketPair } from '../../native/fd-socket.js';
 import type { LinkSpec } from '../../protocols/graph/xconnect-graph.js';
-
-const WAIT_MS = 10_000;
+import { PATIENCE_MS } from './mesh.js';
 
 /** Everything a socket received, with ways to wait for more. */
 export class Inbox {
@@ -43,12 +42,12 @@ export class Inbox {
     return this.bytes().toString('latin1');
   }
 
-  /** Resolves once `check` holds; fails with `what` if it does not within 10 s or the stream ends first. */
+  /** Resolves once `check` holds; fails with `what` if it does not within the tests' patience or the stream ends first. */
   until(check: (inbox: Inbox) => boolean, what: string): Promise<void> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`timed out waiting for ${what}: ${this.peek()}`)),
-        WAIT_MS,
+        PATIENCE_MS,
       );
       const test = () => {
         if (check(this)) {
@@ -80,7 +79,7 @@ export class Inbox {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`timed out waiting for the end: ${this.peek()}`)),
-        WAIT_MS,
+        PATIENCE_MS,
       );
       this.waiters.push(() => {
         if (!this.ended) return false;

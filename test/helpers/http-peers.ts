@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { listenIn, statIn } from '../../native/namespace.js';
 import { fieldNameKey } from '../../protocols/http/index.js';
 import type { Container } from './container.js';
-import { eventually } from './mesh.js';
+import { eventually, PATIENCE_MS } from './mesh.js';
 
 /** One request as the server saw it; the echo server answers with it as JSON (one line). */
 export interface SeenRequest {
@@ -141,7 +141,7 @@ http {
       if (nginx.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
       return statIn({ pid: container.pid, path }).then((stat) => stat.type === 'socket');
     },
-    10_000,
+    PATIENCE_MS,
     'nginx to listen',
   );
 }

@@ -2,7 +2,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { statIn } from '../../native/namespace.js';
 import type { Container } from './container.js';
-import { eventually } from './mesh.js';
+import { eventually, PATIENCE_MS } from './mesh.js';
 
 /** The runtime dir weston gets inside its container (under the container's private /run). */
 export const WESTON_RUNTIME_DIR = '/run/weston';
@@ -50,7 +50,7 @@ export async function startWeston(
         (stat) => stat.type === 'socket',
         () => false,
       ),
-    10_000,
+    PATIENCE_MS,
     `weston's socket (${output})`,
   );
   return { process: child, output: () => output };

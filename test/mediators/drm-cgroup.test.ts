@@ -10,7 +10,7 @@ import { defaultMediators } from '../../mediators/registry.js';
 import { mknodIn, statIn } from '../../native/namespace.js';
 import { DockerRuntime } from '../../sim/runtime.js';
 import { FakeCtrl } from '../helpers/fake-ctrl.js';
-import { eventually, graphEntry, startTestDaemon } from '../helpers/mesh.js';
+import { eventually, graphEntry, PATIENCE_MS, startTestDaemon } from '../helpers/mesh.js';
 
 const NODE = '/dev/dri/renderD128';
 const [MAJOR, MINOR] = [10, 229];
@@ -102,9 +102,9 @@ describe('drm links and the device cgroup', () => {
       () =>
         statIn({ pid: consumer, path: NODE }).then(
           () => false,
-          () => true,
+          (error: NodeJS.ErrnoException) => error.code === 'ENOENT',
         ),
-      3000,
+      PATIENCE_MS,
       'the node to go',
     );
     expect(devicesList(consumer)).not.toContain(`c ${MAJOR}:${MINOR}`);

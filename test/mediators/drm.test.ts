@@ -11,7 +11,7 @@ import { defaultMediators } from '../../mediators/registry.js';
 import { mknodIn, statIn } from '../../native/namespace.js';
 import { type Container, startContainer } from '../helpers/container.js';
 import { FakeCtrl } from '../helpers/fake-ctrl.js';
-import { eventually, type GraphEntry, graphEntry, startTestDaemon } from '../helpers/mesh.js';
+import { eventually, type GraphEntry, graphEntry, PATIENCE_MS, startTestDaemon } from '../helpers/mesh.js';
 
 const INTERVAL_MS = 200;
 let work: string;
@@ -144,12 +144,8 @@ describe('drm links', () => {
 
     // The provider's node goes: the consumer's goes at the next reconcile.
     await P.exec(['rm', '/run/dri/renderD129']);
-    await eventually(() => absent(C.pid, '/run/dri/renderD129'), INTERVAL_MS * 10, 'the node to go');
-    await eventually(
-      () => running.reconciler.list()[0]?.state === 'failed',
-      INTERVAL_MS * 10,
-      'the link to fail',
-    );
+    await eventually(() => absent(C.pid, '/run/dri/renderD129'), PATIENCE_MS, 'the node to go');
+    await eventually(() => running.reconciler.list()[0]?.state === 'failed', PATIENCE_MS, 'the link to fail');
     expect(running.reconciler.list()[0]?.error).toContain('ENOENT');
 
     // It comes back with other numbers: the link follows (retried with backoff from 200 ms).
@@ -164,12 +160,12 @@ describe('drm links', () => {
     });
     await eventually(
       async () => (await statIn({ pid: C.pid, path: '/run/dri/renderD129' })).rdevMinor === 130,
-      5000,
+      PATIENCE_MS,
       'the node to return',
     );
 
     ctrl.setGraph([]);
-    await eventually(() => absent(C.pid, '/run/dri/renderD129'), INTERVAL_MS * 10, 'removal with the link');
+    await eventually(() => absent(C.pid, '/run/dri/renderD129'), PATIENCE_MS, 'removal with the link');
   });
 });
 
