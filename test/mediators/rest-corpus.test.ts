@@ -78,6 +78,7 @@ describe('the smuggling corpus through the rest mediator', () => {
 
     const expected = mediated(bytes);
     expect(expected.complete).toBe(true);
+    expect(expected.messages).toHaveLength(entry.messages ?? 1);
     if (expected.switching) {
       await c.atServer.until((inbox) => llhttpParseRequests([inbox.bytes()]).upgraded, 'the switching head');
       c.server.write(
