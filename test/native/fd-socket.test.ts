@@ -1,7 +1,7 @@
 // The fd-carrying socket layer: fd passing and its ordering, backpressure, half-close, the listener,
 // resource exhaustion (fd limit lowered on this very process with prlimit) and bad input. Every test
 // checks that the process holds as many fds afterwards as before.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import {
   existsSync,
@@ -38,6 +38,12 @@ let fdsBefore = 0;
 beforeEach(() => {
   fdsBefore = openFdCount();
 });
+
+/** The supplementary groups of a process as the kernel lists them (`Groups:` in /proc/PID/status). */
+function supplementaryGroups(pid: string): number[] {
+  const line = /^Groups:(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '';
+  return line.trim() === '' ? [] : line.trim().split(/\s+/).map(Number);
+}
 
 function openFdCount(): number {
   return readdirSync('/proc/self/fd').length;
@@ -355,12 +361,8 @@ describe('FdListener', () => {
     const client = await connect(path);
     const [socket] = await connection;
     expect(socket.peerCred()).toEqual({ pid: process.pid, uid: process.getuid?.(), gid: process.getgid?.() });
-    const groups = process.getgroups?.() ?? [];
-    const peerGroups = socket.peerGroups();
-    expect(peerGroups.every((gid) => groups.includes(gid))).toBe(true);
-    expect(groups.filter((gid) => gid !== process.getegid?.()).every((gid) => peerGroups.includes(gid))).toBe(
-      true,
-    );
+    // Exactly the supplementary groups the kernel lists for us (process.getgroups() adds the egid).
+    expect(socket.peerGroups()).toEqual(supplementaryGroups('self'));
 
     client.write('hello');
     const [chunk] = (await once(socket, 'data')) as [Chunk];
@@ -375,6 +377,25 @@ describe('FdListener', () => {
     expect(existsSync(path)).toBe(true); // close never unlinks
     rmSync(path);
     await closeClient(client);
+    await destroyAll(socket);
+    await expectNoFdLeak();
+  });
+
+  it("reports a peer's supplementary groups exactly (a client started with groups of its own)", async () => {
+    const path = join(dir, 'groups.sock');
+    const listener = new FdListener(listenFd(path));
+    const connection = once(listener, 'connection') as Promise<[FdSocket]>;
+    // The client waits on its stdin, so its groups can be read while it is connected.
+    const client = spawn('setpriv', ['--groups=4242,4243', 'socat', 'STDIN', `UNIX-CONNECT:${path}`]);
+    const [socket] = await connection;
+    expect(socket.peerCred().pid).toBe(client.pid);
+    expect(supplementaryGroups(String(client.pid))).toEqual([4242, 4243]);
+    expect(socket.peerGroups()).toEqual([4242, 4243]);
+    const closed = once(client, 'close'); // exited, and its stdio pipes closed
+    client.stdin.end();
+    await closed;
+    listener.close();
+    rmSync(path);
     await destroyAll(socket);
     await expectNoFdLeak();
   });
@@ -540,7 +561,8 @@ describe('poll handles', () => {
       `const { parentPort, workerData } = require('node:worker_threads');
        const native = require(workerData.addon);
        const fds = native.socketPair();
-       native.pollStart(fds[0], 1, () => {});
+       // Held, or the handle is collected and closed, and the worker ends on its own before it is terminated.
+       globalThis.poll = native.pollStart(fds[0], 1, () => {});
        parentPort.postMessage(fds);`,
       { eval: true, workerData: { addon } },
     );
