@@ -59,46 +59,54 @@ describe('the smuggling corpus through the rest mediator', () => {
     expect(cases.filter((entry) => entry.outcome === 'accept').length).toBeGreaterThan(10);
   });
 
-  it.each(cases.map((entry) => [`${entry.file}: ${entry.name}`, entry] as const))('%s', async (_, entry) => {
-    const c = await restConnection();
-    connection = c;
-    const bytes = corpusBytes(entry.input);
-    c.client.write(bytes);
-    c.client.end();
+  // Tagged: the same cases run through the codec alone (test/protocols/http/corpus.test.ts).
+  it.each(cases.map((entry) => [`${entry.file}: ${entry.name}`, entry] as const))(
+    '%s',
+    { tags: ['http-corpus'] },
+    async (_, entry) => {
+      const c = await restConnection();
+      connection = c;
+      const bytes = corpusBytes(entry.input);
+      c.client.write(bytes);
+      c.client.end();
 
-    if (entry.outcome === 'reject') {
-      await c.atClient.untilEnd();
-      expect(c.atClient.text()).toBe(
-        badRequest(new HttpParseError(entry.code as HttpErrorCode, '')).toString('latin1'),
-      );
+      if (entry.outcome === 'reject') {
+        await c.atClient.untilEnd();
+        expect(c.atClient.text()).toBe(
+          badRequest(new HttpParseError(entry.code as HttpErrorCode, '')).toString('latin1'),
+        );
+        await c.atServer.untilEnd();
+        expect(c.atServer.length).toBe(0);
+        return;
+      }
+
+      const expected = mediated(bytes);
+      expect(expected.complete).toBe(true);
+      expect(expected.messages).toHaveLength(entry.messages ?? 1);
+      if (expected.switching) {
+        await c.atServer.until(
+          (inbox) => llhttpParseRequests([inbox.bytes()]).upgraded,
+          'the switching head',
+        );
+        c.server.write(
+          Buffer.from(
+            expected.connect
+              ? 'HTTP/1.1 200 Connection Established\r\n\r\n'
+              : 'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+          ),
+        );
+      }
       await c.atServer.untilEnd();
-      expect(c.atServer.length).toBe(0);
-      return;
-    }
-
-    const expected = mediated(bytes);
-    expect(expected.complete).toBe(true);
-    expect(expected.messages).toHaveLength(entry.messages ?? 1);
-    if (expected.switching) {
-      await c.atServer.until((inbox) => llhttpParseRequests([inbox.bytes()]).upgraded, 'the switching head');
-      c.server.write(
-        Buffer.from(
-          expected.connect
-            ? 'HTTP/1.1 200 Connection Established\r\n\r\n'
-            : 'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
-        ),
-      );
-    }
-    await c.atServer.untilEnd();
-    const received = c.atServer.bytes();
-    const theirs = llhttpParseRequests([received]);
-    expect(theirs.error, theirs.error?.reason).toBeNull();
-    expect(theirs.upgraded).toBe(expected.switching);
-    expect(theirs.messages.map((message) => ({ ...message, body: message.body.toString('latin1') }))).toEqual(
-      expected.messages,
-    );
-    expect(received.toString('latin1').endsWith(expected.tail)).toBe(true);
-    // The mediator's own parser reads its output the same way (the normalized form is a fixed point).
-    expect(mediated(received, STAMPED_LIMITS).messages).toEqual(expected.messages);
-  });
+      const received = c.atServer.bytes();
+      const theirs = llhttpParseRequests([received]);
+      expect(theirs.error, theirs.error?.reason).toBeNull();
+      expect(theirs.upgraded).toBe(expected.switching);
+      expect(
+        theirs.messages.map((message) => ({ ...message, body: message.body.toString('latin1') })),
+      ).toEqual(expected.messages);
+      expect(received.toString('latin1').endsWith(expected.tail)).toBe(true);
+      // The mediator's own parser reads its output the same way (the normalized form is a fixed point).
+      expect(mediated(received, STAMPED_LIMITS).messages).toEqual(expected.messages);
+    },
+  );
 });

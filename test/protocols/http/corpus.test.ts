@@ -41,45 +41,50 @@ describe('HTTP smuggling corpus', () => {
     }
   });
 
-  it.each(cases.map((entry) => [`${entry.file}: ${entry.name}`, entry] as const))('%s', (_, entry) => {
-    const bytes = bytesOf(entry.input);
-    const outcome = parseEveryWay(() => new RequestParser(), bytes);
-    if (entry.outcome === 'reject') {
-      expect(outcome.error).toBe(entry.code);
-      return;
-    }
-    expect(outcome.error).toBeNull();
-    expect(outcome.messages.filter((message) => message.complete)).toHaveLength(entry.messages ?? 1);
-    const [first] = outcome.messages;
-    if (entry.method !== undefined) expect(first?.head.method).toBe(entry.method);
-    if (entry.target !== undefined) expect(first?.head.target).toBe(entry.target);
-    if (entry.body !== undefined) expect(first?.body).toBe(entry.body);
-    if (entry.headers !== undefined) expect(first?.head.headers).toEqual(entry.headers);
-    if (entry.trailers !== undefined) expect(first?.trailers).toEqual(entry.trailers);
+  // Tagged: the same cases run through the rest mediator (test/mediators/rest-corpus.test.ts).
+  it.each(cases.map((entry) => [`${entry.file}: ${entry.name}`, entry] as const))(
+    '%s',
+    { tags: ['http-corpus'] },
+    (_, entry) => {
+      const bytes = bytesOf(entry.input);
+      const outcome = parseEveryWay(() => new RequestParser(), bytes);
+      if (entry.outcome === 'reject') {
+        expect(outcome.error).toBe(entry.code);
+        return;
+      }
+      expect(outcome.error).toBeNull();
+      expect(outcome.messages.filter((message) => message.complete)).toHaveLength(entry.messages ?? 1);
+      const [first] = outcome.messages;
+      if (entry.method !== undefined) expect(first?.head.method).toBe(entry.method);
+      if (entry.target !== undefined) expect(first?.head.target).toBe(entry.target);
+      if (entry.body !== undefined) expect(first?.body).toBe(entry.body);
+      if (entry.headers !== undefined) expect(first?.head.headers).toEqual(entry.headers);
+      if (entry.trailers !== undefined) expect(first?.trailers).toEqual(entry.trailers);
 
-    const normalized = normalize(bytes);
-    const ours = collect(new RequestParser().push(normalized));
-    expect(ours.error).toBeNull();
-    const oracle = llhttpParseRequests([normalized]);
-    expect(oracle.error, oracle.error?.reason).toBeNull();
-    expect(oracle.messages).toHaveLength(outcome.messages.length);
-    outcome.messages.forEach((message, index) => {
-      const theirs = oracle.messages[index];
-      expect(ours.messages[index]?.head).toEqual(message.head);
-      expect(ours.messages[index]?.body).toBe(message.body);
-      expect({
-        method: theirs?.method,
-        target: theirs?.target,
-        headers: theirs?.headers,
-        body: theirs?.body.toString('latin1'),
-        trailers: theirs?.trailers,
-      }).toEqual({
-        method: message.head.method,
-        target: message.head.target,
-        headers: message.head.headers,
-        body: message.body,
-        trailers: message.trailers,
+      const normalized = normalize(bytes);
+      const ours = collect(new RequestParser().push(normalized));
+      expect(ours.error).toBeNull();
+      const oracle = llhttpParseRequests([normalized]);
+      expect(oracle.error, oracle.error?.reason).toBeNull();
+      expect(oracle.messages).toHaveLength(outcome.messages.length);
+      outcome.messages.forEach((message, index) => {
+        const theirs = oracle.messages[index];
+        expect(ours.messages[index]?.head).toEqual(message.head);
+        expect(ours.messages[index]?.body).toBe(message.body);
+        expect({
+          method: theirs?.method,
+          target: theirs?.target,
+          headers: theirs?.headers,
+          body: theirs?.body.toString('latin1'),
+          trailers: theirs?.trailers,
+        }).toEqual({
+          method: message.head.method,
+          target: message.head.target,
+          headers: message.head.headers,
+          body: message.body,
+          trailers: message.trailers,
+        });
       });
-    });
-  });
+    },
+  );
 });
