@@ -10,8 +10,10 @@ import { type ContainerAction, type ContainerStatus, CtrlError, MockCtrl } from 
 import { TOOLS_DIR } from '../../sim/paths.js';
 import { Supervisor } from '../../sim/supervisor.js';
 import { unixRequest } from '../../sim/unix-http.js';
+import { eventually, PATIENCE_MS } from '../helpers/mesh.js';
 
 const PVCONTROL = join(TOOLS_DIR, 'pvcontrol');
+const RESPAWN_DELAY_MS = 10;
 
 let work: string;
 let ctrl: MockCtrl;
@@ -44,11 +46,6 @@ function pvcontrol(...args: string[]): Promise<{ code: number; stdout: string; s
   });
 }
 
-async function eventually(predicate: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !predicate(); i++) await new Promise((resolve) => setTimeout(resolve, 25));
-  expect(predicate()).toBe(true);
-}
-
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'pvx-mock-ctrl-'));
   daemon = new Supervisor({
@@ -56,7 +53,7 @@ beforeAll(async () => {
     command: 'sleep',
     args: ['1000'],
     logFile: join(work, 'daemon.log'),
-    respawnDelayMs: 10,
+    respawnDelayMs: RESPAWN_DELAY_MS,
   });
   ctrl = new MockCtrl(join(work, 'pv-ctrl'), {
     graph: async () => graph,
@@ -132,7 +129,11 @@ describe('daemon supervision', () => {
     const first = daemon.state().pid;
     expect(first).toBeGreaterThan(0);
     process.kill(first, 'SIGKILL');
-    await eventually(() => daemon.state().pid > 0 && daemon.state().pid !== first);
+    await eventually(
+      () => daemon.state().pid > 0 && daemon.state().pid !== first,
+      PATIENCE_MS,
+      'the respawn',
+    );
     const listed = JSON.parse((await pvcontrol('daemons', 'ls')).stdout);
     expect(listed).toEqual([{ name: 'pv-xconnect', pid: daemon.state().pid, respawn: true }]);
   });
@@ -142,7 +143,8 @@ describe('daemon supervision', () => {
     const stopped = await pvcontrol('daemons', 'stop', 'pv-xconnect');
     expect(JSON.parse(stopped.stdout)).toEqual({ name: 'pv-xconnect', pid: 0, respawn: false });
     expect(() => process.kill(before, 0)).toThrow();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Timers fire in the order they expire: a respawn armed at the exit would have run before this one.
+    await new Promise((resolve) => setTimeout(resolve, RESPAWN_DELAY_MS * 10));
     expect(daemon.state().pid).toBe(0);
     const started = JSON.parse((await pvcontrol('daemons', 'start', 'pv-xconnect')).stdout);
     expect(started.respawn).toBe(true);

@@ -105,6 +105,7 @@ describe('lifecycle through the mock pv-ctrl and pvcontrol', () => {
 
   it('restarting the provider gives it a new pid and the link works again', async () => {
     const before = await graphLink('app-operator', 'echo');
+    expect(before?.provider_pid).toBeGreaterThan(0);
     expect(await pvcontrol('containers restart echo-server')).toEqual({
       name: 'echo-server',
       action: 'restart',
