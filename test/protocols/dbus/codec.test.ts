@@ -233,7 +233,7 @@ describe('encoding refuses values that do not fit their type', () => {
     [{ replySerial: 0 }, 'BAD_SERIAL'],
     [{ signature: 'uu', body: [1] }, 'BAD_VALUE'],
     [{ unixFds: -1 }, 'BAD_VALUE'],
-  ])('a message with %j: %s', (extra, code) => {
+  ])('a message with %o: %s', (extra, code) => {
     expect(() => marshal(call('', [], extra))).toThrow(
       expect.objectContaining({ name: 'DBusProtocolError', code }),
     );
