@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// The pv-xconnect executable: parse the command line, run the daemon, clean up on SIGTERM/SIGINT.
-import { Daemon } from './daemon.js';
+// The pv-xconnect executable: parse the command line, run the daemon, clean up on SIGTERM/SIGINT, tell a service
+// manager (NOTIFY_SOCKET) when it is ready and when it stops.
+import './supported-node.js';
+import { packageVersion } from '../native/package-root.js';
 import { createLogger } from './log.js';
 import { parseCli, USAGE, UsageError } from './options.js';
 
@@ -17,6 +19,22 @@ if (options.help) {
   process.exit(0);
 }
 
+if (options.version) {
+  process.stdout.write(`${packageVersion()}\n`);
+  process.exit(0);
+}
+
+// The daemon and the native addon load only now, so that an addon that does not load here (another architecture,
+// a missing build) is one line on stderr and exit 1, not a stack trace.
+let loaded: [typeof import('./daemon.js'), typeof import('../native/notify.js')];
+try {
+  loaded = await Promise.all([import('./daemon.js'), import('../native/notify.js')]);
+} catch (error) {
+  process.stderr.write(`${(error as Error).message.split('\n')[0]}\n`);
+  process.exit(1);
+}
+const [{ Daemon }, { notifyServiceManager }] = loaded;
+
 const log = createLogger({ level: options.logLevel, format: options.logFormat });
 const daemon = new Daemon({
   ctrlSocket: options.ctrlSocket,
@@ -25,11 +43,23 @@ const daemon = new Daemon({
   log,
 });
 
+const notifySocket = process.env.NOTIFY_SOCKET;
+const notify = (state: string) => {
+  if (!notifySocket) return;
+  try {
+    notifyServiceManager(notifySocket, state);
+  } catch (error) {
+    log.warn('service manager notification failed', { state, error: (error as Error).message });
+  }
+};
+void daemon.firstGraphApplied.then(() => notify('READY=1'));
+
 let stopping = false;
 const shutdown = (signal: string) => {
   if (stopping) return;
   stopping = true;
   log.info('shutting down', { signal });
+  notify('STOPPING=1');
   daemon.stop().then(
     () => process.exit(0),
     (error: Error) => {

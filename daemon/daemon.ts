@@ -33,6 +33,11 @@ export class Daemon {
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | null = null;
   private running = false;
+  private graphApplied!: () => void;
+  /** Resolves once the first graph has been applied: the daemon is ready. */
+  readonly firstGraphApplied = new Promise<void>((resolve) => {
+    this.graphApplied = resolve;
+  });
 
   constructor(private readonly options: DaemonOptions) {
     const limits: LinkLimits = {
@@ -118,6 +123,7 @@ export class Daemon {
     }
     this.warned = new Set(parsed.warnings);
     const result = await this.reconciler.apply(parsed.links);
+    this.graphApplied();
     if (result.created + result.replaced + result.removed > 0) {
       this.options.log.debug('reconciled', { ...result });
     }

@@ -9,6 +9,7 @@ export interface CliOptions {
   logLevel: Level;
   logFormat: LogFormat;
   help: boolean;
+  version: boolean;
 }
 
 export const USAGE = `Usage: pv-xconnect [options]
@@ -22,7 +23,11 @@ Options:
                                                                     default /run/pv-xconnect/status.sock
   --log-level LEVEL      debug|info|warn|error                      default info
   --log-format FORMAT    text|json                                  default text
+  --version              print the version
   -h, --help             show this help
+
+With NOTIFY_SOCKET set (systemd Type=notify, or any supervisor speaking that protocol), READY=1 is sent once the
+first graph has been applied, and STOPPING=1 when shutting down.
 `;
 
 export class UsageError extends Error {
@@ -43,6 +48,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliOptions {
         'log-level': { type: 'string' },
         'log-format': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
       },
     }));
   } catch (error) {
@@ -83,5 +89,6 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliOptions {
     logLevel: logLevel as Level,
     logFormat,
     help: values.help === true,
+    version: values.version === true,
   };
 }

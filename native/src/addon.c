@@ -43,5 +43,6 @@ napi_status pvx_export(napi_env env, napi_value exports, const char *name, napi_
 NAPI_MODULE_INIT() {
   if (pvx_init_fdio(env, exports) != napi_ok) return NULL;
   if (pvx_init_nsops(env, exports) != napi_ok) return NULL;
+  if (pvx_init_notify(env, exports) != napi_ok) return NULL;
   return exports;
 }

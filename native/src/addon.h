@@ -8,6 +8,8 @@
 napi_status pvx_init_fdio(napi_env env, napi_value exports);
 /* Registers the namespace operations (nsops.c) on exports. */
 napi_status pvx_init_nsops(napi_env env, napi_value exports);
+/* Registers the service-manager notification (notify.c) on exports. */
+napi_status pvx_init_notify(napi_env env, napi_value exports);
 
 /* Throws a JS Error with .code = errno name, .errno = errno, and "<op> <path>: <name> (<text>)" as message. */
 void pvx_throw_errno(napi_env env, int err, const char *op, const char *path);

@@ -10,6 +10,7 @@ describe('parseCli', () => {
       logLevel: 'info',
       logFormat: 'text',
       help: false,
+      version: false,
     });
   });
 
