@@ -1,5 +1,5 @@
 // Reads the xconnect-graph from pv-ctrl: HTTP over its Unix socket, bounded in size and time.
-import { request } from 'node:http';
+import { request } from './node-http.js';
 
 export interface GraphFetchOptions {
   socketPath: string;

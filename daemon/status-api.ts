@@ -1,8 +1,9 @@
 // The status API on a Unix socket: GET /links (JSON), /metrics (Prometheus text), /health, /graph.
 import { mkdirSync, rmSync } from 'node:fs';
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import { dirname } from 'node:path';
 import type { Link } from './link.js';
+import { createServer } from './node-http.js';
 
 export interface GraphStatus {
   /** Why the last poll did not change the graph, or null when it succeeded. */
