@@ -1,10 +1,11 @@
 // pv-xconnect: polls pv-ctrl for the graph, reconciles the links, serves the status API.
-import type { Server } from 'node:http';
+
 import { defaultMediators, type MediatorRegistry } from '../mediators/registry.js';
 import type { Logger } from '../mediators/types.js';
 import { parseGraph } from '../protocols/graph/xconnect-graph.js';
 import { fetchGraph, MAX_GRAPH_BYTES } from './graph-client.js';
 import type { LinkLimits } from './link.js';
+import type { Server } from './node-http.js';
 import { Reconciler } from './reconciler.js';
 import { type GraphStatus, startStatusApi } from './status-api.js';
 

@@ -6,3 +6,4 @@ import { createRequire } from 'node:module';
 export const { createServer, request } = createRequire(import.meta.url)(
   'node:http',
 ) as typeof import('node:http');
+export type { Server, ServerResponse } from 'node:http';

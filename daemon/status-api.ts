@@ -1,8 +1,8 @@
 // The status API on a Unix socket: GET /links (JSON), /metrics (Prometheus text), /health, /graph.
 import { mkdirSync, rmSync } from 'node:fs';
-import type { Server, ServerResponse } from 'node:http';
 import { dirname } from 'node:path';
 import type { Link } from './link.js';
+import type { Server, ServerResponse } from './node-http.js';
 import { createServer } from './node-http.js';
 
 export interface GraphStatus {
