@@ -2,6 +2,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import {
+  createConnection,
+  createServer as createNetServer,
+  type Server as NetServer,
+  type Socket,
+} from 'node:net';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -96,4 +102,37 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
   await exited;
+}
+
+export function connect(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(path, () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+export function listen(path: string, onConnection: (socket: Socket) => void): Promise<NetServer> {
+  const server = createNetServer(onConnection);
+  return new Promise((resolve) => server.listen(path, () => resolve(server)));
+}
+
+/** Echo provider: every byte back, half-close answered. */
+export const echo = (socket: Socket) => {
+  socket.on('data', (data: Buffer) => socket.write(data));
+  socket.on('end', () => socket.end());
+  socket.on('error', () => {});
+};
+
+/** A graph entry for a unix link whose both ends are on the host (`_pv_`). */
+export function hostLink(name: string, socket: string, target: string) {
+  return {
+    consumer: '_pv_',
+    consumer_pid: 0,
+    provider: '_pv_',
+    provider_pid: 0,
+    name,
+    type: 'unix',
+    socket,
+    target,
+  };
 }

@@ -5,6 +5,7 @@ const groups: Record<string, string[]> = {
   wayland: ['./wayland.js'],
   rest: ['./rest.js'],
   dbus: ['./dbus.js'],
+  footprint: ['./footprint.js'],
 };
 
 const names = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(groups);

@@ -1,12 +1,16 @@
 // `npm run bench -- unix`: the unix mediator (the real pv-xconnect process) vs a direct connection vs socat as
 // the same relay; reconcile time by graph size; the daemon's memory per idle link and per open connection.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { silentLogger } from '../daemon/log.js';
 import { Reconciler } from '../daemon/reconciler.js';
 import { defaultMediators } from '../mediators/registry.js';
 import {
+  connect,
+  echo,
+  hostLink,
+  listen,
   nowMs,
   percentile,
   record,
@@ -25,30 +29,12 @@ const PING_PONGS = 5000;
 const SETUPS = 1000;
 const IDLE_LINKS = 1000;
 
-function connect(path: string): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = createConnection(path, () => resolve(socket));
-    socket.once('error', reject);
-  });
-}
-
-function listen(path: string, onConnection: (socket: Socket) => void): Promise<Server> {
-  const server = createServer(onConnection);
-  return new Promise((resolve) => server.listen(path, () => resolve(server)));
-}
-
 /** Sink provider: reports every byte it receives to whoever is measuring. */
 let sinkReceived = 0;
 const sink = (socket: Socket) => {
   socket.on('data', (data: Buffer) => {
     sinkReceived += data.length;
   });
-  socket.on('error', () => {});
-};
-
-const echo = (socket: Socket) => {
-  socket.on('data', (data: Buffer) => socket.write(data));
-  socket.on('end', () => socket.end());
   socket.on('error', () => {});
 };
 
@@ -104,19 +90,6 @@ async function setupRate(path: string): Promise<number> {
     socket.destroy();
   }
   return SETUPS / ((nowMs() - start) / 1000);
-}
-
-function hostLink(name: string, socket: string, target: string) {
-  return {
-    consumer: '_pv_',
-    consumer_pid: 0,
-    provider: '_pv_',
-    provider_pid: 0,
-    name,
-    type: 'unix',
-    socket,
-    target,
-  };
 }
 
 async function reconcileTimes(dir: string, providerPath: string) {
