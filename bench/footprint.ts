@@ -8,12 +8,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import {
-  connect,
   echo,
   hostLink,
   listen,
   nowMs,
   record,
+  relayedConnections,
   round,
   serveGraph,
   stopProcess,
@@ -140,15 +140,9 @@ async function measure(variant: Variant, dir: string, providerPath: string) {
     await waitFor(allPlanted(size, 'm'), timeout, `${size} links`);
     idle[size] = await idleRssAnon(pid, variant.slow ? 8000 : 3000);
   }
-  const sockets = [];
-  for (let i = 0; i < OPEN_CONNECTIONS; i += 1) {
-    const socket = await connect(join(dir, `m${i}.sock`));
-    await new Promise((resolve) => {
-      socket.once('data', resolve);
-      socket.write('x');
-    });
-    sockets.push(socket);
-  }
+  const sockets = await relayedConnections(
+    Array.from({ length: OPEN_CONNECTIONS }, (_, i) => join(dir, `m${i}.sock`)),
+  );
   const open = await idleRssAnon(pid, variant.slow ? 8000 : 3000);
   for (const socket of sockets) socket.destroy();
   await stopProcess(daemon);

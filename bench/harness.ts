@@ -123,8 +123,13 @@ export const echo = (socket: Socket) => {
   socket.on('error', () => {});
 };
 
-/** A graph entry for a unix link whose both ends are on the host (`_pv_`). */
-export function hostLink(name: string, socket: string, target: string) {
+/** A graph entry for a link (unix unless overridden) whose both ends are on the host (`_pv_`). */
+export function hostLink(
+  name: string,
+  socket: string,
+  target: string,
+  overrides: Record<string, unknown> = {},
+) {
   return {
     consumer: '_pv_',
     consumer_pid: 0,
@@ -134,5 +139,20 @@ export function hostLink(name: string, socket: string, target: string) {
     type: 'unix',
     socket,
     target,
+    ...overrides,
   };
+}
+
+/** One connection to each path, each carried through to an echo provider (one byte there and back). */
+export async function relayedConnections(paths: string[]): Promise<Socket[]> {
+  const sockets: Socket[] = [];
+  for (const path of paths) {
+    const socket = await connect(path);
+    await new Promise((resolve) => {
+      socket.once('data', resolve);
+      socket.write('x');
+    });
+    sockets.push(socket);
+  }
+  return sockets;
 }

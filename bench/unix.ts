@@ -14,6 +14,7 @@ import {
   nowMs,
   percentile,
   record,
+  relayedConnections,
   round,
   rssKiB,
   serveGraph,
@@ -140,15 +141,9 @@ async function memory(dir: string, providerPath: string) {
   await waitFor(() => existsSync(join(dir, `m${IDLE_LINKS - 1}.sock`)), 60_000, 'idle links');
   await new Promise((resolve) => setTimeout(resolve, 1500));
   const idle = rssKiB(pid);
-  const sockets: Socket[] = [];
-  for (let i = 0; i < IDLE_LINKS; i += 1) {
-    const socket = await connect(join(dir, `m${i}.sock`));
-    await new Promise((resolve) => {
-      socket.once('data', resolve);
-      socket.write('x');
-    });
-    sockets.push(socket);
-  }
+  const sockets = await relayedConnections(
+    Array.from({ length: IDLE_LINKS }, (_, i) => join(dir, `m${i}.sock`)),
+  );
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const open = rssKiB(pid);
   for (const socket of sockets) socket.destroy();

@@ -31,6 +31,7 @@ import {
 import { messageNamed } from '../protocols/wayland/wire.js';
 import { type Global, RawWaylandClient } from '../test/helpers/wayland-client.js';
 import {
+  hostLink,
   nowMs,
   percentile,
   record,
@@ -42,6 +43,8 @@ import {
   waitFor,
 } from './harness.js';
 
+/** The role of the bench's links: sees every global. */
+const ADMIN = 'compositor-admin';
 const ROUND_TRIPS = 5000;
 /** Round trips per turn, each turn after a few unmeasured ones. */
 const BLOCK = 500;
@@ -162,20 +165,6 @@ async function frameRate(path: string): Promise<number> {
   return frames / seconds;
 }
 
-function hostLink(name: string, type: string, socket: string, target: string) {
-  return {
-    consumer: '_pv_',
-    consumer_pid: 0,
-    provider: '_pv_',
-    provider_pid: 0,
-    name,
-    type,
-    role: 'compositor-admin',
-    socket,
-    target,
-  };
-}
-
 function startWeston(runtimeDir: string): ChildProcess {
   return spawn(
     'weston',
@@ -196,8 +185,11 @@ export async function run(): Promise<void> {
     'socat (bytes only)': join(dir, 'socat.sock'),
   };
   const graph = [
-    hostLink('wayland', 'wayland', westonSocket, paths['pv-xconnect wayland'] as string),
-    hostLink('unix', 'unix', westonSocket, paths['pv-xconnect unix (bytes+fds)'] as string),
+    hostLink('wayland', westonSocket, paths['pv-xconnect wayland'] as string, {
+      type: 'wayland',
+      role: ADMIN,
+    }),
+    hostLink('unix', westonSocket, paths['pv-xconnect unix (bytes+fds)'] as string, { role: ADMIN }),
   ];
   const ctrlPath = join(dir, 'ctrl.sock');
   const ctrl = await serveGraph(ctrlPath, () => graph);

@@ -1,6 +1,7 @@
-// pv-xconnect as a separate process, the way a service manager runs it, and the service manager's notification
-// socket: a real AF_UNIX datagram socket (socat UNIX-RECV / ABSTRACT-RECV) that collects what the daemon sends.
-import { type ChildProcess, spawn } from 'node:child_process';
+// pv-xconnect (or any command) as a separate process, the way a service manager runs it, and the service
+// manager's notification socket: a real AF_UNIX datagram socket (socat UNIX-RECV / ABSTRACT-RECV) that collects
+// what the daemon sends.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { eventually } from './mesh.js';
 
@@ -24,6 +25,19 @@ export function runDaemon(command: string[], env: Record<string, string> = {}): 
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, exited, output: () => output };
+}
+
+/** Runs a command to its end: exit code (1 when killed or not started), stdout, stderr. */
+export function runToEnd(
+  file: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { ...options, maxBuffer: 32 << 20 }, (error, stdout, stderr) =>
+      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
 }
 
 export interface NotifySocket {

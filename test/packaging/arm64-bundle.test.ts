@@ -3,14 +3,13 @@
 // capability bounding set and no_new_privs of its systemd unit (setpriv). It reads a graph from a fake pv-ctrl,
 // plants a unix link between two namespaces, relays bytes and an fd, tells NOTIFY_SOCKET it is ready, and exits 0
 // on SIGTERM with the link removed. On this x86_64 machine its launcher refuses to start, in one line.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statIn } from '../../native/namespace.js';
 import { type Container, startContainer } from '../helpers/container.js';
-import { runDaemon, startNotifySocket } from '../helpers/daemon-process.js';
+import { runDaemon, runToEnd, startNotifySocket } from '../helpers/daemon-process.js';
 import { FakeCtrl } from '../helpers/fake-ctrl.js';
 import {
   closeAll,
@@ -34,14 +33,6 @@ let work: string;
 let bundle: string;
 let unit: string;
 
-function run(file: string, args: string[], options: { cwd?: string } = {}) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(file, args, { ...options, maxBuffer: 32 << 20 }, (error, stdout, stderr) =>
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
-
 /** One setting of the unit's [Service] section. */
 function unitSetting(key: string): string {
   const line = unit.split('\n').find((entry) => entry.startsWith(`${key}=`));
@@ -51,9 +42,11 @@ function unitSetting(key: string): string {
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'pvx-arm64-bundle-'));
-  const built = await run('npm', ['run', '--silent', 'bundle', '--', '--out', work, 'arm64'], { cwd: ROOT });
+  const built = await runToEnd('npm', ['run', '--silent', 'bundle', '--', '--out', work, 'arm64'], {
+    cwd: ROOT,
+  });
   expect(built.code, built.stderr).toBe(0);
-  const unpacked = await run('tar', ['-xzf', join(work, `${NAME}.tar.gz`), '-C', work]);
+  const unpacked = await runToEnd('tar', ['-xzf', join(work, `${NAME}.tar.gz`), '-C', work]);
   expect(unpacked.code, unpacked.stderr).toBe(0);
   bundle = join(work, NAME);
   unit = readFileSync(join(bundle, 'systemd', 'pv-xconnect.service'), 'utf8');
@@ -76,7 +69,7 @@ describe('the arm64 bundle', () => {
   });
 
   it('its launcher refuses this x86_64 machine in one line, exit 1', async () => {
-    const launched = await run(join(bundle, 'bin', 'pv-xconnect'), ['--version']);
+    const launched = await runToEnd(join(bundle, 'bin', 'pv-xconnect'), ['--version']);
     expect(launched.code).toBe(1);
     expect(launched.stdout).toBe('');
     expect(launched.stderr).toBe(
@@ -88,7 +81,7 @@ describe('the arm64 bundle', () => {
     // Verified where it is unpacked: ExecStart must name an executable that exists.
     const here = join(work, 'pv-xconnect.service');
     writeFileSync(here, unit.replaceAll('/opt/pv-xconnect/', `${bundle}/`));
-    const verified = await run('systemd-analyze', ['verify', here]);
+    const verified = await runToEnd('systemd-analyze', ['verify', here]);
     expect(verified.stderr).toBe('');
     expect(verified.code).toBe(0);
     expect(unitSetting('Type')).toBe('notify');

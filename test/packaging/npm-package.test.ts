@@ -2,7 +2,6 @@
 // prepare compiles the TypeScript), then `npm install -g` of that tarball into a fresh prefix with nothing but node
 // and npm on PATH: no compiler, no make, no python. The installed commands then run, and the installed daemon
 // relays through the prebuilt addon.
-import { execFile } from 'node:child_process';
 import {
   cpSync,
   existsSync,
@@ -16,7 +15,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runDaemon, startNotifySocket } from '../helpers/daemon-process.js';
+import { runDaemon, runToEnd, startNotifySocket } from '../helpers/daemon-process.js';
 import { FakeCtrl } from '../helpers/fake-ctrl.js';
 import {
   closeAll,
@@ -40,30 +39,22 @@ let prefix: string;
 let bareEnv: Record<string, string>;
 let files: string[];
 
-function run(file: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(file, args, { ...options, maxBuffer: 32 << 20 }, (error, stdout, stderr) =>
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
-
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'pvx-npm-package-'));
   const source = join(work, 'source');
   cpSync(ROOT, source, { recursive: true, filter: (path) => !NOT_COPIED.has(path.split('/').pop() ?? '') });
   symlinkSync(join(ROOT, 'node_modules'), join(source, 'node_modules'));
-  const packed = await run('npm', ['pack', '--silent', '--pack-destination', work], { cwd: source });
+  const packed = await runToEnd('npm', ['pack', '--silent', '--pack-destination', work], { cwd: source });
   expect(packed.code, packed.stderr).toBe(0);
   const tarball = join(work, `pv-xconnect-${version}.tgz`);
-  files = (await run('tar', ['-tzf', tarball])).stdout.split('\n').filter(Boolean);
+  files = (await runToEnd('tar', ['-tzf', tarball])).stdout.split('\n').filter(Boolean);
 
   // PATH: node, npm and sh only. The rest of the environment stays (the registry may need a proxy), less npm's own
   // settings of the `npm test` that runs this.
   const bin = join(work, 'bin');
   mkdirSync(bin);
   symlinkSync(process.execPath, join(bin, 'node'));
-  symlinkSync(realpathSync((await run('sh', ['-c', 'command -v npm'])).stdout.trim()), join(bin, 'npm'));
+  symlinkSync(realpathSync((await runToEnd('sh', ['-c', 'command -v npm'])).stdout.trim()), join(bin, 'npm'));
   symlinkSync('/bin/sh', join(bin, 'sh'));
   bareEnv = Object.fromEntries(
     Object.entries(process.env).filter(
@@ -72,9 +63,13 @@ beforeAll(async () => {
   );
   bareEnv.PATH = bin;
   prefix = join(work, 'prefix');
-  const installed = await run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', tarball], {
-    env: bareEnv,
-  });
+  const installed = await runToEnd(
+    'npm',
+    ['install', '-g', '--prefix', prefix, '--prefer-offline', tarball],
+    {
+      env: bareEnv,
+    },
+  );
   expect(installed.code, installed.stderr).toBe(0);
 }, 300_000);
 
@@ -122,9 +117,9 @@ describe('npm install -g of the tarball, no compiler on PATH', () => {
   });
 
   it('pv-xconnect --version and pvx-sim work', async () => {
-    const daemon = await run(join(prefix, 'bin', 'pv-xconnect'), ['--version'], { env: bareEnv });
+    const daemon = await runToEnd(join(prefix, 'bin', 'pv-xconnect'), ['--version'], { env: bareEnv });
     expect(daemon).toMatchObject({ code: 0, stdout: `${version}\n` });
-    const sim = await run(join(prefix, 'bin', 'pvx-sim'), ['validate', 'showcase'], { env: bareEnv });
+    const sim = await runToEnd(join(prefix, 'bin', 'pvx-sim'), ['validate', 'showcase'], { env: bareEnv });
     expect(sim.stdout, sim.stderr).toMatch(/^showcase: ok \(\d+ containers, \d+ links, \d+ checks\)/m);
     expect(sim.code).toBe(0);
   });
