@@ -21,9 +21,11 @@ if (existsSync(prebuilt)) {
   }
 }
 console.error(`pv-xconnect: building the native addon from source for ${process.platform}-${process.arch}`);
+// node-gyp takes npm_config_* variables over its own flags: the headers go in that way.
 const prefix = dirname(dirname(process.execPath));
-const ownHeaders = existsSync(join(prefix, 'include', 'node', 'node_api.h'));
-const args = ['rebuild', ...(ownHeaders ? [`--nodedir=${prefix}`] : [])];
-const gyp = spawnSync('node-gyp', args, { stdio: 'inherit' });
+const env = existsSync(join(prefix, 'include', 'node', 'node_api.h'))
+  ? { ...process.env, npm_config_nodedir: prefix }
+  : process.env;
+const gyp = spawnSync('node-gyp', ['rebuild'], { stdio: 'inherit', env });
 if (gyp.error) console.error(`pv-xconnect: cannot run node-gyp (${gyp.error.message})`);
 process.exit(gyp.status ?? 1);
