@@ -101,7 +101,39 @@ function startDaemon(variant: Variant, ctrlSocket: string, intervalS: number, no
   );
 }
 
-async function measure(variant: Variant, dir: string, providerPath: string) {
+/** Starts of one variant up to READY=1 with a 10-link graph, from a clean slate each time. */
+async function readyTime(variant: Variant, dir: string, providerPath: string, run: number): Promise<number> {
+  const key = `${variant.name.replace(/\W+/g, '-')}-${run}`;
+  const links = Array.from({ length: 10 }, (_, i) =>
+    hostLink(`r${i}`, providerPath, join(dir, `r${key}-${i}.sock`)),
+  );
+  const ctrl = await serveGraph(join(dir, `ctrl-ready-${key}.sock`), () => links);
+  const notify = await notifySocket(join(dir, `notify-ready-${key}`));
+  const started = nowMs();
+  const daemon = startDaemon(
+    variant,
+    join(dir, `ctrl-ready-${key}.sock`),
+    5,
+    join(dir, `notify-ready-${key}`),
+  );
+  const ready = (await notify.ready) - started;
+  await stopProcess(daemon);
+  await notify.close();
+  ctrl.close();
+  return ready;
+}
+
+/** Node.js alone, exec to exit of `node -e 0`: the part of a start that is not the daemon's. */
+function bareStartMs(node: string): number {
+  const started = nowMs();
+  execFileSync(node, ['-e', '0']);
+  return nowMs() - started;
+}
+
+const median = (values: number[]) =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+
+async function measure(variant: Variant, dir: string, providerPath: string, readyMs: number[]) {
   const timeout = variant.slow ? 180_000 : 30_000;
   let links: unknown[] = [];
   const ctrlSocket = join(dir, `ctrl-${variant.name.replace(/\W+/g, '-')}.sock`);
@@ -112,21 +144,6 @@ async function measure(variant: Variant, dir: string, providerPath: string) {
     );
   const allPlanted = (count: number, prefix: string) => () =>
     count === 0 || existsSync(join(dir, `${prefix}${count - 1}.sock`));
-
-  // exec → READY=1 with a 10-link graph, from a clean slate each time.
-  const readyMs: number[] = [];
-  for (let run = 0; run < (variant.slow ? 3 : READY_RUNS); run += 1) {
-    links = linksOf(10, `r${run}-`);
-    const notify = await notifySocket(join(dir, `notify-ready-${run}`));
-    const started = nowMs();
-    const daemon = startDaemon(variant, ctrlSocket, 5, join(dir, `notify-ready-${run}`));
-    readyMs.push((await notify.ready) - started);
-    await stopProcess(daemon);
-    await notify.close();
-  }
-  // The first start compiles (and fills the compile cache where there is one); later starts are what a restart costs.
-  const firstReadyMs = readyMs[0] as number;
-  readyMs.sort((a, b) => a - b);
 
   // Idle memory at 0, 100, 1000 links, then with connections open through 100 of them.
   links = [];
@@ -168,9 +185,10 @@ async function measure(variant: Variant, dir: string, providerPath: string) {
   const at = (size: number) => idle[size] as { rssAnonKiB: number; rssKiB: number };
   return {
     variant: variant.name,
-    'exec→READY p50 ms': round(readyMs[Math.floor(readyMs.length / 2)] as number),
-    'exec→READY min ms': round(readyMs[0] as number),
-    'exec→READY first ms': round(firstReadyMs),
+    // The first start compiles (and fills the compile cache where there is one); the others are what a restart costs.
+    'exec→READY first ms': round(readyMs[0] as number),
+    'exec→READY p50 ms': round(median(readyMs.slice(1))),
+    'exec→READY min ms': round(Math.min(...readyMs.slice(1))),
     'RssAnon 0 links KiB': at(0).rssAnonKiB,
     'RssAnon 100 links KiB': at(100).rssAnonKiB,
     'RssAnon 1000 links KiB': at(1000).rssAnonKiB,
@@ -246,10 +264,21 @@ export async function run(): Promise<void> {
     const provider = await listen(providerPath, echo);
     const load = { before: loadavg().map((value) => round(value, 2)) };
     const rows = [];
+    // Starts in turns (one of each variant per round), so that a change of load hits every variant alike.
+    const readyMs = new Map<Variant, number[]>(variants.map((variant) => [variant, []]));
+    const bareMs: number[] = [];
+    for (let run = 0; run < READY_RUNS; run += 1) {
+      bareMs.push(bareStartMs(lts));
+      for (const variant of variants) {
+        if (variant.slow && run >= 3) continue;
+        readyMs.get(variant)?.push(await readyTime(variant, dir, providerPath, run));
+      }
+    }
     for (const variant of variants) {
       console.log(`footprint: ${variant.name}`);
-      rows.push(await measure(variant, dir, providerPath));
+      rows.push(await measure(variant, dir, providerPath, readyMs.get(variant) ?? []));
     }
+    const bareNodeStartMs = { p50: round(median(bareMs)), min: round(Math.min(...bareMs)) };
     provider.close();
     const nodeVersions = {
       lts: execFileSync(lts, ['--version']).toString().trim(),
@@ -257,9 +286,16 @@ export async function run(): Promise<void> {
     };
     record(
       'footprint',
-      { flags, nodeVersions, load: { ...load, after: loadavg().map((value) => round(value, 2)) }, rows },
+      {
+        flags,
+        nodeVersions,
+        bareNodeStartMs,
+        load: { ...load, after: loadavg().map((value) => round(value, 2)) },
+        rows,
+      },
       rows,
     );
+    console.log('bare node start (ms):', bareNodeStartMs);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
