@@ -1,5 +1,4 @@
 // pv-xconnect: polls pv-ctrl for the graph, reconciles the links, serves the status API.
-
 import { defaultMediators, type MediatorRegistry } from '../mediators/registry.js';
 import type { Logger } from '../mediators/types.js';
 import { parseGraph } from '../protocols/graph/xconnect-graph.js';

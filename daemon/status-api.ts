@@ -2,8 +2,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Link } from './link.js';
-import type { Server, ServerResponse } from './node-http.js';
-import { createServer } from './node-http.js';
+import { createServer, type Server, type ServerResponse } from './node-http.js';
 
 export interface GraphStatus {
   /** Why the last poll did not change the graph, or null when it succeeded. */

@@ -1,6 +1,6 @@
 // Imported first by the CLI: on a Node.js older than the oldest supported LTS line, say so in one line and exit 1
 // before anything else runs.
-export const MIN_NODE_MAJOR = 22;
+const MIN_NODE_MAJOR = 22;
 
 const major = Number(process.versions.node.split('.')[0]);
 if (major < MIN_NODE_MAJOR) {
