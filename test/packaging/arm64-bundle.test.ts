@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statIn } from '../../native/namespace.js';
+import { unpackedBundle, VERSION } from '../helpers/bundle.js';
 import { type Container, startContainer } from '../helpers/container.js';
 import { runDaemon, runToEnd, startNotifySocket } from '../helpers/daemon-process.js';
 import { FakeCtrl } from '../helpers/fake-ctrl.js';
@@ -23,9 +24,6 @@ import {
   startProvider,
 } from '../helpers/mesh.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-const NAME = `pv-xconnect-${version}-linux-arm64`;
 const PROVIDER_SOCKET = '/run/p/echo.sock';
 const TARGET = '/run/pv/services/echo.sock';
 
@@ -42,13 +40,7 @@ function unitSetting(key: string): string {
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'pvx-arm64-bundle-'));
-  const built = await runToEnd('npm', ['run', '--silent', 'bundle', '--', '--out', work, 'arm64'], {
-    cwd: ROOT,
-  });
-  expect(built.code, built.stderr).toBe(0);
-  const unpacked = await runToEnd('tar', ['-xzf', join(work, `${NAME}.tar.gz`), '-C', work]);
-  expect(unpacked.code, unpacked.stderr).toBe(0);
-  bundle = join(work, NAME);
+  bundle = await unpackedBundle('arm64', work);
   unit = readFileSync(join(bundle, 'systemd', 'pv-xconnect.service'), 'utf8');
 }, 300_000);
 
@@ -65,7 +57,9 @@ describe('the arm64 bundle', () => {
       expect(header.readUInt16LE(18), binary).toBe(183);
     }
     expect(readFileSync(join(bundle, 'bin', 'pv-xconnect'), 'utf8')).toMatch(/^#!\/bin\/sh\n/);
-    expect(JSON.parse(readFileSync(join(bundle, 'package.json'), 'utf8'))).toMatchObject({ version });
+    expect(JSON.parse(readFileSync(join(bundle, 'package.json'), 'utf8'))).toMatchObject({
+      version: VERSION,
+    });
   });
 
   it('its launcher refuses this x86_64 machine in one line, exit 1', async () => {

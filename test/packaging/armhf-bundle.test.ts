@@ -6,12 +6,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, unpackedBundle } from '../helpers/bundle.js';
 import { runToEnd, startNotifySocket } from '../helpers/daemon-process.js';
 import { eventually } from '../helpers/mesh.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-const NAME = `pv-xconnect-${version}-linux-arm`;
 const QEMU = ['qemu-arm-static', '-L', '/usr/arm-linux-gnueabihf'];
 
 let work: string;
@@ -20,13 +18,7 @@ let node20: string;
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'pvx-armhf-bundle-'));
-  const built = await runToEnd('npm', ['run', '--silent', 'bundle', '--', '--out', work, 'arm'], {
-    cwd: ROOT,
-  });
-  expect(built.code, built.stderr).toBe(0);
-  const unpacked = await runToEnd('tar', ['-xzf', join(work, `${NAME}.tar.gz`), '-C', work]);
-  expect(unpacked.code, unpacked.stderr).toBe(0);
-  bundle = join(work, NAME);
+  bundle = await unpackedBundle('arm', work);
   const fetched = await runToEnd(join(ROOT, 'packaging', 'fetch-node'), ['armv7', 'armv7l']);
   expect(fetched.code, fetched.stderr).toBe(0);
   node20 = join(fetched.stdout.trim(), 'bin', 'node');

@@ -2,19 +2,11 @@
 // prepare compiles the TypeScript), then `npm install -g` of that tarball into a fresh prefix with nothing but node
 // and npm on PATH: no compiler, no make, no python. The installed commands then run, and the installed daemon
 // relays through the prebuilt addon.
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  realpathSync,
-  rmSync,
-  symlinkSync,
-} from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, VERSION } from '../helpers/bundle.js';
 import { runDaemon, runToEnd, startNotifySocket } from '../helpers/daemon-process.js';
 import { FakeCtrl } from '../helpers/fake-ctrl.js';
 import {
@@ -29,8 +21,6 @@ import {
   startProvider,
 } from '../helpers/mesh.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
 /** What a checkout has that a copy to pack from must not: the copy builds its own. */
 const NOT_COPIED = new Set(['node_modules', 'dist', 'build', 'prebuilds', 'bundles', '.git']);
 
@@ -46,7 +36,7 @@ beforeAll(async () => {
   symlinkSync(join(ROOT, 'node_modules'), join(source, 'node_modules'));
   const packed = await runToEnd('npm', ['pack', '--silent', '--pack-destination', work], { cwd: source });
   expect(packed.code, packed.stderr).toBe(0);
-  const tarball = join(work, `pv-xconnect-${version}.tgz`);
+  const tarball = join(work, `pv-xconnect-${VERSION}.tgz`);
   files = (await runToEnd('tar', ['-tzf', tarball])).stdout.split('\n').filter(Boolean);
 
   // PATH: node, npm and sh only. The rest of the environment stays (the registry may need a proxy), less npm's own
@@ -118,7 +108,7 @@ describe('npm install -g of the tarball, no compiler on PATH', () => {
 
   it('pv-xconnect --version and pvx-sim work', async () => {
     const daemon = await runToEnd(join(prefix, 'bin', 'pv-xconnect'), ['--version'], { env: bareEnv });
-    expect(daemon).toMatchObject({ code: 0, stdout: `${version}\n` });
+    expect(daemon).toMatchObject({ code: 0, stdout: `${VERSION}\n` });
     const sim = await runToEnd(join(prefix, 'bin', 'pvx-sim'), ['validate', 'showcase'], { env: bareEnv });
     expect(sim.stdout, sim.stderr).toMatch(/^showcase: ok \(\d+ containers, \d+ links, \d+ checks\)/m);
     expect(sim.code).toBe(0);
