@@ -1,0 +1,51 @@
+// Kept corpora: test/corpus/<codec>/<target>.jsonl, one JSON object per line:
+//   {"behaviour": "refused:BAD_PADDING", "note": "why it is kept", "input": …}
+// Every test run replays them: each input must pass the target's oracles and reach the behaviour recorded.
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { repoPath } from './paths.js';
+import type { FuzzTarget, Json } from './target.js';
+
+export interface CorpusEntry {
+  behaviour: string;
+  note: string;
+  input: Json;
+}
+
+export function corpusPath(target: Pick<FuzzTarget, 'codec' | 'name'>): string {
+  return repoPath(`test/corpus/${target.codec}/${target.name}.jsonl`);
+}
+
+export function readCorpus(target: Pick<FuzzTarget, 'codec' | 'name'>): CorpusEntry[] {
+  const path = corpusPath(target);
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line, index) => {
+      try {
+        return JSON.parse(line) as CorpusEntry;
+      } catch (error) {
+        throw new Error(`${path}:${index + 1}: ${(error as Error).message}`);
+      }
+    });
+}
+
+/** Appends entries for behaviours the corpus has no input for yet; returns how many were added. */
+export function keepNewBehaviours(
+  target: FuzzTarget,
+  behaviours: ReadonlyMap<string, Json>,
+  note: string,
+): number {
+  const known = new Set(readCorpus(target).map((entry) => entry.behaviour));
+  const lines: string[] = [];
+  for (const [behaviour, input] of behaviours) {
+    if (known.has(behaviour)) continue;
+    lines.push(JSON.stringify({ behaviour, note, input }));
+  }
+  if (lines.length === 0) return 0;
+  const path = corpusPath(target);
+  mkdirSync(dirname(path), { recursive: true });
+  appendFileSync(path, `${lines.join('\n')}\n`);
+  return lines.length;
+}

@@ -1,0 +1,14 @@
+// Every fuzz target, in the order `npm run fuzz -- all` and CI run them.
+import type { FuzzTarget, Json } from '../target.js';
+import { messageTarget, namesTarget, saslTarget, signatureTarget } from './dbus.js';
+
+export const targets: readonly FuzzTarget<Json>[] = [
+  namesTarget,
+  signatureTarget,
+  saslTarget,
+  messageTarget,
+] as unknown as FuzzTarget<Json>[];
+
+export function targetNamed(name: string): FuzzTarget<Json> | undefined {
+  return targets.find((target) => target.name === name);
+}
