@@ -2,7 +2,8 @@ import type { BodyFraming, HttpHeader, RequestHead, ResponseHead } from './types
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const FIELD_TEXT = /^[\t\x20-\x7e\x80-\xff]*$/;
-const TARGET = /^[-A-Za-z0-9._~:/?[\]@!$&'()*+,;=%]+$/;
+/** URI characters, "%" only as a pct-encoded triplet (as the parser reads targets). */
+const TARGET = /^(?:[-A-Za-z0-9._~:/?[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+$/;
 const CRLF = Buffer.from('\r\n', 'latin1');
 
 export type RequestLineParts = Pick<RequestHead, 'method' | 'target' | 'version' | 'headers'>;

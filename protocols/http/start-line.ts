@@ -1,4 +1,6 @@
-import { FIELD_TEXT, firstOutside, SP, TARGET, TOKEN } from './chars.js';
+import { FIELD_TEXT, firstOutside, HEX_VALUE, SP, TARGET, TOKEN } from './chars.js';
+
+const PERCENT = 0x25;
 import { HttpParseError } from './errors.js';
 import { refusal } from './field-lines.js';
 import type { HttpVersion } from './types.js';
@@ -41,6 +43,8 @@ export function parseRequestLine(buf: Buffer, start: number, end: number): Reque
   const badTarget = firstOutside(TARGET, buf, methodEnd + 1, targetEnd);
   if (badTarget >= 0)
     throw refusal(buf, badTarget, 'invalid-target', 'a request-target has a byte outside the URI characters');
+  if (!percentEncodingValid(buf, methodEnd + 1, targetEnd))
+    throw new HttpParseError('invalid-target', 'a "%" in a request-target is not followed by two hex digits');
   const line = buf.toString('latin1', start, targetEnd);
   return {
     method: line.slice(0, methodEnd - start),
@@ -100,6 +104,18 @@ function parseVersion(buf: Buffer, start: number, end: number): HttpVersion {
     'unsupported-version',
     `HTTP/${major}.${minor} is not supported (only 1.0 and 1.1)`,
   );
+}
+
+/**
+ * Every "%" starts a pct-encoded triplet (RFC 3986 §2.1): a back end that decodes "%zz" or "%" leniently would
+ * read another path than the one the mediator (and any access rule) saw.
+ */
+function percentEncodingValid(buf: Buffer, start: number, end: number): boolean {
+  for (let at = indexWithin(buf, PERCENT, start, end); at !== -1; at = indexWithin(buf, PERCENT, at + 1, end)) {
+    if (at + 2 >= end || HEX_VALUE[buf[at + 1] as number] === -1 || HEX_VALUE[buf[at + 2] as number] === -1)
+      return false;
+  }
+  return true;
 }
 
 /** The offset of `byte` in buf[start, end), or -1. */
