@@ -23,11 +23,6 @@ export const TARGET = table(
   (byte) => isAlphaNum(byte) || "-._~:/?[]@!$&'()*+,;=%".includes(String.fromCharCode(byte)),
 );
 
-/** uri-host [":" port] as reg-name, IPv4 or IP-literal characters. */
-export const HOST = table(
-  (byte) => isAlphaNum(byte) || "-._~!$&'()*+,;=:[]%".includes(String.fromCharCode(byte)),
-);
-
 /** qdtext (RFC 9110 §5.6.4); a quoted-pair may escape any FIELD_TEXT byte. */
 export const QDTEXT = table(
   (byte) =>
