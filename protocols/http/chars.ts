@@ -59,3 +59,15 @@ export function isToken(text: string): boolean {
   for (let i = 0; i < text.length; i++) if (TOKEN[text.charCodeAt(i)] !== 1) return false;
   return true;
 }
+
+/**
+ * Strips OWS (SP and HTAB only: String.trim would also eat obs-text such as 0xA0). A loop, not a regular expression:
+ * `/[\t ]+$/` is quadratic on a long run of whitespace that does not end the string.
+ */
+export function trimWhitespace(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && (text[start] === ' ' || text[start] === '\t')) start++;
+  while (end > start && (text[end - 1] === ' ' || text[end - 1] === '\t')) end--;
+  return start === 0 && end === text.length ? text : text.slice(start, end);
+}

@@ -1,4 +1,4 @@
-import { isToken } from './chars.js';
+import { isToken, trimWhitespace } from './chars.js';
 import { HttpParseError } from './errors.js';
 import type { BodyFraming, HttpHeader, HttpVersion } from './types.js';
 
@@ -157,15 +157,6 @@ function listElements(value: string): string[] {
     if (trimmed.length > 0) elements.push(trimmed);
   }
   return elements;
-}
-
-/** Strips OWS (SP and HTAB only: String.trim would also eat obs-text such as 0xA0). */
-function trimWhitespace(text: string): string {
-  let start = 0;
-  let end = text.length;
-  while (start < end && (text[start] === ' ' || text[start] === '\t')) start++;
-  while (end > start && (text[end - 1] === ' ' || text[end - 1] === '\t')) end--;
-  return start === 0 && end === text.length ? text : text.slice(start, end);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { trimWhitespace } from './chars.js';
 import type { HttpHeader } from './types.js';
 
 const CONNECTION = 'connection';
@@ -38,7 +39,7 @@ export function stripFields(headers: readonly HttpHeader[], names: readonly stri
     }
     const options = header.value
       .split(',')
-      .map((option) => option.replace(/^[\t ]+|[\t ]+$/g, ''))
+      .map(trimWhitespace)
       .filter((option) => option.length > 0 && !keys.has(fieldNameKey(option)));
     if (options.length > 0) kept.push({ name: header.name, value: options.join(', ') });
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fieldNameKey, headerValues, stripFields } from '../../../protocols/http/index.js';
+import { fieldNameKey, headerValues, RequestParser, stripFields } from '../../../protocols/http/index.js';
 
 describe('header helpers', () => {
   it('finds values by case-insensitive name, in order', () => {
@@ -42,6 +42,18 @@ describe('header helpers', () => {
     ];
     expect(stripFields(headers, ['X-PV-Client', 'X-PV-Role'])).toEqual([
       { name: 'Connection', value: 'keep-alive, Upgrade' },
+    ]);
+  });
+
+  it('trims options padded with long runs of whitespace (a quadratic regular expression once took seconds here)', () => {
+    const padded = `a,${'\t'.repeat(30_000)}b${' '.repeat(30_000)}`;
+    const [head] = new RequestParser().push(
+      Buffer.from(`GET / HTTP/1.1\r\nHost: h\r\nConnection: ${padded}\r\n\r\n`),
+    );
+    if (head?.kind !== 'head') throw new Error('the parser refused the request');
+    expect(stripFields(head.head.headers, ['X-PV-Client'])).toEqual([
+      { name: 'Host', value: 'h' },
+      { name: 'Connection', value: 'a, b' },
     ]);
   });
 });
