@@ -1,9 +1,9 @@
 import { FIELD_TEXT, firstOutside, HEX_VALUE, SP, TARGET, TOKEN } from './chars.js';
-
-const PERCENT = 0x25;
 import { HttpParseError } from './errors.js';
 import { refusal } from './field-lines.js';
 import type { HttpVersion } from './types.js';
+
+const PERCENT = 0x25;
 
 export interface RequestLine {
   method: string;
@@ -111,7 +111,11 @@ function parseVersion(buf: Buffer, start: number, end: number): HttpVersion {
  * read another path than the one the mediator (and any access rule) saw.
  */
 function percentEncodingValid(buf: Buffer, start: number, end: number): boolean {
-  for (let at = indexWithin(buf, PERCENT, start, end); at !== -1; at = indexWithin(buf, PERCENT, at + 1, end)) {
+  for (
+    let at = indexWithin(buf, PERCENT, start, end);
+    at !== -1;
+    at = indexWithin(buf, PERCENT, at + 1, end)
+  ) {
     if (at + 2 >= end || HEX_VALUE[buf[at + 1] as number] === -1 || HEX_VALUE[buf[at + 2] as number] === -1)
       return false;
   }

@@ -1,5 +1,8 @@
 // What a fuzz target is, and how one runs: a fixed number of inputs from a seed (CI), or for a while (a long run).
 // Every target is a fast-check property, so a finding comes back shrunk, with the seed and path that replay it.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 
 /** Input values are JSON (bytes as latin1 strings), so a finding can be printed and kept in a corpus as it is. */
@@ -16,6 +19,8 @@ export interface FuzzTarget<Input extends Json = Json> {
   readonly sources: readonly string[];
   /** Inputs a CI run tries from the fixed seed. */
   readonly ciRuns: number;
+  /** The fewest distinct behaviours a CI run must reach: a generator that stops producing variety fails. */
+  readonly minBehaviours: number;
   /** Generated inputs: grammar derivations, mutations, chunkings. */
   arbitrary(): fc.Arbitrary<Input>;
   /**
@@ -24,6 +29,9 @@ export interface FuzzTarget<Input extends Json = Json> {
    */
   check(input: Input): string;
 }
+
+/** Longer inputs and messages of a finding's report go to a file rather than the terminal. */
+const MAX_SHOWN = 4000;
 
 /** The seed CI uses for every target. */
 export const CI_SEED = 20240601;
@@ -84,12 +92,19 @@ function report(target: FuzzTarget, details: fc.RunDetails<[Json]>, options: Run
   const [input] = details.counterexample ?? [null];
   const error = details.errorInstance;
   const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  let line = JSON.stringify({ note: 'regression: <what was fixed>', input });
+  if (line.length > MAX_SHOWN) {
+    // An input at a size limit does not belong on a terminal: it goes to a file.
+    const file = join(mkdtempSync(join(tmpdir(), 'pvx-finding-')), `${target.name}.jsonl`);
+    writeFileSync(file, `${line}\n`);
+    line = `(${line.length} characters, written to ${file})`;
+  }
   return [
     `${target.name}: finding after ${details.numRuns} inputs, shrunk ${details.numShrinks} times`,
     `seed ${details.seed}, path "${details.counterexamplePath}"`,
     `replay: npm run fuzz -- ${target.name} --seed ${details.seed} --path ${details.counterexamplePath}`,
     `shrunk input (a corpus line for test/corpus/${target.codec}/${target.name}.jsonl):`,
-    JSON.stringify({ note: 'regression: <what was fixed>', input }),
-    message,
+    line,
+    message.length > MAX_SHOWN ? `${message.slice(0, MAX_SHOWN)}…` : message,
   ].join('\n');
 }

@@ -320,7 +320,7 @@ describe('whatever the client sends', () => {
         }
         if (heard.some((line) => line.includes(ROLE_HEX))) identified++;
       }),
-      { numRuns: 2000 },
+      { seed: 61, numRuns: 2000 },
     );
     // About a sixth of the runs do (whatever the seed): a floor far below that still catches a generator gone dry.
     expect(identified).toBeGreaterThan(100);

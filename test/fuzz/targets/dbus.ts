@@ -23,7 +23,7 @@ import { MAX_NAME_LENGTH } from '../../../protocols/dbus/names.js';
 import { MAX_SASL_LINE_LENGTH } from '../../../protocols/dbus/sasl.js';
 import { MAX_SIGNATURE_LENGTH } from '../../../protocols/dbus/signature.js';
 import { mutatedMessageArb } from '../../protocols/dbus/arbitraries.js';
-import { Grammar, grammarInput } from '../grammar.js';
+import { Grammar, grammarInput, shortenRuns } from '../grammar.js';
 import { cutAt, disagree, isRefusal, latin1, refusedOr } from '../oracle.js';
 import type { FuzzTarget } from '../target.js';
 
@@ -77,7 +77,8 @@ export const namesTarget: FuzzTarget<{ rule: NameRule; text: string }> = {
   codec: 'dbus',
   description: 'object paths and bus, interface, member, error names: the codec agrees with names.ebnf',
   sources: ['protocols/dbus/names.ts'],
-  ciRuns: 4000,
+  ciRuns: 15000,
+  minBehaviours: 12,
   arbitrary() {
     const grammar = dbusNames();
     return fc.oneof(
@@ -140,7 +141,8 @@ export const signatureTarget: FuzzTarget<string> = {
   codec: 'dbus',
   description: 'type signatures: parseSignature agrees with signature.ebnf and the nesting and length limits',
   sources: ['protocols/dbus/signature.ts'],
-  ciRuns: 4000,
+  ciRuns: 15000,
+  minBehaviours: 3,
   arbitrary() {
     return grammarInput(signatures(), 'signature', {
       snippets: [
@@ -235,14 +237,6 @@ function saslStreamArb(side: SaslSide): fc.Arbitrary<string> {
     : lines.map((parts) => parts.join(''));
 }
 
-/**
- * The line with every run of one character cut to 8: the package's parser is slow on the 16 KiB lines the limit
- * mutations make, and no rule of sasl.ebnf counts a character past 8, so the verdict is the same.
- */
-function shortened(line: string): string {
-  return line.length <= 1024 ? line : line.replace(/(.)\1{8,}/gs, '$1$1$1$1$1$1$1$1');
-}
-
 function drain<C extends SaslCommand>(next: () => C | undefined): C[] {
   const commands: C[] = [];
   for (let command = next(); command; command = next()) commands.push(command);
@@ -255,7 +249,8 @@ export const saslTarget: FuzzTarget<{ side: SaslSide; stream: string; cuts: numb
   description:
     'SASL decoders both ways, any chunking: lossless, and every known command is sasl.ebnf grammatical',
   sources: ['protocols/dbus/sasl.ts', 'protocols/dbus/sasl-decoder.ts'],
-  ciRuns: 3000,
+  ciRuns: 10000,
+  minBehaviours: 14,
   arbitrary() {
     return fc.oneof(
       ...(['client', 'server'] as const).map((side) =>
@@ -283,7 +278,7 @@ export const saslTarget: FuzzTarget<{ side: SaslSide; stream: string; cuts: numb
     strictEqual(again.toString('latin1'), stream, 'the decoded commands do not re-serialize to their input');
     for (const command of decoded) {
       const line = serializeSaslCommand(command).toString('latin1').slice(0, -2);
-      const tree = saslLines().parse(`${side}_command`, shortened(line));
+      const tree = saslLines().parse(`${side}_command`, shortenRuns(line));
       const rule = tree?.children[0]?.type ?? null;
       const expected = command.command === 'UNKNOWN' ? null : SASL_COMMAND_RULES[command.command];
       if (rule !== expected)
@@ -332,7 +327,8 @@ export const messageTarget: FuzzTarget<{ bytes: string; cuts: number[] }> = {
     'protocols/dbus/fixed-header.ts',
     'protocols/dbus/header.ts',
   ],
-  ciRuns: 3000,
+  ciRuns: 8000,
+  minBehaviours: 22,
   arbitrary() {
     return fc.record({
       bytes: mutatedMessageArb().map((bytes) => bytes.toString('latin1')),

@@ -1,12 +1,23 @@
 // Every fuzz target, in the order `npm run fuzz -- all` and CI run them.
 import type { FuzzTarget, Json } from '../target.js';
 import { messageTarget, namesTarget, saslTarget, signatureTarget } from './dbus.js';
+import { graphTarget, manifestsTarget } from './graph.js';
+import { chunkLineTarget, llhttpTarget, requestHeadTarget, responseTarget } from './http.js';
+import { fdQueueTarget, wireTarget } from './wayland.js';
 
 export const targets: readonly FuzzTarget<Json>[] = [
   namesTarget,
   signatureTarget,
   saslTarget,
   messageTarget,
+  requestHeadTarget,
+  chunkLineTarget,
+  llhttpTarget,
+  responseTarget,
+  wireTarget,
+  fdQueueTarget,
+  graphTarget,
+  manifestsTarget,
 ] as unknown as FuzzTarget<Json>[];
 
 export function targetNamed(name: string): FuzzTarget<Json> | undefined {

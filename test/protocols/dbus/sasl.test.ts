@@ -132,7 +132,7 @@ describe('hex helpers', () => {
       fc.property(fc.integer({ min: 0, max: 0xffffffff }), (uid) => {
         expect(uidFromHex(uidToHex(uid))).toBe(uid);
       }),
-      { seed: 3 },
+      { seed: 3, numRuns: 100 },
     );
   });
 

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { wl_display, wl_registry, wl_shm } from '../../../protocols/wayland/generated/wayland.generated.js';
 import { protocols } from '../../../protocols/wayland/index.js';
-import type { ArgSpec, MessageSpec } from '../../../protocols/wayland/spec.js';
+import type { MessageSpec } from '../../../protocols/wayland/spec.js';
 import {
   type ArgValue,
   decodeArgs,
@@ -17,42 +17,9 @@ import {
   readHeader,
   WaylandWireError,
 } from '../../../protocols/wayland/wire.js';
+import { arbitraryArgs } from './arbitraries.js';
 
 const U32_MAX = 0xffffffff;
-const int32 = fc.integer({ min: -0x80000000, max: 0x7fffffff });
-const uint32 = fc.integer({ min: 0, max: U32_MAX });
-const text = fc.string({ unit: 'grapheme', maxLength: 24 });
-
-function arbitraryArg(arg: ArgSpec): fc.Arbitrary<ArgValue> {
-  const id = fc.integer({ min: arg.nullable ? 0 : 1, max: U32_MAX });
-  switch (arg.type) {
-    case 'int':
-      return int32;
-    case 'uint':
-      return uint32;
-    case 'fixed':
-      return int32.map((raw) => raw / 256);
-    case 'object':
-      return id;
-    case 'new_id':
-      if (arg.interface !== undefined) return id;
-      return fc.record({
-        interface: fc.stringMatching(/^[a-z_][a-z0-9_]{0,30}$/),
-        version: fc.integer({ min: 1, max: U32_MAX }),
-        id: fc.integer({ min: 1, max: U32_MAX }),
-      });
-    case 'string':
-      return arg.nullable ? fc.option(text, { nil: null }) : text;
-    case 'array':
-      return fc.uint8Array({ maxLength: 48 }).map((bytes) => Buffer.from(bytes));
-    case 'fd':
-      return fc.integer({ min: 0, max: 4095 });
-  }
-}
-
-function arbitraryArgs(message: MessageSpec): fc.Arbitrary<Record<string, ArgValue>> {
-  return fc.record(Object.fromEntries(message.args.map((arg) => [arg.name, arbitraryArg(arg)])));
-}
 
 function roundTrip(objectId: number, message: MessageSpec, args: Record<string, ArgValue>): void {
   const { data, fds } = encodeMessage(objectId, message, args as MessageArgs<MessageSpec>);
@@ -110,7 +77,7 @@ describe('the generated tables', () => {
             fc.property(fc.integer({ min: 1, max: U32_MAX }), arbitraryArgs(message), (objectId, args) =>
               roundTrip(objectId, message, args),
             ),
-            { numRuns: 25 },
+            { seed: 51, numRuns: 25 },
           );
         }
       }
