@@ -33,6 +33,7 @@
  * Failed syscalls throw Errors with code = errno name (pvx_throw_errno).
  */
 #include "addon.h"
+#include "cmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,7 +48,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define PVX_SCM_MAX_FD 253       /* the kernel's SCM_MAX_FD: most fds one message can carry */
 #define PVX_SEND_FDS_LIMIT 4096  /* bound for the stack control buffer; the kernel rejects > 253 */
 #define PVX_RECV_MAX (16 << 20)
 
@@ -211,14 +211,7 @@ static int receive(int fd, size_t max_bytes, pvx_received *out) {
   while (n < 0 && errno == EINTR);
   if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? WOULD_BLOCK : errno;
   out->bytes = n;
-  out->fd_count = 0;
-  for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-    if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    if (count > PVX_SCM_MAX_FD - out->fd_count) count = PVX_SCM_MAX_FD - out->fd_count;
-    memcpy(out->fds + out->fd_count, CMSG_DATA(cmsg), count * sizeof(int));
-    out->fd_count += count;
-  }
+  out->fd_count = pvx_cmsg_collect_fds(&msg, out->fds, PVX_SCM_MAX_FD);
   if (msg.msg_flags & MSG_CTRUNC) {
     close_fds(out->fds, out->fd_count);
     return CTRUNC;
@@ -308,24 +301,19 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   iov[0].iov_base = (char *)iov[0].iov_base + offset;
   iov[0].iov_len -= (size_t)offset;
 
-  /* Sized for fd_count (at least one int so the array is never empty). */
+  /* Sized for fd_count (at least one so the arrays are never empty). */
+  int fds[fd_count ? fd_count : 1];
   struct cmsghdr control[(CMSG_SPACE(sizeof(int) * (fd_count ? fd_count : 1)) + sizeof(struct cmsghdr) - 1) /
                         sizeof(struct cmsghdr)];
   struct msghdr msg = {.msg_iov = iov, .msg_iovlen = buffer_count};
+  for (uint32_t i = 0; i < fd_count; i++) {
+    napi_value element;
+    CALL(napi_get_element(env, argv[3], i, &element));
+    if (!get_fd(env, element, &fds[i])) return NULL;
+  }
   if (fd_count > 0) {
     msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fd_count);
-    memset(control, 0, msg.msg_controllen);
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fd_count);
-    int *data = (int *)CMSG_DATA(cmsg);
-    for (uint32_t i = 0; i < fd_count; i++) {
-      napi_value element;
-      CALL(napi_get_element(env, argv[3], i, &element));
-      if (!get_fd(env, element, &data[i])) return NULL;
-    }
+    msg.msg_controllen = pvx_cmsg_put_fds(control, sizeof control, fds, fd_count);
   }
 
   ssize_t n;
