@@ -5,7 +5,12 @@
 
 size_t pvx_cmsg_collect_fds(const struct msghdr *msg, int *fds, size_t max) {
   size_t count = 0;
+  if (msg->msg_control == NULL) return 0;
+  const char *end = (const char *)msg->msg_control + msg->msg_controllen;
   for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(msg); cmsg != NULL; cmsg = CMSG_NXTHDR((struct msghdr *)msg, cmsg)) {
+    /* Only the kernel writes control data, but the bound of the copy must not depend on it being right: a header
+     * shorter than itself, or longer than what is left, ends the walk. */
+    if (cmsg->cmsg_len < CMSG_LEN(0) || cmsg->cmsg_len > (size_t)(end - (const char *)cmsg)) break;
     if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
     size_t n = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
     if (n > max - count) n = max - count;
