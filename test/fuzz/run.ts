@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { keepNewBehaviours } from './corpus.js';
 import { type Coverage, percent, readCoverage } from './coverage.js';
+import { buildHarness, HARNESSES, type Harness, runHarness } from './native/libfuzzer.js';
 import { type FuzzTarget, type Json, type RunResult, runTarget } from './target.js';
 import { targetNamed, targets } from './targets/index.js';
 
@@ -30,7 +31,8 @@ interface Options {
   child: boolean;
 }
 
-const USAGE = `usage: npm run fuzz -- <${targets.map((t) => t.name).join('|')}|all|list> [--runs N | --seconds S | --minutes M] [--seed S [--path P]] [--coverage] [--keep] [--summary FILE]`;
+const NAMES = [...targets.map((t) => t.name), ...HARNESSES.map((h) => h.name)];
+const USAGE = `usage: npm run fuzz -- <${NAMES.join('|')}|all|list> [--runs N | --seconds S | --minutes M] [--seed S [--path P]] [--coverage] [--keep] [--summary FILE]`;
 
 function parseOptions(argv: string[]): Options {
   const [which, ...rest] = argv;
@@ -144,12 +146,16 @@ interface TargetSummary {
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
   if (options.which === 'list') {
-    for (const target of targets) console.log(`${target.name.padEnd(18)} ${target.description}`);
+    for (const target of [...targets, ...HARNESSES])
+      console.log(`${target.name.padEnd(20)} ${target.description}`);
     return 0;
   }
-  const chosen = options.which === 'all' ? [...targets] : [targetNamed(options.which)];
+  const harnesses = HARNESSES.filter((h) => options.which === 'all' || h.name === options.which);
+  const chosen =
+    options.which === 'all' ? [...targets] : harnesses.length > 0 ? [] : [targetNamed(options.which)];
   if (chosen.some((target) => target === undefined)) throw new Error(USAGE);
   const list = chosen as FuzzTarget[];
+  if (list.length === 0) return runNative(harnesses, options);
 
   if (options.child) {
     const [target] = list as [FuzzTarget];
@@ -165,7 +171,7 @@ async function main(): Promise<number> {
   }
 
   const totalMs = (options.seconds ?? 0) * 1000;
-  const perTargetMs = options.which === 'all' ? totalMs / list.length : totalMs;
+  const perTargetMs = options.which === 'all' ? totalMs / (list.length + harnesses.length) : totalMs;
   const sliceMs = Math.min(10_000, perTargetMs);
   const slices = options.runs === null ? Math.max(1, Math.round(perTargetMs / sliceMs)) : 1;
   const coverageRoot = options.coverage ? mkdtempSync(join(tmpdir(), 'pvx-fuzz-coverage-')) : null;
@@ -263,7 +269,43 @@ async function main(): Promise<number> {
     );
     console.log(`summary written to ${options.summary}`);
   }
-  return findings > 0 ? 1 : 0;
+  const nativeStatus =
+    harnesses.length > 0
+      ? runNative(harnesses, { ...options, seconds: options.runs === null ? perTargetMs / 1000 : null })
+      : 0;
+  return findings > 0 || nativeStatus !== 0 ? 1 : 0;
+}
+
+/** The C harnesses: libFuzzer prints its own progress (inputs, exec/s, cov, ft); a summary line each. */
+function runNative(
+  harnesses: readonly Harness[],
+  options: Pick<Options, 'runs' | 'seconds' | 'seed'>,
+): number {
+  const dir = mkdtempSync(join(tmpdir(), 'pvx-libfuzzer-'));
+  let status = 0;
+  try {
+    for (const harness of harnesses) {
+      const binary = buildHarness(harness, dir);
+      const run = runHarness(harness, binary, {
+        seed: options.seed,
+        ...(options.runs !== null
+          ? { runs: options.runs }
+          : { seconds: Math.max(1, Math.round(options.seconds ?? 60)) }),
+        capMs: NO_LIMIT_MS,
+      });
+      const verdict = run.status === 0 ? '0 findings' : 'FINDING';
+      console.log(
+        `  ${harness.name.padEnd(20)} ${run.executed} inputs (${run.perSecond}/s), libFuzzer cov ${run.coverage} ft ${run.features}, ${verdict}`,
+      );
+      if (run.status !== 0) {
+        status = 1;
+        console.log(run.output.slice(-6000));
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return status;
 }
 
 main().then(
