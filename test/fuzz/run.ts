@@ -172,8 +172,8 @@ async function main(): Promise<number> {
 
   const totalMs = (options.seconds ?? 0) * 1000;
   const perTargetMs = options.which === 'all' ? totalMs / (list.length + harnesses.length) : totalMs;
-  const sliceMs = Math.min(10_000, perTargetMs);
-  const slices = options.runs === null ? Math.max(1, Math.round(perTargetMs / sliceMs)) : 1;
+  const slices = options.runs === null ? Math.max(1, Math.ceil(perTargetMs / 10_000)) : 1;
+  const sliceMs = perTargetMs / slices;
   const coverageRoot = options.coverage ? mkdtempSync(join(tmpdir(), 'pvx-fuzz-coverage-')) : null;
   const summaries = new Map<string, TargetSummary>();
   const behaviours = new Map<string, Map<string, Json>>();

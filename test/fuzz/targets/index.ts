@@ -3,6 +3,7 @@ import type { FuzzTarget, Json } from '../target.js';
 import { messageTarget, namesTarget, saslTarget, signatureTarget } from './dbus.js';
 import { graphTarget, manifestsTarget } from './graph.js';
 import { chunkLineTarget, llhttpTarget, requestHeadTarget, responseTarget } from './http.js';
+import { dbusFilterTarget, dbusGateTarget, restSessionTarget } from './mediators.js';
 import { fdQueueTarget, wireTarget } from './wayland.js';
 
 export const targets: readonly FuzzTarget<Json>[] = [
@@ -10,10 +11,13 @@ export const targets: readonly FuzzTarget<Json>[] = [
   signatureTarget,
   saslTarget,
   messageTarget,
+  dbusFilterTarget,
+  dbusGateTarget,
   requestHeadTarget,
   chunkLineTarget,
   llhttpTarget,
   responseTarget,
+  restSessionTarget,
   wireTarget,
   fdQueueTarget,
   graphTarget,
