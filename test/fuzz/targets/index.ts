@@ -5,6 +5,7 @@ import { graphTarget, manifestsTarget } from './graph.js';
 import { chunkLineTarget, llhttpTarget, requestHeadTarget, responseTarget } from './http.js';
 import { dbusFilterTarget, dbusGateTarget, restSessionTarget } from './mediators.js';
 import { fdQueueTarget, wireTarget } from './wayland.js';
+import { waylandSessionTarget } from './wayland-session.js';
 
 export const targets: readonly FuzzTarget<Json>[] = [
   namesTarget,
@@ -20,6 +21,7 @@ export const targets: readonly FuzzTarget<Json>[] = [
   restSessionTarget,
   wireTarget,
   fdQueueTarget,
+  waylandSessionTarget,
   graphTarget,
   manifestsTarget,
 ] as unknown as FuzzTarget<Json>[];
