@@ -31,7 +31,10 @@ export function readCorpus(target: Pick<FuzzTarget, 'codec' | 'name'>): CorpusEn
     });
 }
 
-/** Appends entries for behaviours the corpus has no input for yet; returns how many were added. */
+/** Inputs kept for a behaviour stay small: one at a size limit is found again by its target in every run. */
+const MAX_KEPT_CHARS = 4096;
+
+/** Appends entries for behaviours the corpus has no input for yet (small inputs only); returns how many were added. */
 export function keepNewBehaviours(
   target: FuzzTarget,
   behaviours: ReadonlyMap<string, Json>,
@@ -41,7 +44,8 @@ export function keepNewBehaviours(
   const lines: string[] = [];
   for (const [behaviour, input] of behaviours) {
     if (known.has(behaviour)) continue;
-    lines.push(JSON.stringify({ behaviour, note, input }));
+    const line = JSON.stringify({ behaviour, note, input });
+    if (line.length <= MAX_KEPT_CHARS) lines.push(line);
   }
   if (lines.length === 0) return 0;
   const path = corpusPath(target);

@@ -81,7 +81,7 @@ const TRAILERS = [
   ['Content-Length', 'Host', 'Transfer-Encoding'],
 ] as const;
 /** Bytes and snippets that mutations insert: framing and syntax characters parsers disagree on. */
-const SNIPPETS = [
+export const SNIPPETS = [
   '\r',
   '\n',
   '\r\n',
@@ -357,19 +357,17 @@ function knownLlhttpStrictness(input: Buffer, head: RequestHead, llhttpError: st
   return null;
 }
 
+export function emptyStats(): DifferentialStats {
+  return { inputs: 0, accepted: 0, compared: 0, llhttpStricter: {}, weStricter: {} };
+}
+
 /**
  * A differential run of a fixed number of inputs from a seed. `capMs` is a safety cap only: hitting it before
  * `inputs` were tried throws (a slow machine must not quietly test less).
  */
 export function runDifferential(options: { seed: number; inputs: number; capMs: number }): DifferentialStats {
   const random = prng(options.seed);
-  const stats: DifferentialStats = {
-    inputs: 0,
-    accepted: 0,
-    compared: 0,
-    llhttpStricter: {},
-    weStricter: {},
-  };
+  const stats = emptyStats();
   const started = Date.now();
   while (stats.inputs < options.inputs) {
     if (Date.now() - started > options.capMs)

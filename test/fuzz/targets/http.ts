@@ -19,7 +19,7 @@ import {
   mutationArbitrary,
   shortenRuns,
 } from '../grammar.js';
-import { checkInput, type DifferentialStats, generateStream } from '../http.js';
+import { checkInput, SNIPPETS as DIFFERENTIAL_SNIPPETS, emptyStats, generateStream } from '../http.js';
 import { cutAt, disagree, isRefusal, latin1, refusedOr } from '../oracle.js';
 import { shrinkByDeletion } from '../shrink.js';
 import type { FuzzTarget } from '../target.js';
@@ -30,30 +30,8 @@ export const httpMessages = (): Grammar => {
   return httpGrammar;
 };
 
-/** Bytes the mutations insert: line ends, whitespace, CTLs and the delimiters parsers disagree on. */
-const SNIPPETS = [
-  '\r',
-  '\n',
-  '\r\n',
-  ' ',
-  '\t',
-  '\0',
-  '\x7f',
-  '\xff',
-  ':',
-  ';',
-  ',',
-  '"',
-  '=',
-  '%',
-  '[',
-  ']',
-  '#',
-  '/',
-  '?',
-  '@',
-  '\\',
-];
+/** What mutations insert: the differential's framing snippets, and the delimiters of request-targets. */
+const SNIPPETS = [...DIFFERENTIAL_SNIPPETS, '%', '[', ']', '#', '/', '?', '@', '\\'];
 const METHODS = ['GET', 'POST', 'HEAD', 'OPTIONS', 'CONNECT', 'PUT', 'DELETE'];
 const FIELDS = [
   'Content-Length: 0',
@@ -348,13 +326,7 @@ export const llhttpTarget: FuzzTarget<{ stream: string; chunkSeed: number }> = {
     return fc.record({ stream: shrinkByDeletion(generated), chunkSeed: fc.nat() });
   },
   check({ stream, chunkSeed }) {
-    const stats: DifferentialStats = {
-      inputs: 0,
-      accepted: 0,
-      compared: 0,
-      llhttpStricter: {},
-      weStricter: {},
-    };
+    const stats = emptyStats();
     checkInput(latin1(stream), prng(chunkSeed), stats);
     const [stricter] = Object.keys(stats.llhttpStricter);
     const [weStricter] = Object.keys(stats.weStricter);
