@@ -2,6 +2,7 @@
 // values, then mutated as text. The parsers must never throw (but GraphError for a body that is not an array),
 // every link or entry they keep must satisfy values.ebnf, and what they keep must parse again to itself.
 import fc from 'fast-check';
+import { PolicyError, parseAllow } from '../../../protocols/graph/allow.js';
 import {
   parseArgsManifest,
   parseRunManifest,
@@ -251,5 +252,88 @@ export const manifestsTarget: FuzzTarget<{ kind: ManifestKind; text: string }> =
     }
     const outcome = result.problems.length > 0 ? 'problems' : 'clean';
     return `${kind}:${outcome}:${Math.min(kept.length, 2)}`;
+  },
+};
+
+const PATTERNS = fc.constantFrom(
+  'org.example.Iface',
+  'org.example.*',
+  '*',
+  'Get*',
+  'GetInfo',
+  '/org/pantavisor/*',
+  '/',
+  'GET',
+  'POST',
+  'wl_seat',
+  'xdg_*',
+  'org.a-b.Name',
+  'a b',
+  '',
+  'ü',
+  '**',
+);
+
+/** An allow list for one link type: role strings, object entries with narrowing fields, odd values. */
+function allowArb(): fc.Arbitrary<{ type: string; text: string }> {
+  const field = fc.constantFrom(
+    'interfaces',
+    'members',
+    'paths',
+    'own',
+    'methods',
+    'globals',
+    'role',
+    'bogus',
+  );
+  const entry = fc.oneof(
+    fc.constantFrom('any', 'viewer', 'admin', ''),
+    fc.dictionary(
+      field,
+      fc.oneof(fc.array(PATTERNS, { maxLength: 3 }), fc.constantFrom('viewer', 'any'), odd),
+      {
+        maxKeys: 3,
+      },
+    ),
+    odd,
+  );
+  return fc.record({
+    type: fc.constantFrom(...LINK_TYPES),
+    text: jsonText(
+      fc.oneof({ weight: 8, arbitrary: fc.array(entry, { maxLength: 5 }) }, { weight: 1, arbitrary: odd }),
+    ),
+  });
+}
+
+export const allowTarget: FuzzTarget<{ type: string; text: string }> = {
+  name: 'allow',
+  codec: 'graph',
+  description:
+    'provider allow lists: only PolicyError, every listed role granted, a policy parses again to itself',
+  sources: ['protocols/graph/allow.ts'],
+  ciRuns: 15000,
+  minBehaviours: 18,
+  arbitrary: allowArb,
+  check({ type, text }) {
+    const linkType = type as (typeof LINK_TYPES)[number];
+    let policy: ReturnType<typeof parseAllow>;
+    try {
+      policy = parseAllow(JSON.parse(text), linkType, 'fuzz');
+    } catch (error) {
+      if (error instanceof PolicyError || error instanceof SyntaxError) return `${type}:refused`;
+      throw error;
+    }
+    // Written back as an allow list (a role with no narrowing as a string entry), it reads the same.
+    const entries = policy.roles.flatMap((role): unknown[] => {
+      const grant = policy.grantFor(role);
+      if (!grant) disagree('a listed role has no grant', { text, role });
+      return grant?.narrowings === null ? [role] : (grant?.narrowings ?? []).map((n) => ({ role, ...n }));
+    });
+    const again = parseAllow(entries, linkType, 'again');
+    for (const role of policy.roles)
+      if (JSON.stringify(again.grantFor(role)) !== JSON.stringify(policy.grantFor(role)))
+        disagree('a policy does not parse again to itself', { text, role });
+    if (policy.grantFor('\u0000not-listed') !== null) disagree('an unlisted role was granted', { text });
+    return `${type}:accepted:${Math.min(policy.roles.length, 2)}`;
   },
 };

@@ -1,7 +1,7 @@
 // Every fuzz target, in the order `npm run fuzz -- all` and CI run them.
 import type { FuzzTarget, Json } from '../target.js';
 import { messageTarget, namesTarget, saslTarget, signatureTarget } from './dbus.js';
-import { graphTarget, manifestsTarget } from './graph.js';
+import { allowTarget, graphTarget, manifestsTarget } from './graph.js';
 import { chunkLineTarget, llhttpTarget, requestHeadTarget, responseTarget } from './http.js';
 import { dbusFilterTarget, dbusGateTarget, restSessionTarget } from './mediators.js';
 import { fdQueueTarget, wireTarget } from './wayland.js';
@@ -24,6 +24,7 @@ export const targets: readonly FuzzTarget<Json>[] = [
   waylandSessionTarget,
   graphTarget,
   manifestsTarget,
+  allowTarget,
 ] as unknown as FuzzTarget<Json>[];
 
 export function targetNamed(name: string): FuzzTarget<Json> | undefined {
