@@ -26,7 +26,7 @@ const VALUE_RULES: Record<string, string> = {
 const NAME_KEYS = new Set(['sender', 'interface', 'member', 'destination', 'arg0namespace']);
 
 /** A value as it means: quoted parts without their quotes, each \' an apostrophe, unquoted characters as they are. */
-function unescape(value: IToken | undefined): string {
+function unescapedValue(value: IToken | undefined): string {
   if (!value) return '';
   return value.children
     .map((part) =>
@@ -44,7 +44,7 @@ export function matchRuleProblem(rule: string): string | null {
   const args = new Set<string>();
   for (const pair of tree.children.filter((node) => node.type === 'pair')) {
     const key = pair.children.find((node) => node.type === 'key')?.text ?? '';
-    const value = unescape(pair.children.find((node) => node.type === 'value'));
+    const value = unescapedValue(pair.children.find((node) => node.type === 'value'));
     if (seen.has(key)) return `key ${key} twice`;
     seen.add(key);
     const arg = /^arg(\d+)/.exec(key)?.[1];
