@@ -308,10 +308,14 @@ function runNative(
   return status;
 }
 
+// Exit codes are set, not forced: process.exit() would cut off what is still being written to a pipe (a child's
+// result line, for one).
 main().then(
-  (status) => process.exit(status),
+  (status) => {
+    process.exitCode = status;
+  },
   (error: Error) => {
     console.error(error.message);
-    process.exit(2);
+    process.exitCode = 2;
   },
 );
