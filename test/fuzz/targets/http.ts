@@ -8,6 +8,7 @@ import {
   HttpParseError,
   type RequestEvent,
   RequestParser,
+  type ResponseEvent,
   ResponseParser,
 } from '../../../protocols/http/index.js';
 import { collect, prng } from '../../protocols/http/streams.js';
@@ -36,6 +37,7 @@ const METHODS = ['GET', 'POST', 'HEAD', 'OPTIONS', 'CONNECT', 'PUT', 'DELETE'];
 const FIELDS = [
   'Content-Length: 0',
   'Content-Length: 5',
+  'Content-Length: 300',
   'Content-Length: 007',
   'Transfer-Encoding: chunked',
   'Transfer-Encoding: gzip, chunked',
@@ -354,7 +356,14 @@ function responseStreamArb(): fc.Arbitrary<{ requests: string[]; stream: string;
       ([version, code, reason, fields]) =>
         `${version} ${code} ${reason}\r\n${fields.map((f) => `${f}\r\n`).join('')}\r\n`,
     );
-  const body = fc.constantFrom('', 'abcde', '5\r\nabcde\r\n0\r\n\r\n', '0\r\nX-T: 1\r\n\r\n', 'x'.repeat(40));
+  const body = fc.constantFrom(
+    '',
+    'abcde',
+    '5\r\nabcde\r\n0\r\n\r\n',
+    '0\r\nX-T: 1\r\n\r\n',
+    'x'.repeat(40),
+    'y'.repeat(300),
+  );
   const message = fc.tuple(head, body).map(([h, b]) => h + b);
   return fc.record({
     requests: fc.array(fc.constantFrom('GET', 'HEAD', 'CONNECT', 'GET+upgrade'), {
@@ -380,13 +389,16 @@ export const responseTarget: FuzzTarget<{ requests: string[]; stream: string; cu
   minBehaviours: 12,
   arbitrary: responseStreamArb,
   check({ requests, stream, cuts }) {
-    const parse = (chunks: Buffer[]) => {
-      const parser = new ResponseParser();
+    const expecting = (parser: ResponseParser) => {
       for (const request of requests)
         parser.expect({
           method: request.replace('+upgrade', ''),
           upgrade: request.endsWith('+upgrade') ? 'websocket' : null,
         });
+      return parser;
+    };
+    const parse = (chunks: Buffer[]) => {
+      const parser = expecting(new ResponseParser());
       return collect([...chunks.flatMap((chunk) => parser.push(chunk)), ...parser.finish()]);
     };
     const bytes = latin1(stream);
@@ -394,6 +406,33 @@ export const responseTarget: FuzzTarget<{ requests: string[]; stream: string; cu
     const whole = parse([bytes]);
     if (JSON.stringify(outcome) !== JSON.stringify(whole))
       disagree('the response outcome depends on the chunking', { stream, cuts, outcome, whole });
+    // Skipping the rest of a Content-Length body (as the REST session does once it went on in the kernel) gives
+    // the same messages, with the skipped bytes missing from their bodies only.
+    const step = 1 + ((cuts[0] ?? 0) % 23);
+    const skipper = expecting(new ResponseParser());
+    const events: ResponseEvent[] = [];
+    let skipped = 0;
+    for (let at = 0; at < bytes.length; ) {
+      const remaining = skipper.bodyRemaining;
+      if (remaining > 0) {
+        const n = Math.min(remaining, bytes.length - at, step * 3);
+        events.push(...skipper.skipBody(n));
+        skipped += n;
+        at += n;
+      } else {
+        events.push(...skipper.push(bytes.subarray(at, at + step)));
+        at += step;
+      }
+    }
+    const skipping = collect([...events, ...skipper.finish()]);
+    const withoutBodies = (o: typeof whole) =>
+      JSON.stringify({ ...o, messages: o.messages.map((m) => ({ ...m, body: '' })) });
+    const bodyBytes = (o: typeof whole) => o.messages.reduce((n, m) => n + m.body.length, 0);
+    if (
+      withoutBodies(skipping) !== withoutBodies(whole) ||
+      bodyBytes(skipping) + skipped !== bodyBytes(whole)
+    )
+      disagree('skipping body bytes changes more than the bodies', { stream, step, skipping, whole });
     for (const message of outcome.messages) {
       const { version, status, reason, headers } = message.head;
       const head = `HTTP/${version} ${status} ${reason}\r\n${headers.map((h) => `${h.name}: ${h.value}\r\n`).join('')}\r\n`;

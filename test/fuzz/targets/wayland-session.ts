@@ -35,7 +35,12 @@ type Step = {
   dropped: boolean;
   hiddenBind: boolean;
   garbage: boolean;
+  /** The conversation ends inside this message: only its first part is sent, then the stream ends. */
+  truncated?: boolean;
 };
+
+/** A global no generated table knows: its objects' messages are relayed opaquely. */
+const UNKNOWN: InterfaceSpec = { name: 'zz_unknown_v1', version: 3, requests: [], events: [], enums: [] };
 
 interface Live {
   iface: InterfaceSpec;
@@ -114,10 +119,10 @@ function compile(actions: readonly Action[]): Step[] {
       }
       return args;
     };
-    switch (kind % 6) {
+    switch (kind % 8) {
       case 0: {
         const pool = a % 2 === 0 ? WITH_FDS : INTERFACES;
-        const iface = pool[(a >> 1) % pool.length] as InterfaceSpec;
+        const iface = b % 10 === 9 ? UNKNOWN : (pool[(a >> 1) % pool.length] as InterfaceSpec);
         const name = globals.length + 1;
         const version = 1 + (b % iface.version);
         globals.push({ name, iface, version });
@@ -180,6 +185,31 @@ function compile(actions: readonly Action[]): Step[] {
           garbage: true,
         });
         break;
+      case 6: {
+        // A message to an object of an unknown interface: relayed as it is, with whatever fds came along.
+        const opaque = live.filter(([, o]) => o.iface === UNKNOWN);
+        const [id] = opaque[a % Math.max(1, opaque.length)] ?? [];
+        if (id === undefined) break;
+        const size = 8 + 4 * (b % 4);
+        const data = Buffer.alloc(size);
+        data.writeUInt32LE(id, 0);
+        data.writeUInt32LE(((size << 16) | (a % 4)) >>> 0, 4);
+        steps.push({
+          fromClient: b % 2 === 0,
+          data,
+          fdCount: b % 3,
+          cut,
+          dropped: false,
+          hiddenBind: false,
+          garbage: false,
+        });
+        break;
+      }
+      case 7: {
+        const last = steps.at(-1);
+        if (last && !last.dropped) steps.push({ ...last, fdCount: 0, truncated: true });
+        return steps;
+      }
     }
   }
   return steps;
@@ -196,8 +226,8 @@ export const waylandSessionTarget: FuzzTarget<{ actions: Action[] }> = {
   arbitrary() {
     // Mostly globals, binds, requests and events; odd bytes (kind 5) rarely, so most conversations are valid.
     const kind = fc.oneof(
-      { weight: 40, arbitrary: fc.constantFrom(0, 0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4) },
-      { weight: 1, arbitrary: fc.constant(5) },
+      { weight: 40, arbitrary: fc.constantFrom(0, 0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 6, 6) },
+      { weight: 1, arbitrary: fc.constantFrom(5, 7) },
     );
     const action = fc.record({
       kind,
@@ -228,7 +258,7 @@ export const waylandSessionTarget: FuzzTarget<{ actions: Action[] }> = {
         handed.push(...fds);
         const start = expected[side].reduce((n, b) => n + b.length, 0);
         for (const fd of fds) fdMessageStart.set(fd, start);
-        if (!s.dropped) expected[side].push(s.data);
+        if (!s.dropped && !s.truncated) expected[side].push(s.data);
         const sink = {
           forward: (data: Buffer, forwarded?: number[]) => {
             out[side].push({ data: Buffer.from(data), fds: forwarded ?? [], at: sent[side] });
@@ -239,10 +269,17 @@ export const waylandSessionTarget: FuzzTarget<{ actions: Action[] }> = {
           },
         };
         const framer = s.fromClient ? session.toProvider : session.toConsumer;
+        if (s.truncated) {
+          framer.push({ data: s.data.subarray(0, Math.max(1, s.data.length - 4)), fds }, sink);
+          break;
+        }
         const cut = s.cut % (s.data.length + 1);
         framer.push({ data: s.data.subarray(0, cut), fds }, sink);
         framer.push({ data: s.data.subarray(cut), fds: [] }, sink);
       }
+      // Both sides end their streams: nothing may be left half-received.
+      session.toProvider.end();
+      session.toConsumer.end();
     } catch (error) {
       if (!(error instanceof RelayRejection)) throw error;
       outcome = 'refused';
@@ -270,7 +307,7 @@ export const waylandSessionTarget: FuzzTarget<{ actions: Action[] }> = {
         }
       }
     }
-    const invalid = steps.some((s) => s.garbage || s.hiddenBind);
+    const invalid = steps.some((s) => s.garbage || s.hiddenBind || s.truncated);
     if (outcome === 'refused' && !invalid)
       disagree('wayland-session refused a valid conversation', { actions });
     if (steps.some((s) => s.hiddenBind) && outcome !== 'refused')
