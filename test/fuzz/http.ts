@@ -374,7 +374,15 @@ export function runDifferential(options: { seed: number; inputs: number; capMs: 
       throw new Error(
         `differential run (seed ${options.seed}) hit its ${options.capMs} ms safety cap after ${stats.inputs} of ${options.inputs} inputs`,
       );
-    checkInput(generateStream(random), random, stats);
+    try {
+      checkInput(generateStream(random), random, stats);
+    } catch (error) {
+      // The stream is printed whole; the http-llhttp fuzz target replays the same generator and shrinks a finding.
+      (error as Error).message =
+        `differential run seed ${options.seed}, input ${stats.inputs}: ${(error as Error).message}\n` +
+        'for a shrunk reproducer: npm run fuzz -- http-llhttp';
+      throw error;
+    }
   }
   return stats;
 }
