@@ -18,7 +18,7 @@ import { cutAt, disagree, latin1 } from '../oracle.js';
 import type { FuzzTarget } from '../target.js';
 import { saslLines } from './dbus.js';
 
-const quiet: Logger = {
+export const quiet: Logger = {
   debug() {},
   info() {},
   warn() {},

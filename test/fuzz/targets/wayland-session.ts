@@ -4,7 +4,6 @@
 // refuse binds to them, and account for every fd.
 import fc from 'fast-check';
 import { RelayRejection } from '../../../mediators/relay.js';
-import type { Logger } from '../../../mediators/types.js';
 import { DEFAULT_POLICY, visibilityFor } from '../../../mediators/wayland-policy.js';
 import { WaylandSession } from '../../../mediators/wayland-session.js';
 import { knownInterfaces } from '../../../protocols/wayland/interfaces.js';
@@ -15,8 +14,8 @@ import { prng } from '../../protocols/http/streams.js';
 import { checkFdsAccountedFor, openFds } from '../fds.js';
 import { disagree } from '../oracle.js';
 import type { FuzzTarget } from '../target.js';
+import { quiet } from './mediators.js';
 
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 const INTERFACES = [...knownInterfaces.values()].filter(
   (iface) => iface.name !== 'wl_display' && iface.name !== 'wl_registry',
 );
