@@ -1,29 +1,20 @@
 // `npm run bench -- dbus`: the D-Bus mediator (the real pv-xconnect process, a host-side dbus link) vs a direct
 // connection to the bus vs xdg-dbus-proxy (unfiltered): method calls per second and latency of a small echo method
 // with 1 and 16 concurrent clients, a flood of 100k signals to one consumer, and a 16 MiB message echoed.
-// One dbus-daemon, one echo service (its own process); clients and service speak through test/helpers/dbus-peer.
+// One dbus-daemon, one echo service (its own process, testkit/dbus-echo-service.ts); clients speak through
+// testkit/dbus-peer.ts.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { connectIn } from '../native/namespace.js';
-import { DBusPeer } from '../test/helpers/dbus-peer.js';
-import {
-  nowMs,
-  percentile,
-  record,
-  root,
-  round,
-  serveGraph,
-  startDaemonProcess,
-  stopProcess,
-  waitFor,
-} from './harness.js';
+import { PACKAGE_ROOT } from '../sim/paths.js';
+import { startDaemonProcess, stopProcess } from '../testkit/daemon-process.js';
+import { DBusPeer } from '../testkit/dbus-peer.js';
+import { FakeCtrl } from '../testkit/fake-ctrl.js';
+import { eventually } from '../testkit/mesh.js';
+import { cpuMs, nowMs, percentile, record, round } from './harness.js';
 
-/** USER_HZ of /proc/<pid>/stat: 100 on Linux for all architectures this runs on. */
-const CLOCK_TICKS_PER_SECOND = 100;
 const SERVICE = 'org.pvx.Bench';
 const SERVICE_PATH = '/org/pvx/Bench';
 const ROUNDS = 5;
@@ -55,30 +46,9 @@ function busConfig(socket: string): string {
 `;
 }
 
-/** The echo service, in its own process: Echo(any) → the same; Flood(u n) emits n signals, then returns. */
-function serviceScript(bus: string): string {
-  const module = (path: string) => JSON.stringify(pathToFileURL(join(root, 'dist', path)).href);
-  return `
-import { connectIn } from ${module('native/namespace.js')};
-import { DBusPeer } from ${module('test/helpers/dbus-peer.js')};
-const peer = await DBusPeer.connect(await connectIn({ pid: 0, path: ${JSON.stringify(bus)} }));
-peer.serve(async ({ message }) => {
-  if (message.member === 'Echo') return { signature: message.signature, body: message.body };
-  if (message.member !== 'Flood') return { error: 'org.freedesktop.DBus.Error.UnknownMethod', message: '' };
-  for (let i = 0; i < message.body[0]; i++) {
-    if (!peer.emitSignal('${SERVICE_PATH}', '${SERVICE}', 'Tick', 'u', [i])) {
-      await new Promise((resolve) => peer.socket.once('drain', resolve));
-    }
-  }
-  return {};
-});
-await peer.callBus('RequestName', 'su', ['${SERVICE}', 4]);
-console.log('ready');
-`;
-}
-
 function startService(bus: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', serviceScript(bus)], {
+  const service = join(PACKAGE_ROOT, 'dist', 'testkit', 'dbus-echo-service.js');
+  const child = spawn(process.execPath, [service, bus, SERVICE, SERVICE_PATH], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
@@ -100,14 +70,6 @@ function echo(peer: DBusPeer, signature: string, value: string | Buffer) {
     signature,
     body: [value],
   });
-}
-
-/** `calls` sequential echo calls on one connection; their latencies in µs. */
-/** CPU time (user + system) a process has used so far. */
-function cpuMs(pid: number): number {
-  // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are 12 and 13.
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
 }
 
 /** One measurement on one path, summed over the rounds. */
@@ -258,25 +220,25 @@ export async function run(): Promise<void> {
   const paths = { direct: busPath, 'pv-xconnect': meshPath, 'xdg-dbus-proxy': proxyPath };
   const loadBefore = loadavg();
   const children: ChildProcess[] = [];
-  let ctrl: Server | undefined;
+  const ctrl = new FakeCtrl(join(dir, 'ctrl.sock'));
   let results: Record<string, Record<string, number>>;
   try {
     writeFileSync(join(dir, 'bus.conf'), busConfig(busPath));
     const busArgs = [`--config-file=${join(dir, 'bus.conf')}`, '--nofork', '--nopidfile'];
     children.push(spawn('dbus-daemon', busArgs, { stdio: 'ignore' }));
-    await waitFor(() => existsSync(busPath), 10_000, 'dbus-daemon');
+    await eventually(() => existsSync(busPath), 10_000, 'dbus-daemon');
     children.push(await startService(busPath));
-    const ctrlPath = join(dir, 'ctrl.sock');
-    ctrl = await serveGraph(ctrlPath, () => [hostDbusLink(busPath, meshPath)]);
-    const daemon = startDaemonProcess(ctrlPath);
+    ctrl.setGraph([hostDbusLink(busPath, meshPath)]);
+    await ctrl.start();
+    const daemon = startDaemonProcess(ctrl.socketPath);
     children.push(daemon);
     children.push(spawn('xdg-dbus-proxy', [`unix:path=${busPath}`, proxyPath], { stdio: 'ignore' }));
-    await waitFor(() => existsSync(meshPath) && existsSync(proxyPath), 10_000, 'the relays');
+    await eventually(() => existsSync(meshPath) && existsSync(proxyPath), 10_000, 'the relays');
     results = await measure(paths, daemon.pid as number);
   } finally {
     // The bus goes last: the others are its clients.
     for (const child of children.reverse()) await stopProcess(child);
-    ctrl?.close();
+    await ctrl.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 
@@ -297,7 +259,7 @@ export async function run(): Promise<void> {
     callsPerConcurrentClient: CALLS_PER_CONCURRENT_CLIENT,
     signals: SIGNALS,
     bigMessageBytes: BIG_MESSAGE_BYTES,
-    note: 'paths take turns in each round; each result pools all rounds. Clients and service: test/helpers/dbus-peer.ts',
+    note: 'paths take turns in each round; each result pools all rounds. Clients: testkit/dbus-peer.ts, service: testkit/dbus-echo-service.ts',
     // The machine is shared: the load before and after says how much the numbers were disturbed.
     loadAverage: { before: loadBefore, after: loadavg() },
   };

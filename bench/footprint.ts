@@ -7,18 +7,10 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import {
-  echo,
-  hostLink,
-  listen,
-  nowMs,
-  record,
-  relayedConnections,
-  round,
-  serveGraph,
-  stopProcess,
-  waitFor,
-} from './harness.js';
+import { stopProcess } from '../testkit/daemon-process.js';
+import { FakeCtrl } from '../testkit/fake-ctrl.js';
+import { eventually } from '../testkit/mesh.js';
+import { echo, hostLink, listen, nowMs, record, relayedConnections, round } from './harness.js';
 
 const READY_RUNS = 7;
 const IDLE_SIZES = [0, 100, 1000];
@@ -75,7 +67,7 @@ async function notifySocket(path: string) {
     received += part.toString();
     if (received.includes('READY=1')) onReady();
   });
-  await waitFor(() => existsSync(path), 5000, 'notify socket');
+  await eventually(() => existsSync(path), 5000, 'notify socket');
   return { ready, close: () => stopProcess(socat) };
 }
 
@@ -107,7 +99,7 @@ async function readyTime(variant: Variant, dir: string, providerPath: string, ru
   const links = Array.from({ length: 10 }, (_, i) =>
     hostLink(`r${i}`, providerPath, join(dir, `r${key}-${i}.sock`)),
   );
-  const ctrl = await serveGraph(join(dir, `ctrl-ready-${key}.sock`), () => links);
+  const ctrl = await FakeCtrl.serving(join(dir, `ctrl-ready-${key}.sock`), links);
   const notify = await notifySocket(join(dir, `notify-ready-${key}`));
   const started = nowMs();
   const daemon = startDaemon(
@@ -119,7 +111,7 @@ async function readyTime(variant: Variant, dir: string, providerPath: string, ru
   const ready = (await notify.ready) - started;
   await stopProcess(daemon);
   await notify.close();
-  ctrl.close();
+  await ctrl.stop();
   return ready;
 }
 
@@ -135,9 +127,8 @@ const median = (values: number[]) =>
 
 async function measure(variant: Variant, dir: string, providerPath: string, readyMs: number[]) {
   const timeout = variant.slow ? 180_000 : 30_000;
-  let links: unknown[] = [];
   const ctrlSocket = join(dir, `ctrl-${variant.name.replace(/\W+/g, '-')}.sock`);
-  const ctrl = await serveGraph(ctrlSocket, () => links);
+  const ctrl = await FakeCtrl.serving(ctrlSocket, []);
   const linksOf = (count: number, prefix: string) =>
     Array.from({ length: count }, (_, i) =>
       hostLink(`${prefix}${i}`, providerPath, join(dir, `${prefix}${i}.sock`)),
@@ -146,15 +137,14 @@ async function measure(variant: Variant, dir: string, providerPath: string, read
     count === 0 || existsSync(join(dir, `${prefix}${count - 1}.sock`));
 
   // Idle memory at 0, 100, 1000 links, then with connections open through 100 of them.
-  links = [];
   const notify = await notifySocket(join(dir, 'notify-idle'));
   const daemon = startDaemon(variant, ctrlSocket, 1, join(dir, 'notify-idle'));
   const pid = daemon.pid as number;
   await notify.ready;
   const idle: Record<number, { rssAnonKiB: number; rssKiB: number }> = {};
   for (const size of IDLE_SIZES) {
-    links = linksOf(size, 'm');
-    await waitFor(allPlanted(size, 'm'), timeout, `${size} links`);
+    ctrl.setGraph(linksOf(size, 'm'));
+    await eventually(allPlanted(size, 'm'), timeout, `${size} links`);
     idle[size] = await idleRssAnon(pid, variant.slow ? 8000 : 3000);
   }
   const sockets = await relayedConnections(
@@ -166,21 +156,19 @@ async function measure(variant: Variant, dir: string, providerPath: string, read
   await notify.close();
 
   // CPU per idle poll: a 100-link graph polled every 0.1 s.
-  links = linksOf(POLL_LINKS, 'p');
+  ctrl.setGraph(linksOf(POLL_LINKS, 'p'));
   const pollNotify = await notifySocket(join(dir, 'notify-poll'));
   const poller = startDaemon(variant, ctrlSocket, POLL_INTERVAL_S, join(dir, 'notify-poll'));
   await pollNotify.ready;
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  let polls = 0;
-  ctrl.on('request', () => {
-    polls += 1;
-  });
+  const requestsBefore = ctrl.requests;
   const ticksBefore = cpuTicks(poller.pid as number);
   await new Promise((resolve) => setTimeout(resolve, POLL_WINDOW_MS));
   const cpuMs = (cpuTicks(poller.pid as number) - ticksBefore) * TICK_MS;
+  const polls = ctrl.requests - requestsBefore;
   await stopProcess(poller);
   await pollNotify.close();
-  ctrl.close();
+  await ctrl.stop();
 
   const at = (size: number) => idle[size] as { rssAnonKiB: number; rssKiB: number };
   return {

@@ -1,7 +1,8 @@
-// Shared pieces of the benchmarks: timing, percentiles, result files, the daemon as a child process, socat.
+// Shared pieces of the benchmarks: timing, percentiles, process CPU and memory, result files, socat as a baseline,
+// plain net peers and host links. What benches share with the tests (the daemon as a process, a pv-ctrl stand-in,
+// D-Bus and Wayland peers, waiting) is in testkit/.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import {
   createConnection,
   createServer as createNetServer,
@@ -10,11 +11,10 @@ import {
 } from 'node:net';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from '../sim/paths.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** The repository root, from bench/ sources or dist/bench/. */
-export const root = existsSync(join(here, '..', 'package.json')) ? join(here, '..') : join(here, '..', '..');
+/** USER_HZ of /proc/<pid>/stat: 100 on Linux for all architectures this runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;
 
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -36,7 +36,7 @@ export function record(
   results: Record<string, unknown>,
   table: Record<string, unknown>[],
 ): void {
-  const file = join(root, 'bench', 'results', `${name}.json`);
+  const file = join(PACKAGE_ROOT, 'bench', 'results', `${name}.json`);
   mkdirSync(dirname(file), { recursive: true });
   const machine = { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version };
   writeFileSync(
@@ -53,41 +53,11 @@ export function rssKiB(pid: number): number {
   return match ? Number(match[1]) : Number.NaN;
 }
 
-export async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/** A pv-ctrl stand-in serving a fixed graph. */
-export async function serveGraph(socketPath: string, graph: () => unknown[]): Promise<Server> {
-  const server = createServer((_req, res) => {
-    res.writeHead(200, { 'Content-Type': 'application/json' });
-    res.end(JSON.stringify(graph()));
-  });
-  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-  return server;
-}
-
-/** The real pv-xconnect executable against `ctrlSocket`. */
-export function startDaemonProcess(ctrlSocket: string, intervalSeconds = 0.2): ChildProcess {
-  return spawn(
-    process.execPath,
-    [
-      join(root, 'dist', 'daemon', 'cli.js'),
-      '--ctrl-socket',
-      ctrlSocket,
-      '--interval',
-      String(intervalSeconds),
-      '--status-socket',
-      'none',
-      '--log-level',
-      'error',
-    ],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
-  );
+/** CPU time (user + system) a process has used so far, in ms. */
+export function cpuMs(pid: number): number {
+  // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are 12 and 13.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
 }
 
 /** socat as the same relay: a forking listener that connects to the provider for every client. */
@@ -95,13 +65,6 @@ export function startSocat(listenPath: string, providerPath: string): ChildProce
   return spawn('socat', [`UNIX-LISTEN:${listenPath},fork,mode=666`, `UNIX-CONNECT:${providerPath}`], {
     stdio: 'ignore',
   });
-}
-
-export async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
 }
 
 export function connect(path: string): Promise<Socket> {

@@ -8,7 +8,8 @@ import { createConnection, createServer, type IpcNetConnectOpts, type Socket } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DuplexOptions } from 'node:stream';
-import { type Chunk, socketPair } from '../native/fd-socket.js';
+import type { Chunk } from '../native/fd-socket.js';
+import { socketPair } from '../testkit/sockets.js';
 import { percentile, record } from './harness.js';
 
 const HIGH_WATER_MARK = 256 * 1024;

@@ -1,12 +1,12 @@
 // Cost of one namespace operation (native/namespace.ts): listenIn and connectIn, inside a real container
-// (its own mount and pid namespaces, see test/helpers/container.ts) and on the host (pid 0), one at a time
+// (its own mount and pid namespaces, see testkit/container.ts) and on the host (pid 0), one at a time
 // and with 8 in flight. Latency is per call (issue → settle); "amortized" is wall time / calls. Prints a
 // table and writes bench/results/native-ns.json. Needs root.
 import { closeSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { loadavg } from 'node:os';
 import { connectIn, listenIn } from '../native/namespace.js';
-import { type Container, startContainer } from '../test/helpers/container.js';
+import { type Container, startContainer } from '../testkit/container.js';
 import { nowMs, percentile, record, round } from './harness.js';
 
 const CALLS = 400;

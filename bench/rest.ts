@@ -6,18 +6,13 @@
 // The paths take turns (rounds of GETs, of uploads), so that the machine's changing load (2 shared cores) does
 // not favour whichever path ran while it was quiet.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
-import {
-  percentile,
-  record,
-  round,
-  serveGraph,
-  startDaemonProcess,
-  stopProcess,
-  waitFor,
-} from './harness.js';
+import { startDaemonProcess, stopProcess } from '../testkit/daemon-process.js';
+import { FakeCtrl } from '../testkit/fake-ctrl.js';
+import { eventually } from '../testkit/mesh.js';
+import { cpuMs, percentile, record, round } from './harness.js';
 import { closedLoop, type LoadResult, openConnections, upload } from './http-load.js';
 
 const GET = Buffer.from('GET /small HTTP/1.1\r\nHost: bench\r\nAccept: */*\r\n\r\n');
@@ -30,7 +25,6 @@ const UPLOAD_WRITE = 256 * 1024;
 const UPLOAD_ROUNDS = 5;
 /** Uploads through every path before the counted rounds: the bench process (client and sink) warms up too. */
 const UPLOAD_WARMUP_ROUNDS = 2;
-const CLOCK_TICKS_PER_SECOND = 100;
 const IDENTITY = { consumer: '_pv_', role: 'reader' };
 
 function nginxConfig(dir: string, name: string, server: string): string {
@@ -59,12 +53,6 @@ function startNginx(dir: string, name: string, server: string): ChildProcess {
   const config = join(dir, `${name}.conf`);
   writeFileSync(config, nginxConfig(dir, name, server));
   return spawn('nginx', ['-e', join(dir, `${name}-error.log`), '-c', config], { stdio: 'inherit' });
-}
-
-/** CPU seconds (user + system) the process has used so far. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
 }
 
 /** A provider for uploads: answers 200 once the whole body has been read. */
@@ -122,9 +110,9 @@ async function measureGets(paths: PathUnderTest[], connections: number) {
     for (let round = 0; round < GET_ROUNDS; round += 1) {
       for (const sample of samples) {
         const { proxyPid } = sample.path;
-        const cpuBefore = proxyPid === null ? 0 : cpuSeconds(proxyPid);
+        const cpuBefore = proxyPid === null ? 0 : cpuMs(proxyPid) / 1000;
         const result: LoadResult = await closedLoop(sample.sockets, GET, LOAD_MS / GET_ROUNDS);
-        sample.proxyCpu += proxyPid === null ? Number.NaN : cpuSeconds(proxyPid) - cpuBefore;
+        sample.proxyCpu += proxyPid === null ? Number.NaN : cpuMs(proxyPid) / 1000 - cpuBefore;
         sample.requests += result.requests;
         sample.seconds += result.seconds;
         for (const latency of result.latenciesUs) sample.latenciesUs.push(latency);
@@ -157,11 +145,11 @@ async function measureUploads(paths: PathUnderTest[]) {
   for (let round = -UPLOAD_WARMUP_ROUNDS; round < UPLOAD_ROUNDS; round += 1) {
     for (const sample of samples) {
       const { proxyPid } = sample.path;
-      const cpuBefore = proxyPid === null ? 0 : cpuSeconds(proxyPid);
+      const cpuBefore = proxyPid === null ? 0 : cpuMs(proxyPid) / 1000;
       const rate = await upload(sample.path.upload, UPLOAD_BYTES, UPLOAD_WRITE);
       if (round < 0) continue;
       sample.rates.push(rate);
-      sample.proxyCpu += proxyPid === null ? Number.NaN : cpuSeconds(proxyPid) - cpuBefore;
+      sample.proxyCpu += proxyPid === null ? Number.NaN : cpuMs(proxyPid) / 1000 - cpuBefore;
     }
   }
   return samples.map(({ path, rates, proxyCpu }) => ({
@@ -204,10 +192,14 @@ export async function run(): Promise<void> {
     hostLink('get', providerPath, join(dir, 'mesh-get.sock')),
     hostLink('upload', sinkPath, join(dir, 'mesh-upload.sock')),
   ];
-  const ctrl = await serveGraph(ctrlPath, () => graph);
+  const ctrl = await FakeCtrl.serving(ctrlPath, graph);
   const daemon = startDaemonProcess(ctrlPath);
   const sockets = ['provider', 'proxy-get', 'proxy-upload', 'mesh-get', 'mesh-upload'];
-  await waitFor(() => sockets.every((name) => existsSync(join(dir, `${name}.sock`))), 10_000, 'the servers');
+  await eventually(
+    () => sockets.every((name) => existsSync(join(dir, `${name}.sock`))),
+    10_000,
+    'the servers',
+  );
 
   const paths: PathUnderTest[] = [
     { name: 'direct', get: providerPath, upload: sinkPath, proxyPid: null },
@@ -233,7 +225,7 @@ export async function run(): Promise<void> {
     await stopProcess(daemon);
     await Promise.all([stopProcess(proxy), stopProcess(provider)]);
     sink.close();
-    ctrl.close();
+    await ctrl.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 

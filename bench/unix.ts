@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { silentLogger } from '../daemon/log.js';
 import { Reconciler } from '../daemon/reconciler.js';
 import { defaultMediators } from '../mediators/registry.js';
+import { startDaemonProcess, stopProcess } from '../testkit/daemon-process.js';
+import { FakeCtrl } from '../testkit/fake-ctrl.js';
+import { eventually } from '../testkit/mesh.js';
 import {
   connect,
   echo,
@@ -17,11 +20,7 @@ import {
   relayedConnections,
   round,
   rssKiB,
-  serveGraph,
-  startDaemonProcess,
   startSocat,
-  stopProcess,
-  waitFor,
 } from './harness.js';
 
 const THROUGHPUT_BYTES = 1 << 30;
@@ -49,7 +48,7 @@ async function throughput(path: string): Promise<number> {
     sent += chunk.length;
     if (!socket.write(chunk)) await new Promise((resolve) => socket.once('drain', resolve));
   }
-  await waitFor(() => sinkReceived >= THROUGHPUT_BYTES, 120_000, 'the sink');
+  await eventually(() => sinkReceived >= THROUGHPUT_BYTES, 120_000, 'the sink');
   const seconds = (nowMs() - start) / 1000;
   socket.destroy();
   return THROUGHPUT_BYTES / (1 << 20) / seconds;
@@ -129,16 +128,15 @@ async function reconcileTimes(dir: string, providerPath: string) {
 
 async function memory(dir: string, providerPath: string) {
   const ctrlPath = join(dir, 'mem-ctrl.sock');
-  let links: unknown[] = [];
-  const ctrl = await serveGraph(ctrlPath, () => links);
+  const ctrl = await FakeCtrl.serving(ctrlPath, []);
   const daemon = startDaemonProcess(ctrlPath, 1);
   const pid = daemon.pid as number;
   await new Promise((resolve) => setTimeout(resolve, 1500));
   const baseline = rssKiB(pid);
-  links = Array.from({ length: IDLE_LINKS }, (_, i) =>
-    hostLink(`m${i}`, providerPath, join(dir, `m${i}.sock`)),
+  ctrl.setGraph(
+    Array.from({ length: IDLE_LINKS }, (_, i) => hostLink(`m${i}`, providerPath, join(dir, `m${i}.sock`))),
   );
-  await waitFor(() => existsSync(join(dir, `m${IDLE_LINKS - 1}.sock`)), 60_000, 'idle links');
+  await eventually(() => existsSync(join(dir, `m${IDLE_LINKS - 1}.sock`)), 60_000, 'idle links');
   await new Promise((resolve) => setTimeout(resolve, 1500));
   const idle = rssKiB(pid);
   const sockets = await relayedConnections(
@@ -148,7 +146,7 @@ async function memory(dir: string, providerPath: string) {
   const open = rssKiB(pid);
   for (const socket of sockets) socket.destroy();
   await stopProcess(daemon);
-  ctrl.close();
+  await ctrl.stop();
   return {
     baselineKiB: baseline,
     idleLinksKiB: idle,
@@ -168,13 +166,13 @@ export async function run(): Promise<void> {
     hostLink('echo', echoPath, join(dir, 'mesh-echo.sock')),
     hostLink('sink', sinkPath, join(dir, 'mesh-sink.sock')),
   ];
-  const ctrl = await serveGraph(ctrlPath, () => graph);
+  const ctrl = await FakeCtrl.serving(ctrlPath, graph);
   const daemon = startDaemonProcess(ctrlPath);
   const socats = [
     startSocat(join(dir, 'socat-echo.sock'), echoPath),
     startSocat(join(dir, 'socat-sink.sock'), sinkPath),
   ];
-  await waitFor(
+  await eventually(
     () =>
       ['mesh-echo', 'mesh-sink', 'socat-echo', 'socat-sink'].every((n) => existsSync(join(dir, `${n}.sock`))),
     10_000,
@@ -223,7 +221,7 @@ export async function run(): Promise<void> {
   };
   await stopProcess(daemon);
   for (const socat of socats) await stopProcess(socat);
-  ctrl.close();
+  await ctrl.stop();
 
   const reconcile = await reconcileTimes(dir, echoPath);
   const rss = await memory(dir, echoPath);

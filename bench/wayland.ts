@@ -13,7 +13,8 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { dupFd, FdSocket } from '../native/fd-socket.js';
+import { FdSocket } from '../native/fd-socket.js';
+import { dupFd } from '../native/fds.js';
 import { connectIn } from '../native/namespace.js';
 import {
   wl_buffer,
@@ -29,19 +30,11 @@ import {
   xdg_wm_base,
 } from '../protocols/wayland/generated/xdg-shell.generated.js';
 import { messageNamed } from '../protocols/wayland/wire.js';
-import { type Global, RawWaylandClient } from '../test/helpers/wayland-client.js';
-import {
-  hostLink,
-  nowMs,
-  percentile,
-  record,
-  round,
-  serveGraph,
-  startDaemonProcess,
-  startSocat,
-  stopProcess,
-  waitFor,
-} from './harness.js';
+import { startDaemonProcess, stopProcess } from '../testkit/daemon-process.js';
+import { FakeCtrl } from '../testkit/fake-ctrl.js';
+import { eventually } from '../testkit/mesh.js';
+import { type Global, RawWaylandClient } from '../testkit/wayland-client.js';
+import { hostLink, nowMs, percentile, record, round, startSocat } from './harness.js';
 
 /** The role of the bench's links: sees every global. */
 const ADMIN = 'compositor-admin';
@@ -177,7 +170,7 @@ export async function run(): Promise<void> {
   const dir = mkdtempSync('/dev/shm/pvx-bench-wayland-');
   const westonSocket = join(dir, 'wayland-bench');
   const weston = startWeston(dir);
-  await waitFor(() => existsSync(westonSocket), 10_000, 'weston');
+  await eventually(() => existsSync(westonSocket), 10_000, 'weston');
   const paths: Record<string, string> = {
     direct: westonSocket,
     'pv-xconnect wayland': join(dir, 'mesh-wayland.sock'),
@@ -192,10 +185,10 @@ export async function run(): Promise<void> {
     hostLink('unix', westonSocket, paths['pv-xconnect unix (bytes+fds)'] as string, { role: ADMIN }),
   ];
   const ctrlPath = join(dir, 'ctrl.sock');
-  const ctrl = await serveGraph(ctrlPath, () => graph);
+  const ctrl = await FakeCtrl.serving(ctrlPath, graph);
   const daemon = startDaemonProcess(ctrlPath);
   const socat = startSocat(paths['socat (bytes only)'] as string, westonSocket);
-  await waitFor(() => Object.values(paths).every((path) => existsSync(path)), 10_000, 'relays');
+  await eventually(() => Object.values(paths).every((path) => existsSync(path)), 10_000, 'relays');
 
   const rows: Record<string, unknown>[] = [];
   const results: Record<string, Record<string, number>> = {};
@@ -216,7 +209,7 @@ export async function run(): Promise<void> {
     await stopProcess(daemon);
     await stopProcess(socat);
     await stopProcess(weston);
-    ctrl.close();
+    await ctrl.stop();
     rmSync(dir, { recursive: true, force: true });
   }
   const direct = results.direct as Record<string, number>;

@@ -1,7 +1,9 @@
 // One link of the graph: its state, counters and what it planted. Socket types get a listener at the target
 // inside the consumer; every accepted connection goes to the link's mediator.
 import type { LinkContext, LinkCounters, Logger, Mediator, Namespace } from '../mediators/types.js';
-import { closeFd, FdListener, FdSocket } from '../native/fd-socket.js';
+import { FdListener } from '../native/fd-listener.js';
+import { FdSocket } from '../native/fd-socket.js';
+import { closeFd } from '../native/fds.js';
 import { HOST, type LinkSpec, linkKey, specHash } from '../protocols/graph/xconnect-graph.js';
 import { namespaceOf } from './plumbing.js';
 

@@ -5,12 +5,12 @@
 // A message that declares more fds than have arrived, fds that no message can claim any more, and bytes that
 // are not a well-framed message all end the connection with the reason: nothing half-understood goes on.
 import type { Chunk } from '../native/fd-socket.js';
-import { closeFd } from '../native/fd-socket.js';
+import { FdQueue } from '../native/fds.js';
 import { DBusFramer } from '../protocols/dbus/index.js';
 import { type FilterSink, RelayRejection, type StreamFilter } from './relay.js';
 
 /** Fds held for a message still arriving; far above what buses accept in one message (dbus-daemon: 16). */
-const MAX_QUEUED_FDS = 1024;
+const MAX_FDS_AWAITING_A_MESSAGE = 1024;
 
 function adjacent(run: Buffer, next: Buffer): boolean {
   return run.buffer === next.buffer && run.byteOffset + run.length === next.byteOffset;
@@ -18,30 +18,30 @@ function adjacent(run: Buffer, next: Buffer): boolean {
 
 export class DBusMessageFilter implements StreamFilter {
   private readonly framer = new DBusFramer();
-  private fds: number[] = [];
+  private readonly fds = new FdQueue();
 
   /** `unixFds`: whether the handshake negotiated fd passing; without it, any fd ends the connection. */
   constructor(private readonly unixFds: boolean) {}
 
   push(chunk: Chunk, sink: FilterSink): void {
     if (chunk.fds.length > 0) {
-      this.fds.push(...chunk.fds);
+      this.fds.push(chunk.fds);
       if (!this.unixFds) {
-        this.closeQueued();
+        this.fds.close();
         throw new RelayRejection('unix fds on a connection that did not negotiate them');
       }
     }
     try {
       this.forwardMessages(chunk.data, sink);
     } catch (error) {
-      this.closeQueued();
+      this.fds.close();
       throw error;
     }
   }
 
   end(): void {
     if (this.framer.bufferedBytes > 0 || this.fds.length > 0) {
-      this.closeQueued();
+      this.fds.close();
       throw new RelayRejection(`stream ended inside a message (${this.framer.bufferedBytes} bytes held)`);
     }
   }
@@ -66,24 +66,19 @@ export class DBusMessageFilter implements StreamFilter {
       if (unixFds > this.fds.length) {
         throw new RelayRejection(`a message declares ${unixFds} unix fds but ${this.fds.length} arrived`);
       }
-      sink.forward(bytes, this.fds.splice(0, unixFds));
+      sink.forward(bytes, this.fds.take(unixFds));
     }
     this.flush(run, sink);
     // Fds travel with the first byte of their message: once no message is under way, none can claim them.
     if (this.fds.length > 0 && this.framer.bufferedBytes === 0) {
       throw new RelayRejection(`${this.fds.length} unix fds arrived that no message declares`);
     }
-    if (this.fds.length > MAX_QUEUED_FDS) {
-      throw new RelayRejection(`more than ${MAX_QUEUED_FDS} unix fds wait for one message`);
+    if (this.fds.length > MAX_FDS_AWAITING_A_MESSAGE) {
+      throw new RelayRejection(`more than ${MAX_FDS_AWAITING_A_MESSAGE} unix fds wait for one message`);
     }
   }
 
   private flush(run: Buffer | null, sink: FilterSink): void {
     if (run !== null) sink.forward(run);
-  }
-
-  private closeQueued(): void {
-    for (const fd of this.fds) closeFd(fd);
-    this.fds = [];
   }
 }

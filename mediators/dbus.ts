@@ -4,7 +4,7 @@
 // groups, so the bus's SO_PEERCRED check and its XML policy see the role. The mediator owns the SASL handshake
 // (dbus-auth.ts) until BEGIN, then relays whole messages with their fds in both directions (dbus-messages.ts).
 import type { Chunk, FdSocket } from '../native/fd-socket.js';
-import { closeFd } from '../native/fd-socket.js';
+import { closeFds } from '../native/fds.js';
 import { type AuthOutput, AuthRefusal, clientRefusal, SaslGate } from './dbus-auth.js';
 import { linkCredentials } from './dbus-identity.js';
 import { DBusMessageFilter } from './dbus-messages.js';
@@ -18,10 +18,6 @@ export interface DBusLinkState {
 
 /** How long a refused client gets to read the reason before its socket is closed. */
 const REFUSAL_LINGER_MS = 1000;
-
-function closeAll(fds: readonly number[]): void {
-  for (const fd of fds) closeFd(fd);
-}
 
 /** Sends what was queued, half-closes, and closes the socket once the peer is gone or the linger is over. */
 function closeGracefully(socket: FdSocket): void {
@@ -57,7 +53,7 @@ function mediate(consumer: FdSocket, provider: FdSocket, link: LinkContext, uid:
       .off('error', onClientGone)
       .off('close', onClientGone);
     provider.off('data', onBusData).off('end', onBusGone).off('error', onBusGone).off('close', onBusGone);
-    closeAll(heldFds);
+    closeFds(heldFds);
     heldFds = [];
   };
 
@@ -98,7 +94,7 @@ function mediate(consumer: FdSocket, provider: FdSocket, link: LinkContext, uid:
 
   const onBusData = ({ data, fds }: Chunk) => {
     if (fds.length > 0) {
-      closeAll(fds);
+      closeFds(fds);
       refuse(new AuthRefusal('the bus sent unix fds before BEGIN'));
       return;
     }

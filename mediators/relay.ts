@@ -2,7 +2,7 @@
 // backpressure, half-close and reaping of idle half-open sessions. A direction may have a filter that rewrites
 // or frames the stream (the protocol knowledge lives in the mediator and protocols/, never here).
 import type { Chunk, FdSocket } from '../native/fd-socket.js';
-import { closeFd } from '../native/fd-socket.js';
+import { closeFds } from '../native/fds.js';
 import type { LinkCounters, Logger, RelayLimits, Traffic } from './types.js';
 
 /** Where a filter sends its output: onward, or back to the side the input came from. */
@@ -94,7 +94,7 @@ export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOpti
     from.on('data', (chunk: Chunk) => {
       lastActivity = Date.now();
       if (finished || to.destroyed) {
-        for (const fd of chunk.fds) closeFd(fd);
+        closeFds(chunk.fds);
         return;
       }
       try {

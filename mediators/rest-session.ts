@@ -8,7 +8,8 @@
 // forwarded before an invalid one have been answered, so that the 400 cannot be taken for one of their answers.
 // The rest of a large Content-Length body, in either direction, goes on inside the kernel (the relay's transfer):
 // its bytes are opaque, so the mediator need not copy them in and out.
-import { type Chunk, closeFd } from '../native/fd-socket.js';
+import type { Chunk } from '../native/fd-socket.js';
+import { closeFds } from '../native/fds.js';
 import {
   frameBodyEvent,
   type HttpEvent,
@@ -73,11 +74,6 @@ export function badRequest(error: HttpParseError): Buffer {
   );
 }
 
-/** REST links carry no fds: any that arrive are closed (and the bytes they came with go on). */
-function closeFds(chunk: Chunk): void {
-  for (const fd of chunk.fds) closeFd(fd);
-}
-
 export class RestSession {
   private readonly requests = new RequestParser();
   private readonly responses = new ResponseParser(RESPONSE_LIMITS);
@@ -118,7 +114,7 @@ export class RestSession {
   }
 
   private onRequestBytes(chunk: Chunk, sink: FilterSink): void {
-    closeFds(chunk);
+    closeFds(chunk.fds); // REST links carry no fds: the bytes they came with go on
     this.requestSink = sink;
     this.forwardRequests(this.requests.push(chunk.data), sink);
     this.transferBody('toProvider', this.requests, (events) => this.forwardRequests(events, sink));
@@ -246,7 +242,7 @@ export class RestSession {
   }
 
   private onResponseBytes(chunk: Chunk, sink: FilterSink): void {
-    closeFds(chunk);
+    closeFds(chunk.fds);
     const events = this.responses.push(chunk.data);
     const last = events.at(-1);
     if (last?.kind === 'error') {

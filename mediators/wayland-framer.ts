@@ -4,18 +4,18 @@
 // (libwayland's receive limit): then the write is cut before the message whose fds would overflow it, so every fd
 // still travels with the bytes of its own message or of a message just before it, never later.
 import type { Chunk } from '../native/fd-socket.js';
-import { closeFd } from '../native/fd-socket.js';
+import { FdQueue } from '../native/fds.js';
 import {
   checkMessageSize,
   HEADER_SIZE,
-  MAX_FDS_PER_WRITE,
+  MAX_FDS_PER_WAYLAND_READ,
   type MessageHeader,
   readUint32,
 } from '../protocols/wayland/wire.js';
 import { type FilterSink, RelayRejection, type StreamFilter } from './relay.js';
 
 /** A peer may send fds ahead of the messages that use them, but not without bound. */
-export const MAX_QUEUED_FDS = 256;
+export const MAX_FDS_AHEAD_OF_MESSAGES = 256;
 
 /** What the handler decided about one message. */
 export type Decision =
@@ -41,7 +41,7 @@ export class WaylandFramer implements StreamFilter {
   /** Bytes of an incomplete message, held until the rest arrives. */
   #pending: Buffer | null = null;
   /** Received fds not yet forwarded, in arrival order. */
-  #queue: number[] = [];
+  readonly #queue = new FdQueue();
   /**
    * Set once an opaque message passed: its fds are unknown, so from then on fds can no longer be matched to
    * messages, and every forwarded message takes all queued fds along (at most 28 per write). The compositor reads
@@ -53,11 +53,11 @@ export class WaylandFramer implements StreamFilter {
   constructor(private readonly handle: MessageHandler) {}
 
   push(chunk: Chunk, sink: FilterSink): void {
-    for (const fd of chunk.fds) this.#queue.push(fd);
+    this.#queue.push(chunk.fds);
     try {
-      if (this.#queue.length > MAX_QUEUED_FDS)
+      if (this.#queue.length > MAX_FDS_AHEAD_OF_MESSAGES)
         throw new RelayRejection(
-          `${this.#queue.length} fds received that no message uses (at most ${MAX_QUEUED_FDS})`,
+          `${this.#queue.length} fds received that no message uses (at most ${MAX_FDS_AHEAD_OF_MESSAGES})`,
         );
       this.#frame(chunk.data, sink);
     } catch (error) {
@@ -79,8 +79,7 @@ export class WaylandFramer implements StreamFilter {
 
   /** Closes the fds still held (the session is over). */
   dispose(): void {
-    for (const fd of this.#queue) closeQuietly(fd);
-    this.#queue = [];
+    this.#queue.close();
     this.#pending = null;
   }
 
@@ -113,7 +112,7 @@ export class WaylandFramer implements StreamFilter {
           decision === 'opaque' || this.#inexact
             ? this.#takeQueued(batchFds.length)
             : this.#take(decision.forward);
-        if (batchFds.length + fds.length > MAX_FDS_PER_WRITE) {
+        if (batchFds.length + fds.length > MAX_FDS_PER_WAYLAND_READ) {
           // Fds only join a batch with their message's bytes, so a batch with fds is never empty.
           sink.forward(data.subarray(batchStart, offset), batchFds);
           batchStart = offset;
@@ -138,19 +137,15 @@ export class WaylandFramer implements StreamFilter {
       throw new RelayRejection(
         `a message carries ${count} fds but only ${this.#queue.length} were received with or before it`,
       );
-    if (count > MAX_FDS_PER_WRITE) throw new RelayRejection(`a message carries ${count} fds (at most 28)`);
-    return this.#queue.splice(0, count);
+    if (count > MAX_FDS_PER_WAYLAND_READ)
+      throw new RelayRejection(`a message carries ${count} fds (at most ${MAX_FDS_PER_WAYLAND_READ})`);
+    return this.#queue.take(count);
   }
 
   /** Everything queued, as much as fits the current write (or a fresh one, when it is full). */
   #takeQueued(inBatch: number): number[] {
-    const room = inBatch >= MAX_FDS_PER_WRITE ? MAX_FDS_PER_WRITE : MAX_FDS_PER_WRITE - inBatch;
-    return this.#queue.splice(0, Math.min(room, this.#queue.length));
+    const room =
+      inBatch >= MAX_FDS_PER_WAYLAND_READ ? MAX_FDS_PER_WAYLAND_READ : MAX_FDS_PER_WAYLAND_READ - inBatch;
+    return this.#queue.take(Math.min(room, this.#queue.length));
   }
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeFd(fd);
-  } catch {}
 }

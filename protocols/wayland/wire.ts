@@ -11,8 +11,8 @@ export const HEADER_SIZE = 8;
 export const MAX_MESSAGE_SIZE = 4096;
 /** Ids the server allocates start here; ids below are the client's. 0 is the null object. */
 export const SERVER_ID_START = 0xff000000;
-/** libwayland receives at most this many fds per recvmsg (its MAX_FDS_OUT): send no more in one write. */
-export const MAX_FDS_PER_WRITE = 28;
+/** libwayland receives at most this many fds per recvmsg (its MAX_FDS_OUT): send a peer no more in one write. */
+export const MAX_FDS_PER_WAYLAND_READ = 28;
 
 export type WireErrorCode =
   | 'BAD_SIZE'
@@ -354,38 +354,4 @@ export function encodeMessage<M extends MessageSpec>(
     }
   }
   return { data, fds };
-}
-
-/** The connection's received fds, taken in order by the messages that use them. */
-export class FdQueue {
-  #fds: number[] = [];
-  #head = 0;
-
-  get length(): number {
-    return this.#fds.length - this.#head;
-  }
-
-  push(fds: readonly number[]): void {
-    if (fds.length === 0) return;
-    if (this.#head > 0 && this.#head === this.#fds.length) {
-      this.#fds = [];
-      this.#head = 0;
-    }
-    for (const fd of fds) this.#fds.push(fd);
-  }
-
-  /** The next `count` fds, or throws MISSING_FD (taking none) if fewer are queued. */
-  take(count: number): number[] {
-    if (count === 0) return [];
-    if (count > this.length)
-      throw new WaylandWireError('MISSING_FD', `a message needs ${count} fds, ${this.length} were received`);
-    const taken = this.#fds.slice(this.#head, this.#head + count);
-    this.#head += count;
-    return taken;
-  }
-
-  /** Takes every queued fd (to close them, or forward them ahead of an opaque message). */
-  drain(): number[] {
-    return this.take(this.length);
-  }
 }

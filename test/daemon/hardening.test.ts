@@ -9,8 +9,8 @@ import type { Daemon } from '../../daemon/daemon.js';
 import type { LinkLimits } from '../../daemon/link.js';
 import type { FdSocket } from '../../native/fd-socket.js';
 import { statIn } from '../../native/namespace.js';
-import { type Container, startContainer } from '../helpers/container.js';
-import { FakeCtrl } from '../helpers/fake-ctrl.js';
+import { type Container, startContainer } from '../../testkit/container.js';
+import { FakeCtrl } from '../../testkit/fake-ctrl.js';
 import {
   connectFrom,
   eventually,
@@ -24,7 +24,7 @@ import {
   settled,
   startProvider,
   startTestDaemon,
-} from '../helpers/mesh.js';
+} from '../../testkit/mesh.js';
 
 const INTERVAL_MS = 200;
 let work: string;

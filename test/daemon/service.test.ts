@@ -4,9 +4,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runDaemon, startNotifySocket } from '../helpers/daemon-process.js';
-import { FakeCtrl } from '../helpers/fake-ctrl.js';
-import { eventually } from '../helpers/mesh.js';
+import { runDaemon, startNotifySocket } from '../../testkit/daemon-process.js';
+import { FakeCtrl } from '../../testkit/fake-ctrl.js';
+import { eventually } from '../../testkit/mesh.js';
 
 const cli = join(import.meta.dirname, '..', '..', 'dist', 'daemon', 'cli.js');
 const version = (

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Daemon } from '../../daemon/daemon.js';
 import { statIn } from '../../native/namespace.js';
-import { type Container, startContainer } from '../helpers/container.js';
-import { FakeCtrl } from '../helpers/fake-ctrl.js';
+import { type Container, startContainer } from '../../testkit/container.js';
+import { FakeCtrl } from '../../testkit/fake-ctrl.js';
 import {
   closeAll,
   connectFrom,
@@ -24,7 +24,7 @@ import {
   readToEnd,
   startProvider,
   startTestDaemon,
-} from '../helpers/mesh.js';
+} from '../../testkit/mesh.js';
 
 const INTERVAL_MS = 200;
 const PROVIDER_SOCKET = '/run/p/echo.sock';

@@ -13,8 +13,8 @@ import type { Fields } from '../../mediators/types.js';
 import { FdSocket } from '../../native/fd-socket.js';
 import { connectIn } from '../../native/namespace.js';
 import { MAX_SASL_LINE_LENGTH, MessageType, marshal, uidToHex } from '../../protocols/dbus/index.js';
-import { type Container, startContainer } from '../helpers/container.js';
-import { type Broker, startBroker } from '../helpers/dbus-broker.js';
+import { type Container, startContainer } from '../../testkit/container.js';
+import { type Broker, startBroker } from '../../testkit/dbus-broker.js';
 import {
   BUS_SOCKET,
   type ProviderBus,
@@ -22,9 +22,9 @@ import {
   SERVICE_PATH,
   startProviderBus,
   startTestService,
-} from '../helpers/dbus-bus.js';
-import { BUS_NAME, BUS_PATH, DBusCallError, DBusPeer } from '../helpers/dbus-peer.js';
-import { FakeCtrl } from '../helpers/fake-ctrl.js';
+} from '../../testkit/dbus-bus.js';
+import { BUS_NAME, BUS_PATH, DBusCallError, DBusPeer } from '../../testkit/dbus-peer.js';
+import { FakeCtrl } from '../../testkit/fake-ctrl.js';
 import {
   closeAll,
   connectFrom,
@@ -37,7 +37,7 @@ import {
   type Provider,
   startProvider,
   startTestDaemon,
-} from '../helpers/mesh.js';
+} from '../../testkit/mesh.js';
 
 const ROLES = [
   { role: 'root', uid: 0 },

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { DBusMessageFilter } from '../../mediators/dbus-messages.js';
 import { type FilterSink, RelayRejection } from '../../mediators/relay.js';
 import { type DBusMessageInit, type Endianness, MessageType, marshal } from '../../protocols/dbus/index.js';
-import { closeAll, contentOf, fileWithContent, openFdCount } from '../helpers/mesh.js';
+import { closeAll, contentOf, fileWithContent, openFdCount } from '../../testkit/mesh.js';
 
 function signal(serial: number, endianness: Endianness = 'l', extra: Partial<DBusMessageInit> = {}): Buffer {
   return marshal(

@@ -9,8 +9,8 @@ import type { Daemon } from '../../daemon/daemon.js';
 import { defaultMediators } from '../../mediators/registry.js';
 import { mknodIn, statIn } from '../../native/namespace.js';
 import { DockerRuntime } from '../../sim/runtime.js';
-import { FakeCtrl } from '../helpers/fake-ctrl.js';
-import { eventually, graphEntry, PATIENCE_MS, startTestDaemon } from '../helpers/mesh.js';
+import { FakeCtrl } from '../../testkit/fake-ctrl.js';
+import { eventually, graphEntry, PATIENCE_MS, startTestDaemon } from '../../testkit/mesh.js';
 
 const NODE = '/dev/dri/renderD128';
 const [MAJOR, MINOR] = [10, 229];

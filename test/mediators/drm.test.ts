@@ -9,9 +9,9 @@ import { allowsCharDevice } from '../../mediators/device-cgroup.js';
 import { drmNodeKind } from '../../mediators/drm.js';
 import { defaultMediators } from '../../mediators/registry.js';
 import { mknodIn, statIn } from '../../native/namespace.js';
-import { type Container, startContainer } from '../helpers/container.js';
-import { FakeCtrl } from '../helpers/fake-ctrl.js';
-import { eventually, type GraphEntry, graphEntry, PATIENCE_MS, startTestDaemon } from '../helpers/mesh.js';
+import { type Container, startContainer } from '../../testkit/container.js';
+import { FakeCtrl } from '../../testkit/fake-ctrl.js';
+import { eventually, type GraphEntry, graphEntry, PATIENCE_MS, startTestDaemon } from '../../testkit/mesh.js';
 
 const INTERVAL_MS = 200;
 let work: string;

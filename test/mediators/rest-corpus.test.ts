@@ -12,8 +12,8 @@ import {
   RequestParser,
   stripFields,
 } from '../../protocols/http/index.js';
-import { corpusBytes, corpusCases } from '../helpers/http-corpus.js';
-import { type RestConnection, restConnection } from '../helpers/http-link.js';
+import { corpusBytes, corpusCases } from '../../testkit/http-corpus.js';
+import { type RestConnection, restConnection } from '../../testkit/http-link.js';
 import { llhttpParseRequests } from '../protocols/http/llhttp.js';
 import { collect } from '../protocols/http/streams.js';
 

@@ -10,16 +10,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Daemon } from '../../daemon/daemon.js';
 import { silentLogger } from '../../daemon/log.js';
 import { statIn } from '../../native/namespace.js';
-import { type Container, startContainer } from '../helpers/container.js';
-import { FakeCtrl } from '../helpers/fake-ctrl.js';
+import { type Container, startContainer } from '../../testkit/container.js';
+import { FakeCtrl } from '../../testkit/fake-ctrl.js';
 import {
   type EchoServer,
   fieldValues,
   type SeenRequest,
   startEchoServer,
   startNginx,
-} from '../helpers/http-peers.js';
-import { eventually, type GraphEntry, PATIENCE_MS } from '../helpers/mesh.js';
+} from '../../testkit/http-peers.js';
+import { eventually, type GraphEntry, PATIENCE_MS } from '../../testkit/mesh.js';
 
 const API = '/run/pv/services/api.sock';
 const WS = '/run/pv/services/ws.sock';

@@ -4,8 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { identityOf, restMediator } from '../../mediators/rest.js';
 import { badRequest } from '../../mediators/rest-session.js';
 import { HttpParseError } from '../../protocols/http/index.js';
-import { type RestConnection, restConnection, TEST_SPEC } from '../helpers/http-link.js';
-import { fileWithContent, loopTurns, openFdCount, settled } from '../helpers/mesh.js';
+import { type RestConnection, restConnection, TEST_SPEC } from '../../testkit/http-link.js';
+import { fileWithContent, loopTurns, openFdCount, settled } from '../../testkit/mesh.js';
 
 const STAMP = 'X-PV-Client: app\r\nX-PV-Role: reader\r\n';
 const OK = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';

@@ -1,5 +1,5 @@
 // The wayland mediator end to end: pv-xconnect in-process, weston in a provider container (headless, and on Xvfb
-// for a real keyboard), clients in two consumer containers, and a stub compositor (test/helpers/wayland-stub.ts)
+// for a real keyboard), clients in two consumer containers, and a stub compositor (testkit/wayland-stub.ts)
 // only for what weston cannot do: 100 keymaps in one write, a wlroots-only global.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,8 +18,8 @@ import {
   wl_shm_pool,
 } from '../../protocols/wayland/generated/wayland.generated.js';
 import { encodeMessage, messageNamed } from '../../protocols/wayland/wire.js';
-import { type Container, startContainer } from '../helpers/container.js';
-import { FakeCtrl } from '../helpers/fake-ctrl.js';
+import { type Container, startContainer } from '../../testkit/container.js';
+import { FakeCtrl } from '../../testkit/fake-ctrl.js';
 import {
   closeAll,
   connectFrom,
@@ -29,9 +29,9 @@ import {
   type GraphEntry,
   openFdCount,
   PATIENCE_MS,
-} from '../helpers/mesh.js';
-import { type Global, RawWaylandClient } from '../helpers/wayland-client.js';
-import { StubCompositor } from '../helpers/wayland-stub.js';
+} from '../../testkit/mesh.js';
+import { type Global, RawWaylandClient } from '../../testkit/wayland-client.js';
+import { StubCompositor } from '../../testkit/wayland-stub.js';
 import {
   clientCommand,
   parseWaylandInfo,
@@ -39,7 +39,7 @@ import {
   WESTON_SOCKET,
   WESTON_X11_SOCKET,
   type Weston,
-} from '../helpers/wayland-weston.js';
+} from '../../testkit/wayland-weston.js';
 
 const ADMIN_TARGET = '/run/pv/services/wayland-admin.sock';
 const ANY_TARGET = '/run/pv/services/wayland.sock';

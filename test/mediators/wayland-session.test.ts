@@ -4,10 +4,10 @@ import { fstatSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../daemon/log.js';
 import type { FilterSink } from '../../mediators/relay.js';
-import { MAX_QUEUED_FDS } from '../../mediators/wayland-framer.js';
+import { MAX_FDS_AHEAD_OF_MESSAGES } from '../../mediators/wayland-framer.js';
 import { DEFAULT_POLICY, visibilityFor } from '../../mediators/wayland-policy.js';
 import { WaylandSession } from '../../mediators/wayland-session.js';
-import { closeFd } from '../../native/fd-socket.js';
+import { closeFd } from '../../native/fds.js';
 import {
   wl_callback,
   wl_data_device_manager,
@@ -25,7 +25,7 @@ import {
   readHeader,
   SERVER_ID_START,
 } from '../../protocols/wayland/wire.js';
-import { contentOf, fileWithContent } from '../helpers/mesh.js';
+import { contentOf, fileWithContent } from '../../testkit/mesh.js';
 
 interface Forward {
   data: Buffer;
@@ -210,7 +210,7 @@ describe('framing', () => {
     );
 
     const hoarder = new WaylandSession({ visible: () => true, log: silentLogger });
-    const fds = openFds(MAX_QUEUED_FDS + 1);
+    const fds = openFds(MAX_FDS_AHEAD_OF_MESSAGES + 1);
     expect(() =>
       hoarder.toProvider.push({ data: message(1, sync, { callback: 3 }), fds }, new RecordingSink()),
     ).toThrow(/fds received that no message uses/);

@@ -18,18 +18,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  type Chunk,
-  closeFd,
-  dupFd,
-  FdListener,
-  FdSocket,
-  fdio,
-  listenFd,
-  MAX_FDS_PER_WRITE,
-  socketPair,
-  socketPairFds,
-} from '../../native/fd-socket.js';
+import { FdListener } from '../../native/fd-listener.js';
+import { type Chunk, FdSocket } from '../../native/fd-socket.js';
+import { fdio, MAX_FDS_PER_SENDMSG } from '../../native/fdio.js';
+import { closeFd, dupFd } from '../../native/fds.js';
+import { listenFd, socketPair, socketPairFds } from '../../testkit/sockets.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pvx-fd-socket-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -238,7 +231,7 @@ describe('fd passing', () => {
     );
     expect(fdio.send(x, [Buffer.from('!')], 0, Array(253).fill(file))).toBe(1);
     const chunk = fdio.recv(y, 16);
-    expect(chunk?.fds).toHaveLength(MAX_FDS_PER_WRITE);
+    expect(chunk?.fds).toHaveLength(MAX_FDS_PER_SENDMSG);
     for (const fd of chunk?.fds ?? []) closeFd(fd);
     for (const fd of [x, y, file]) closeFd(fd);
     await expectNoFdLeak();
@@ -494,7 +487,7 @@ describe('bad input', () => {
     const [a, b] = socketPair();
     const file = fileWith('kept');
     expect(() => a.write(Buffer.alloc(0), [file])).toThrow(RangeError);
-    expect(() => a.write(Buffer.from('x'), Array(MAX_FDS_PER_WRITE + 1).fill(file))).toThrow(RangeError);
+    expect(() => a.write(Buffer.from('x'), Array(MAX_FDS_PER_SENDMSG + 1).fill(file))).toThrow(RangeError);
     expect(() => a.write(Buffer.from('x'), [-1])).toThrow(TypeError);
     a.end();
     expect(() => a.write(Buffer.from('x'), [file])).toThrow(

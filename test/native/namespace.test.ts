@@ -13,7 +13,7 @@ import {
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binding } from '../../native/binding.js';
-import { FdListener } from '../../native/fd-socket.js';
+import { FdListener } from '../../native/fd-listener.js';
 import {
   connectIn,
   listenIn,
@@ -23,7 +23,7 @@ import {
   statIn,
   unlinkIn,
 } from '../../native/namespace.js';
-import { type Container, startContainer } from '../helpers/container.js';
+import { type Container, startContainer } from '../../testkit/container.js';
 
 const suffix = `${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
 /** The path the symlinks inside the containers point at; on the host it exists and must stay empty. */

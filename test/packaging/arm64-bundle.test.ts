@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statIn } from '../../native/namespace.js';
-import { unpackedBundle, VERSION } from '../helpers/bundle.js';
-import { type Container, startContainer } from '../helpers/container.js';
-import { runDaemon, runToEnd, startNotifySocket } from '../helpers/daemon-process.js';
-import { FakeCtrl } from '../helpers/fake-ctrl.js';
+import { unpackedBundle, VERSION } from '../../testkit/bundle.js';
+import { type Container, startContainer } from '../../testkit/container.js';
+import { runDaemon, runToEnd, startNotifySocket } from '../../testkit/daemon-process.js';
+import { FakeCtrl } from '../../testkit/fake-ctrl.js';
 import {
   closeAll,
   connectFrom,
@@ -22,7 +22,7 @@ import {
   type Provider,
   readBytes,
   startProvider,
-} from '../helpers/mesh.js';
+} from '../../testkit/mesh.js';
 
 const PROVIDER_SOCKET = '/run/p/echo.sock';
 const TARGET = '/run/pv/services/echo.sock';

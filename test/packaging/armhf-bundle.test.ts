@@ -6,9 +6,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, unpackedBundle } from '../helpers/bundle.js';
-import { runToEnd, startNotifySocket } from '../helpers/daemon-process.js';
-import { eventually } from '../helpers/mesh.js';
+import { ROOT, unpackedBundle } from '../../testkit/bundle.js';
+import { runToEnd, startNotifySocket } from '../../testkit/daemon-process.js';
+import { eventually } from '../../testkit/mesh.js';
 
 const QEMU = ['qemu-arm-static', '-L', '/usr/arm-linux-gnueabihf'];
 

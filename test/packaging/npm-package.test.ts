@@ -6,9 +6,9 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symli
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, VERSION } from '../helpers/bundle.js';
-import { runDaemon, runToEnd, startNotifySocket } from '../helpers/daemon-process.js';
-import { FakeCtrl } from '../helpers/fake-ctrl.js';
+import { ROOT, VERSION } from '../../testkit/bundle.js';
+import { runDaemon, runToEnd, startNotifySocket } from '../../testkit/daemon-process.js';
+import { FakeCtrl } from '../../testkit/fake-ctrl.js';
 import {
   closeAll,
   connectFrom,
@@ -19,7 +19,7 @@ import {
   type Provider,
   readBytes,
   startProvider,
-} from '../helpers/mesh.js';
+} from '../../testkit/mesh.js';
 
 /** What a checkout has that a copy to pack from must not: the copy builds its own. */
 const NOT_COPIED = new Set(['node_modules', 'dist', 'build', 'prebuilds', 'bundles', '.git']);

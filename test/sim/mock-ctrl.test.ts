@@ -10,7 +10,7 @@ import { type ContainerAction, type ContainerStatus, CtrlError, MockCtrl } from 
 import { TOOLS_DIR } from '../../sim/paths.js';
 import { Supervisor } from '../../sim/supervisor.js';
 import { unixRequest } from '../../sim/unix-http.js';
-import { eventually, PATIENCE_MS } from '../helpers/mesh.js';
+import { eventually, PATIENCE_MS } from '../../testkit/mesh.js';
 
 const PVCONTROL = join(TOOLS_DIR, 'pvcontrol');
 const RESPAWN_DELAY_MS = 10;

@@ -7,7 +7,7 @@ import {
   RequestParser,
   serializeRequestHead,
 } from '../../../protocols/http/index.js';
-import { corpusBytes as bytesOf, corpusCases } from '../../helpers/http-corpus.js';
+import { corpusBytes as bytesOf, corpusCases } from '../../../testkit/http-corpus.js';
 import { parseEveryWay } from './helpers.js';
 import { llhttpParseRequests } from './llhttp.js';
 import { collect } from './streams.js';

@@ -2,6 +2,7 @@
 // the wire format matches hand-computed bytes and rejects what libwayland would not read.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { FdQueue } from '../../../native/fds.js';
 import { wl_display, wl_registry, wl_shm } from '../../../protocols/wayland/generated/wayland.generated.js';
 import { protocols } from '../../../protocols/wayland/index.js';
 import type { MessageSpec } from '../../../protocols/wayland/spec.js';
@@ -10,7 +11,6 @@ import {
   decodeArgs,
   decodeMessage,
   encodeMessage,
-  FdQueue,
   MAX_MESSAGE_SIZE,
   type MessageArgs,
   messageNamed,
@@ -178,7 +178,7 @@ describe('the wire format', () => {
       size: 4096,
     });
     expect(decodeMessage(createPool, data, 0, data.length, queue.take(1)).fd).toBe(41);
-    expect(() => queue.take(1)).toThrow(/needs 1 fds, 0 were received/);
+    expect(() => queue.take(1)).toThrow(/1 fds wanted, 0 queued/);
     expect(decodeError(data, createPool)).toBe('MISSING_FD');
   });
 });

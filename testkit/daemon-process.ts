@@ -1,8 +1,9 @@
 // pv-xconnect (or any command) as a separate process, the way a service manager runs it, and the service
 // manager's notification socket: a real AF_UNIX datagram socket (socat UNIX-RECV / ABSTRACT-RECV) that collects
-// what the daemon sends.
+// what the daemon sends. Benches run the built daemon of this checkout the same way (startDaemonProcess).
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { DAEMON_CLI } from '../sim/paths.js';
 import { eventually } from './mesh.js';
 
 export interface DaemonProcess {
@@ -74,4 +75,31 @@ export async function startNotifySocket(address: string): Promise<NotifySocket> 
       await exited;
     },
   };
+}
+
+/** pv-xconnect (dist/daemon/cli.js) against `ctrlSocket`, quiet, polling every `intervalSeconds`, no status socket. */
+export function startDaemonProcess(ctrlSocket: string, intervalSeconds = 0.2): ChildProcess {
+  return spawn(
+    process.execPath,
+    [
+      DAEMON_CLI,
+      '--ctrl-socket',
+      ctrlSocket,
+      '--interval',
+      String(intervalSeconds),
+      '--status-socket',
+      'none',
+      '--log-level',
+      'error',
+    ],
+    { stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+}
+
+/** SIGTERM, and the exit (at once if it already exited). */
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
 }

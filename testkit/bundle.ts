@@ -1,9 +1,10 @@
 // Device bundles of this checkout for tests: built with `npm run bundle` and unpacked into a folder of the test's.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../sim/paths.js';
 import { runToEnd } from './daemon-process.js';
 
-export const ROOT = join(import.meta.dirname, '..', '..');
+export const ROOT = PACKAGE_ROOT;
 export const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string })
   .version;
 

@@ -1,6 +1,6 @@
 // Headless weston inside a test container, and wayland-info's global list as data.
 import type { ChildProcess } from 'node:child_process';
-import { statIn } from '../../native/namespace.js';
+import { statIn } from '../native/namespace.js';
 import type { Container } from './container.js';
 import { eventually, PATIENCE_MS } from './mesh.js';
 

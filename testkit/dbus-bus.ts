@@ -3,8 +3,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { closeFd } from '../../native/fd-socket.js';
-import { connectIn, readFileIn } from '../../native/namespace.js';
+import { closeFd } from '../native/fds.js';
+import { connectIn, readFileIn } from '../native/namespace.js';
 import { type Container, startContainer } from './container.js';
 import { type Answer, DBusPeer, type Received } from './dbus-peer.js';
 import { contentOf, eventually, fileWithContent, PATIENCE_MS } from './mesh.js';

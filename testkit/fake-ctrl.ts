@@ -1,6 +1,6 @@
-// A pv-ctrl stand-in for daemon tests: serves GET /xconnect-graph on a Unix socket with whatever the test sets,
+// A pv-ctrl stand-in for daemon tests and benches: serves GET /xconnect-graph on a Unix socket with whatever the test sets,
 // including broken answers, and can go away and come back.
-import { serveUnixHttp, type UnixHttpServer } from '../../sim/unix-http.js';
+import { serveUnixHttp, type UnixHttpServer } from '../sim/unix-http.js';
 
 export type CtrlAnswer =
   | { status: number; body: string }
@@ -13,6 +13,14 @@ export class FakeCtrl {
   requests = 0;
 
   constructor(readonly socketPath: string) {}
+
+  /** A started stand-in serving `links`. */
+  static async serving(socketPath: string, links: unknown[]): Promise<FakeCtrl> {
+    const ctrl = new FakeCtrl(socketPath);
+    ctrl.setGraph(links);
+    await ctrl.start();
+    return ctrl;
+  }
 
   setGraph(links: unknown[]): void {
     this.answer = { status: 200, body: JSON.stringify(links) };

@@ -1,6 +1,7 @@
 // A small D-Bus peer for tests and benchmarks, built only from the codec and FdSocket: it speaks SASL line by line
 // (so tests can send forged or broken lines), then messages with unix fds (calls, replies, signals, a service).
-import { type Chunk, closeFd, FdSocket } from '../../native/fd-socket.js';
+import { type Chunk, FdSocket } from '../native/fd-socket.js';
+import { closeFd } from '../native/fds.js';
 import {
   DBusFramer,
   type DBusMessage,
@@ -11,7 +12,7 @@ import {
   marshal,
   uidToHex,
   unmarshal,
-} from '../../protocols/dbus/index.js';
+} from '../protocols/dbus/index.js';
 
 export const BUS_NAME = 'org.freedesktop.DBus';
 export const BUS_PATH = '/org/freedesktop/DBus';

@@ -1,6 +1,6 @@
 // The HTTP smuggling corpus (test/corpus/http/*.json) as test data: its cases and their bytes.
 import { readdirSync, readFileSync } from 'node:fs';
-import type { HttpHeader } from '../../protocols/http/index.js';
+import type { HttpHeader } from '../protocols/http/index.js';
 
 type InputPart = string | { repeat: string; times: number };
 

@@ -2,28 +2,29 @@
 // ones weston does not have, a wl_seat with a keyboard that headless weston lacks), answers wl_display.sync, binds,
 // and wl_seat.get_keyboard with a keymap fd. Everything it sends in answer to one received chunk goes out in ONE
 // write, fds included, so a client asking for 100 keyboards at once gets 100 keymap fds in a single sendmsg.
-import { type Chunk, closeFd, FdListener, type FdSocket } from '../../native/fd-socket.js';
-import { listenIn } from '../../native/namespace.js';
+import { FdListener } from '../native/fd-listener.js';
+import type { Chunk, FdSocket } from '../native/fd-socket.js';
+import { closeFd, FdQueue } from '../native/fds.js';
+import { listenIn } from '../native/namespace.js';
 import {
   wl_callback,
   wl_display,
   wl_keyboard,
   wl_registry,
   wl_seat,
-} from '../../protocols/wayland/generated/wayland.generated.js';
-import { knownInterfaces } from '../../protocols/wayland/interfaces.js';
-import type { InterfaceSpec, MessageSpec } from '../../protocols/wayland/spec.js';
+} from '../protocols/wayland/generated/wayland.generated.js';
+import { knownInterfaces } from '../protocols/wayland/interfaces.js';
+import type { InterfaceSpec, MessageSpec } from '../protocols/wayland/spec.js';
 import {
   decodeArgs,
   encodeMessage,
-  FdQueue,
   fdCount,
   HEADER_SIZE,
   type MessageArgs,
   messageNamed,
   readHeader,
   type UntypedNewId,
-} from '../../protocols/wayland/wire.js';
+} from '../protocols/wayland/wire.js';
 import { fileWithContent } from './mesh.js';
 
 export interface StubGlobal {

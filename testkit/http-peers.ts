@@ -3,8 +3,8 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { listenIn, statIn } from '../../native/namespace.js';
-import { fieldNameKey } from '../../protocols/http/index.js';
+import { listenIn, statIn } from '../native/namespace.js';
+import { fieldNameKey } from '../protocols/http/index.js';
 import type { Container } from './container.js';
 import { eventually, PATIENCE_MS } from './mesh.js';
 

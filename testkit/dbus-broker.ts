@@ -2,10 +2,11 @@
 // its controller connection, and this process, as the controller, hands it a listening socket planted inside a
 // provider's namespace, with a policy that allows everything (the tests need identities, not rules).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeFd, socketPairFds } from '../../native/fd-socket.js';
-import { listenIn } from '../../native/namespace.js';
-import { variant } from '../../protocols/dbus/index.js';
+import { closeFd } from '../native/fds.js';
+import { listenIn } from '../native/namespace.js';
+import { variant } from '../protocols/dbus/index.js';
 import { DBusPeer } from './dbus-peer.js';
+import { socketPairFds } from './sockets.js';
 
 /** The policy type of dbus-broker 33's AddListener: per-uid batches, gid/uid-range batches, SELinux, AppArmor. */
 const BATCH = 'bta(btbs)a(btssssuutt)a(btssssuutt)';

@@ -1,22 +1,22 @@
 // A raw Wayland client for tests, built on the generated codec: it sends typed requests (or arbitrary bytes), keeps
 // the client's view of object ids, and decodes every event with the fds it carries. Tests use it to drive the
 // mediator where libwayland clients would refuse to misbehave.
-import { type Chunk, closeFd, type FdSocket } from '../../native/fd-socket.js';
-import { wl_display, wl_registry } from '../../protocols/wayland/generated/wayland.generated.js';
-import { knownInterfaces } from '../../protocols/wayland/interfaces.js';
-import type { InterfaceSpec, MessageSpec } from '../../protocols/wayland/spec.js';
+import type { Chunk, FdSocket } from '../native/fd-socket.js';
+import { closeFd, FdQueue } from '../native/fds.js';
+import { wl_display, wl_registry } from '../protocols/wayland/generated/wayland.generated.js';
+import { knownInterfaces } from '../protocols/wayland/interfaces.js';
+import type { InterfaceSpec, MessageSpec } from '../protocols/wayland/spec.js';
 import {
   type ArgValue,
   decodeArgs,
   encodeMessage,
-  FdQueue,
   fdCount,
   HEADER_SIZE,
   type MessageArgs,
   readHeader,
   SERVER_ID_START,
   type UntypedNewId,
-} from '../../protocols/wayland/wire.js';
+} from '../protocols/wayland/wire.js';
 
 export interface WaylandEvent {
   objectId: number;
@@ -144,7 +144,7 @@ export class RawWaylandClient {
   close(): void {
     this.socket.destroy();
     for (const event of this.events) for (const fd of event.fds) closeFd(fd);
-    for (const fd of this.#fds.drain()) closeFd(fd);
+    this.#fds.close();
   }
 
   #receive(chunk: Chunk): void {

@@ -3,11 +3,13 @@
 import { openSync, readdirSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Daemon, type DaemonOptions } from '../../daemon/daemon.js';
-import { silentLogger } from '../../daemon/log.js';
-import { type Chunk, closeFd, FdListener, FdSocket } from '../../native/fd-socket.js';
-import { connectIn, listenIn } from '../../native/namespace.js';
-import type { GraphEntry } from '../../protocols/graph/xconnect-graph.js';
+import { Daemon, type DaemonOptions } from '../daemon/daemon.js';
+import { silentLogger } from '../daemon/log.js';
+import { FdListener } from '../native/fd-listener.js';
+import { type Chunk, FdSocket } from '../native/fd-socket.js';
+import { closeFd } from '../native/fds.js';
+import { connectIn, listenIn } from '../native/namespace.js';
+import type { GraphEntry } from '../protocols/graph/xconnect-graph.js';
 import type { FakeCtrl } from './fake-ctrl.js';
 
 export interface Provider {

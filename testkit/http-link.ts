@@ -1,11 +1,13 @@
 // The rest mediator on one connection without namespaces: the consumer and the provider are socket pairs held by
 // the test, so it sees exactly the bytes each side receives and when.
 
-import { restMediator } from '../../mediators/rest.js';
-import type { Fields, LinkContext, LinkCounters, Logger, Namespace } from '../../mediators/types.js';
-import { type Chunk, closeFd, type FdSocket, socketPair } from '../../native/fd-socket.js';
-import type { LinkSpec } from '../../protocols/graph/xconnect-graph.js';
+import { restMediator } from '../mediators/rest.js';
+import type { Fields, LinkContext, LinkCounters, Logger, Namespace } from '../mediators/types.js';
+import type { Chunk, FdSocket } from '../native/fd-socket.js';
+import { closeFd } from '../native/fds.js';
+import type { LinkSpec } from '../protocols/graph/xconnect-graph.js';
 import { PATIENCE_MS } from './mesh.js';
+import { socketPair } from './sockets.js';
 
 /** Everything a socket received, with ways to wait for more. */
 export class Inbox {
