@@ -97,7 +97,13 @@ async function reconcileTimes(dir: string, providerPath: string) {
   for (const size of [10, 100, 1000]) {
     const reconciler = new Reconciler(
       defaultMediators(),
-      { maxConnections: 1024, idleHalfOpenMs: 60_000, retryBaseMs: 1000, retryMaxMs: 30_000 },
+      {
+        maxConnections: 1024,
+        idleHalfOpenMs: 60_000,
+        messageStallMs: 10_000,
+        retryBaseMs: 1000,
+        retryMaxMs: 30_000,
+      },
       silentLogger,
     );
     const { parseGraph } = await import('../protocols/graph/xconnect-graph.js');

@@ -43,6 +43,7 @@ export class Daemon {
     const limits: LinkLimits = {
       maxConnections: 1024,
       idleHalfOpenMs: 60_000,
+      messageStallMs: 10_000,
       retryBaseMs: Math.min(1000, options.intervalMs),
       retryMaxMs: options.intervalMs * 6,
       ...options.limits,

@@ -1,6 +1,13 @@
 // One link of the graph: its state, counters and what it planted. Socket types get a listener at the target
 // inside the consumer; every accepted connection goes to the link's mediator.
-import type { LinkContext, LinkCounters, Logger, Mediator, Namespace } from '../mediators/types.js';
+import type {
+  LinkContext,
+  LinkCounters,
+  Logger,
+  Mediator,
+  Namespace,
+  RelayLimits,
+} from '../mediators/types.js';
 import { FdListener } from '../native/fd-listener.js';
 import { FdSocket } from '../native/fd-socket.js';
 import { closeFd } from '../native/fds.js';
@@ -9,10 +16,9 @@ import { namespaceOf } from './plumbing.js';
 
 export type LinkState = 'pending' | 'active' | 'failed';
 
-export interface LinkLimits {
+export interface LinkLimits extends RelayLimits {
   /** Connections beyond this are accepted and closed at once. */
   maxConnections: number;
-  idleHalfOpenMs: number;
   retryBaseMs: number;
   retryMaxMs: number;
 }
@@ -209,7 +215,7 @@ export class Link {
       counters: this.counters,
       consumer,
       provider,
-      relayLimits: { idleHalfOpenMs: this.limits.idleHalfOpenMs },
+      relayLimits: { idleHalfOpenMs: this.limits.idleHalfOpenMs, messageStallMs: this.limits.messageStallMs },
       dialProvider: async (credentials) => new FdSocket(await provider.connect(spec.socket, credentials)),
       note: (text) => {
         this.note = text;

@@ -69,6 +69,9 @@ export class SaslGate {
   private awaiting: Awaiting | null = null;
   private nulSent = false;
   private agreedUnixFds = false;
+  /** Lines decoded so far from each side: which line a partial one is. */
+  private clientLines = 0;
+  private busLines = 0;
 
   /** `uid`: the role's uid, the only identity the bus will ever be told. */
   constructor(uid: number) {
@@ -90,6 +93,16 @@ export class SaslGate {
     return this.agreedUnixFds;
   }
 
+  /** While the client has sent part of a line before BEGIN: which line (a number that differs per line). */
+  partialClientLine(): number | undefined {
+    return !this.client.finished && this.client.pending().length > 0 ? this.clientLines : undefined;
+  }
+
+  /** While the bus has sent part of a reply: which one. */
+  partialBusLine(): number | undefined {
+    return this.bus.pending().length > 0 ? this.busLines : undefined;
+  }
+
   /** Client bytes in: handles every complete line it can without waiting for the bus. */
   fromClient(data: Buffer, out: AuthOutput): void {
     this.client.push(data);
@@ -108,6 +121,7 @@ export class SaslGate {
       throw new AuthRefusal(`the bus: ${(error as Error).message}`);
     }
     if (reply === undefined) return;
+    this.busLines += 1;
     if (this.bus.remainder().length > 0) throw new AuthRefusal('the bus sent more than one reply to a line');
     out.toClient.push(this.checkReply(reply, awaiting));
     this.awaiting = null;
@@ -128,6 +142,7 @@ export class SaslGate {
         // A missing NUL byte or a line over the codec's 16 KiB cap.
         refuse((error as Error).message);
       }
+      if (command !== undefined) this.clientLines += 1;
       if (command === undefined) {
         // An incomplete line that is not text: the client is sending messages without BEGIN.
         const partial = this.client.pending().toString('latin1');

@@ -3,7 +3,8 @@
 //
 // Fds queue per direction, as in libdbus: a message takes the next N fds that arrived with it or before it.
 // A message that declares more fds than have arrived, fds that no message can claim any more, and bytes that
-// are not a well-framed message all end the connection with the reason: nothing half-understood goes on.
+// are not a well-framed message all end the connection with the reason: nothing half-understood goes on. The fds
+// still queued are closed when the relay disposes of the filter.
 import type { Chunk } from '../native/fd-socket.js';
 import { FdQueue } from '../native/fds.js';
 import { DBusFramer } from '../protocols/dbus/index.js';
@@ -19,6 +20,8 @@ function adjacent(run: Buffer, next: Buffer): boolean {
 export class DBusMessageFilter implements StreamFilter {
   private readonly framer = new DBusFramer();
   private readonly fds = new FdQueue();
+  /** Messages framed so far: which message a partial one is. */
+  private messages = 0;
 
   /** `unixFds`: whether the handshake negotiated fd passing; without it, any fd ends the connection. */
   constructor(private readonly unixFds: boolean) {}
@@ -26,24 +29,23 @@ export class DBusMessageFilter implements StreamFilter {
   push(chunk: Chunk, sink: FilterSink): void {
     if (chunk.fds.length > 0) {
       this.fds.push(chunk.fds);
-      if (!this.unixFds) {
-        this.fds.close();
-        throw new RelayRejection('unix fds on a connection that did not negotiate them');
-      }
+      if (!this.unixFds) throw new RelayRejection('unix fds on a connection that did not negotiate them');
     }
-    try {
-      this.forwardMessages(chunk.data, sink);
-    } catch (error) {
-      this.fds.close();
-      throw error;
-    }
+    this.forwardMessages(chunk.data, sink);
   }
 
   end(): void {
     if (this.framer.bufferedBytes > 0 || this.fds.length > 0) {
-      this.fds.close();
       throw new RelayRejection(`stream ended inside a message (${this.framer.bufferedBytes} bytes held)`);
     }
+  }
+
+  dispose(): void {
+    this.fds.close();
+  }
+
+  partialMessage(): number | undefined {
+    return this.framer.bufferedBytes > 0 ? this.messages : undefined;
   }
 
   private forwardMessages(data: Buffer, sink: FilterSink): void {
@@ -53,6 +55,7 @@ export class DBusMessageFilter implements StreamFilter {
     } catch (error) {
       throw new RelayRejection(`malformed message: ${(error as Error).message}`);
     }
+    this.messages += messages.length;
     // Consecutive messages without fds that lie next to each other in one chunk go on as one write.
     let run: Buffer | null = null;
     for (const { bytes, unixFds } of messages) {

@@ -1,9 +1,13 @@
-// The relay every socket mediator shares: pumps {data, fds} chunks between a consumer and a provider socket with
-// backpressure, half-close and reaping of idle half-open sessions. A direction may have a filter that rewrites
-// or frames the stream (the protocol knowledge lives in the mediator and protocols/, never here).
+// The relay every socket mediator shares, and the owner of each relayed connection's life: pumps {data, fds} chunks
+// between a consumer and its provider socket with backpressure and half-close, reaps idle half-open connections,
+// closes a connection whose sender stops in the middle of a message, and tells the filters when the connection is
+// over. A direction may have a filter that rewrites or frames the stream (the protocol knowledge lives in the
+// mediator and protocols/, never here).
 import type { Chunk, FdSocket } from '../native/fd-socket.js';
 import { closeFds } from '../native/fds.js';
 import type { LinkCounters, Logger, RelayLimits, Traffic } from './types.js';
+
+export type Direction = keyof Traffic;
 
 /** Where a filter sends its output: onward, or back to the side the input came from. */
 export interface FilterSink {
@@ -14,13 +18,21 @@ export interface FilterSink {
 }
 
 /**
- * Transforms one direction. `push` owns the chunk's fds: it forwards them or closes them. Throwing a
- * `RelayRejection` (or anything) ends the session with that reason after any reply was flushed.
+ * Transforms one direction. `push` owns the chunk's fds: it forwards them, keeps them or closes them. Throwing a
+ * `RelayRejection` (or anything) ends the connection with that reason after any reply was flushed.
  */
 export interface StreamFilter {
   push(chunk: Chunk, sink: FilterSink): void;
   /** The sender half-closed; flush what is held back. */
   end?(sink: FilterSink): void;
+  /** The connection is over, however it ended: release what is still held (fds above all). Called once. */
+  dispose?(): void;
+  /**
+   * While the sender has begun a message (a line, a frame, a head) and not finished it: a number that differs
+   * from one message to the next (how many went before it will do); undefined between messages. The relay closes
+   * the connection when the same message stays unfinished for `RelayLimits.messageStallMs` while it is read.
+   */
+  partialMessage?(): number | undefined;
 }
 
 export class RelayRejection extends Error {
@@ -35,23 +47,23 @@ export interface RelayOptions {
   toConsumer?: StreamFilter;
 }
 
-export type Direction = keyof Traffic;
-
-/** A running session, for filters whose decisions span both directions (the other direction decides). */
-export interface RelaySession {
-  /** Tears the session down at once. */
+/** A running relay of one connection, for filters whose decisions span both directions. */
+export interface Relay {
+  /** Tears the connection down at once. */
   finish(): void;
+  /** Where output of `direction` goes, the same sink its filter gets (for a filter that decides for both). */
+  sink(direction: Direction): FilterSink;
   /**
    * Stops (true) or restarts (false) reading from the sender of `direction`, whatever the backpressure: a filter
    * that must hold input until the other direction decides what it is keeps what it holds bounded this way.
    */
   hold(direction: Direction, held: boolean): void;
-  /** Ends the session as a throw from the filter of `direction` would: what was replied still reaches the sender. */
+  /** Ends the connection as a throw from the filter of `direction` would: what was replied still reaches the sender. */
   reject(direction: Direction, reason: Error): void;
   /**
    * Passes the next `length` bytes from the sender of `direction` on as they are, inside the kernel, without
    * the filter (a body it need not see); fds that come with them are closed. `done(moved)` runs once they went
-   * on, with fewer if the sender's stream ended first (its end follows); not at all if the session ends first.
+   * on, with fewer if the sender's stream ended first (its end follows); not at all if the connection ends first.
    */
   transfer(direction: Direction, length: number, done: (moved: number) => void): void;
 }
@@ -59,14 +71,64 @@ export interface RelaySession {
 /** How long a rejected sender gets to read our reply before its socket is closed. */
 const REPLY_LINGER_MS = 1000;
 
+/** One direction of the connection. */
+interface Flow {
+  readonly direction: Direction;
+  readonly from: FdSocket;
+  readonly to: FdSocket;
+  readonly filter: StreamFilter | undefined;
+  readonly sink: FilterSink;
+  /** A filter stopped reading the sender. */
+  held: boolean;
+  /** The receiver's queue is full: the sender waits for its 'drain'. */
+  congested: boolean;
+  /** The unfinished message the sender is in (see StreamFilter.partialMessage) and since when, while it is read. */
+  stalledMessage: number | undefined;
+  stalledSince: number;
+}
+
 /** Relays until both sides are closed. */
-export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOptions): RelaySession {
+export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOptions): Relay {
+  const { counters, limits, log } = options;
   let lastActivity = Date.now();
   let reaper: NodeJS.Timeout | undefined;
+  let stallTimer: NodeJS.Timeout | undefined;
   let finished = false;
-  const held: Record<Direction, boolean> = { toProvider: false, toConsumer: false };
-  const senders: Record<Direction, FdSocket> = { toProvider: consumer, toConsumer: provider };
-  const receivers: Record<Direction, FdSocket> = { toProvider: provider, toConsumer: consumer };
+  let disposed = false;
+
+  const flow = (from: FdSocket, to: FdSocket, direction: Direction, filter?: StreamFilter): Flow => ({
+    direction,
+    from,
+    to,
+    filter,
+    sink: {
+      forward(data, fds) {
+        counters.bytes[direction] += data.length;
+        if (fds?.length) counters.fds[direction] += fds.length;
+        if (!to.write(data, fds)) setCongested(flows[direction], true);
+      },
+      reply(data) {
+        from.write(data);
+      },
+    },
+    held: false,
+    congested: false,
+    stalledMessage: undefined,
+    stalledSince: 0,
+  });
+  const flows: Record<Direction, Flow> = {
+    toProvider: flow(consumer, provider, 'toProvider', options.toProvider),
+    toConsumer: flow(provider, consumer, 'toConsumer', options.toConsumer),
+  };
+
+  /** The filters are told once, as soon as nothing more can reach them. */
+  const dispose = () => {
+    if (disposed) return;
+    disposed = true;
+    clearTimeout(stallTimer);
+    flows.toProvider.filter?.dispose?.();
+    flows.toConsumer.filter?.dispose?.();
+  };
 
   const finish = () => {
     if (finished) return;
@@ -74,22 +136,71 @@ export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOpti
     clearInterval(reaper);
     consumer.destroy();
     provider.destroy();
+    dispose();
   };
 
-  const pump = (from: FdSocket, to: FdSocket, direction: Direction, filter: StreamFilter | undefined) => {
-    const sink: FilterSink = {
-      forward(data, fds) {
-        options.counters.bytes[direction] += data.length;
-        if (fds?.length) options.counters.fds[direction] += fds.length;
-        if (!to.write(data, fds)) from.pause();
-      },
-      reply(data) {
-        from.write(data);
-      },
-    };
-    to.on('drain', () => {
-      if (!held[direction]) from.resume();
-    });
+  // A filter refused the stream: nothing more goes onward, the sender gets its reply, and what it still sends is
+  // read and dropped until it closes (so it sees the reply, not a reset) or the linger is over.
+  const reject = ({ from, to, direction }: Flow, error: unknown) => {
+    log.warn('connection rejected', { direction, reason: (error as Error).message });
+    finished = true;
+    clearInterval(reaper);
+    to.destroy();
+    dispose();
+    from.resume();
+    from.end();
+    const linger = setTimeout(() => from.destroy(), REPLY_LINGER_MS);
+    linger.unref();
+    from.once('close', () => clearTimeout(linger));
+  };
+
+  const updateReading = (flow: Flow) => {
+    if (flow.held || flow.congested) flow.from.pause();
+    else if (!finished) flow.from.resume();
+    watchStall(flow);
+  };
+
+  const setCongested = (flow: Flow, congested: boolean) => {
+    if (flow.congested === congested) return;
+    flow.congested = congested;
+    updateReading(flow);
+  };
+
+  // The clock of an unfinished message runs only while its sender is read: waiting on our own backpressure or on
+  // a filter's hold is not the sender's stall.
+  const watchStall = (flow: Flow) => {
+    const message = finished || flow.held || flow.congested ? undefined : flow.filter?.partialMessage?.();
+    if (message === flow.stalledMessage) return;
+    flow.stalledMessage = message;
+    if (message === undefined) return;
+    flow.stalledSince = Date.now();
+    stallTimer ??= setTimeout(checkStalls, limits.messageStallMs).unref();
+  };
+
+  const checkStalls = () => {
+    stallTimer = undefined;
+    if (finished) return;
+    const now = Date.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const flow of [flows.toProvider, flows.toConsumer]) {
+      if (flow.stalledMessage === undefined) continue;
+      const deadline = flow.stalledSince + limits.messageStallMs;
+      if (deadline <= now) {
+        log.warn('connection stalled mid-message', {
+          direction: flow.direction,
+          stalledMs: now - flow.stalledSince,
+        });
+        finish();
+        return;
+      }
+      next = Math.min(next, deadline);
+    }
+    if (next !== Number.POSITIVE_INFINITY) stallTimer = setTimeout(checkStalls, next - now).unref();
+  };
+
+  const pump = (flow: Flow) => {
+    const { from, to, filter, sink } = flow;
+    to.on('drain', () => setCongested(flow, false));
 
     from.on('data', (chunk: Chunk) => {
       lastActivity = Date.now();
@@ -101,43 +212,33 @@ export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOpti
         if (filter) filter.push(chunk, sink);
         else sink.forward(chunk.data, chunk.fds);
       } catch (error) {
-        reject(from, to, direction, error);
+        if (!finished) reject(flow, error);
+        return;
       }
+      if (filter?.partialMessage) watchStall(flow);
     });
 
     from.on('end', () => {
+      if (finished) return;
       try {
         filter?.end?.(sink);
         to.end();
       } catch (error) {
-        reject(from, to, direction, error);
+        if (!finished) reject(flow, error);
         return;
       }
       armReaper();
     });
   };
 
-  // A filter refused the stream: nothing more goes onward, the sender gets its reply and then loses its socket.
-  const reject = (from: FdSocket, to: FdSocket, direction: Direction, error: unknown) => {
-    options.log.warn('connection rejected', { direction, reason: (error as Error).message });
-    finished = true;
-    clearInterval(reaper);
-    to.destroy();
-    from.pause();
-    from.end();
-    const linger = setTimeout(() => from.destroy(), REPLY_LINGER_MS);
-    linger.unref();
-    from.once('close', () => clearTimeout(linger));
-  };
-
-  // Once one direction is closed, the session is half-open: reap it if nothing moves for too long.
+  // Once one direction is closed, the connection is half-open: reap it if nothing moves for too long.
   const armReaper = () => {
     if (reaper || finished) return;
-    const { idleHalfOpenMs } = options.limits;
+    const { idleHalfOpenMs } = limits;
     reaper = setInterval(
       () => {
         if (Date.now() - lastActivity >= idleHalfOpenMs) {
-          options.log.info('idle half-open connection reaped', { idleMs: Date.now() - lastActivity });
+          log.info('idle half-open connection reaped', { idleMs: Date.now() - lastActivity });
           finish();
         }
       },
@@ -147,13 +248,13 @@ export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOpti
   };
 
   const onError = (side: string) => (error: Error) => {
-    options.log.debug('connection error', { side, error: error.message });
+    log.debug('connection error', { side, error: error.message });
     finish();
   };
   consumer.on('error', onError('consumer'));
   provider.on('error', onError('provider'));
 
-  // A side that closes ends the session: the other side is closed too (it has nothing left to talk to).
+  // A side that closes ends the connection: the other side is closed too (it has nothing left to talk to).
   let closed = 0;
   const onClose = () => {
     closed += 1;
@@ -161,31 +262,33 @@ export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOpti
       // One side closed cleanly after both directions ended: the other finishes on its own; else tear down.
       if (!(consumer.readableEnded && provider.readableEnded)) finish();
     }
-    if (closed === 2) clearInterval(reaper);
+    if (closed === 2) {
+      clearInterval(reaper);
+      dispose();
+    }
   };
   consumer.on('close', onClose);
   provider.on('close', onClose);
 
-  pump(consumer, provider, 'toProvider', options.toProvider);
-  pump(provider, consumer, 'toConsumer', options.toConsumer);
+  pump(flows.toProvider);
+  pump(flows.toConsumer);
   return {
     finish,
-    hold(direction, value) {
-      held[direction] = value;
-      const sender = senders[direction];
-      // A congested receiver pauses the sender again on the next forward.
-      if (value) sender.pause();
-      else if (!finished) sender.resume();
+    sink: (direction) => flows[direction].sink,
+    hold(direction, held) {
+      const flow = flows[direction];
+      if (flow.held === held) return;
+      flow.held = held;
+      updateReading(flow);
     },
     reject(direction, reason) {
-      if (!finished) reject(senders[direction], receivers[direction], direction, reason);
+      if (!finished) reject(flows[direction], reason);
     },
     transfer(direction, length, done) {
-      const from = senders[direction];
-      const to = receivers[direction];
+      const { from, to } = flows[direction];
       if (finished || from.destroyed || to.destroyed) return;
       const moved = (bytes: number) => {
-        options.counters.bytes[direction] += bytes;
+        counters.bytes[direction] += bytes;
         lastActivity = Date.now();
       };
       from.transferTo(to, length, moved, done);

@@ -1,9 +1,9 @@
 // rest: HTTP/1.1 between a consumer and the provider's socket, with the link's identity on every request
 // (`X-PV-Client: <consumer>`, `X-PV-Role: <role>`) and nothing invalid passed on (docs/rest.md).
 import { type HttpHeader, serializeRequestHead } from '../protocols/http/index.js';
+import { dialProviderFor } from './dial.js';
 import { relay } from './relay.js';
-import { CLIENT_FIELD, RestSession, ROLE_FIELD } from './rest-session.js';
-import { dialAndRelay } from './session.js';
+import { CLIENT_FIELD, RestConnection, ROLE_FIELD } from './rest-connection.js';
 import type { LinkContext, Mediator } from './types.js';
 
 export interface RestLinkState {
@@ -31,10 +31,10 @@ export const restMediator: Mediator<RestLinkState> = {
     return { identity: identityOf(link) };
   },
   onConnection(consumer, link, state) {
-    dialAndRelay(consumer, link, (provider) => {
+    dialProviderFor(consumer, link, (provider) => {
       const options = { counters: link.counters, limits: link.relayLimits, log: link.log };
-      // The session lives as long as the relay holds its filters.
-      new RestSession(state.identity, link.log, (filters) =>
+      // The connection's state lives as long as the relay holds its filters.
+      new RestConnection(state.identity, link.log, (filters) =>
         relay(consumer, provider, { ...options, ...filters }),
       );
     });

@@ -48,8 +48,10 @@ export interface LinkCounters {
 }
 
 export interface RelayLimits {
-  /** A session with one direction closed and no traffic for this long is reaped. */
+  /** A connection with one direction closed and no traffic for this long is reaped. */
   idleHalfOpenMs: number;
+  /** A connection whose sender stays this long inside one message (a line, a frame, a head) is closed. */
+  messageStallMs: number;
 }
 
 export interface LinkContext {

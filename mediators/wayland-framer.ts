@@ -49,26 +49,22 @@ export class WaylandFramer implements StreamFilter {
    */
   #inexact = false;
   readonly #message: FramedMessage = { objectId: 0, opcode: 0, size: 0, data: EMPTY, start: 0 };
+  /** Messages framed so far: which message a partial one is. */
+  #framed = 0;
 
   constructor(private readonly handle: MessageHandler) {}
 
   push(chunk: Chunk, sink: FilterSink): void {
     this.#queue.push(chunk.fds);
-    try {
-      if (this.#queue.length > MAX_FDS_AHEAD_OF_MESSAGES)
-        throw new RelayRejection(
-          `${this.#queue.length} fds received that no message uses (at most ${MAX_FDS_AHEAD_OF_MESSAGES})`,
-        );
-      this.#frame(chunk.data, sink);
-    } catch (error) {
-      this.dispose();
-      throw error;
-    }
+    if (this.#queue.length > MAX_FDS_AHEAD_OF_MESSAGES)
+      throw new RelayRejection(
+        `${this.#queue.length} fds received that no message uses (at most ${MAX_FDS_AHEAD_OF_MESSAGES})`,
+      );
+    this.#frame(chunk.data, sink);
   }
 
   end(): void {
     const pending = this.#pending;
-    this.dispose();
     if (pending) {
       const size = pending.length >= HEADER_SIZE ? `${pending.readUInt32LE(4) >>> 16}-byte` : 'header of a';
       throw new RelayRejection(
@@ -77,10 +73,14 @@ export class WaylandFramer implements StreamFilter {
     }
   }
 
-  /** Closes the fds still held (the session is over). */
+  /** Closes the fds still held (the connection is over). */
   dispose(): void {
     this.#queue.close();
     this.#pending = null;
+  }
+
+  partialMessage(): number | undefined {
+    return this.#pending === null ? undefined : this.#framed;
   }
 
   #frame(input: Buffer, sink: FilterSink): void {
@@ -101,6 +101,7 @@ export class WaylandFramer implements StreamFilter {
       message.opcode = word & 0xffff;
       message.size = size;
       message.start = offset;
+      this.#framed++;
       const decision = this.handle(message, sink);
       if (decision === 'drop') {
         if (offset > batchStart) sink.forward(data.subarray(batchStart, offset), batchFds);

@@ -1,13 +1,13 @@
-// wayland: a protocol-aware relay between a client and a compositor. Each connection gets a WaylandSession that
+// wayland: a protocol-aware relay between a client and a compositor. Each connection gets a WaylandConnection that
 // frames both directions into messages, forwards every message with exactly its fds (at most 28 per write), tracks
 // object ids to know each message's layout, and hides the globals the link's role may not see. The policy comes
 // from the JSON file named by PVX_WAYLAND_POLICY when the link is added, else the built-in default (docs/wayland.md).
 import { readFile } from 'node:fs/promises';
+import { dialProviderFor } from './dial.js';
 import { relay } from './relay.js';
-import { dialAndRelay } from './session.js';
 import type { Mediator } from './types.js';
+import { WaylandConnection } from './wayland-connection.js';
 import { DEFAULT_POLICY, parsePolicy, visibilityFor } from './wayland-policy.js';
-import { WaylandSession } from './wayland-session.js';
 
 export const POLICY_ENV = 'PVX_WAYLAND_POLICY';
 /** Policies are small; a bigger file is a mistake, not a policy. */
@@ -35,17 +35,14 @@ export const waylandMediator: Mediator<WaylandLinkState> = {
     return { visible: visibilityFor(await loadPolicy(), link.spec.role) };
   },
   onConnection(consumer, link, state) {
-    dialAndRelay(consumer, link, (provider) => {
-      const session = new WaylandSession({ visible: state.visible, log: link.log });
-      // The relay has no end-of-session hook for filters: release the fds they still hold when a side closes.
-      consumer.once('close', () => session.dispose());
-      provider.once('close', () => session.dispose());
+    dialProviderFor(consumer, link, (provider) => {
+      const connection = new WaylandConnection({ visible: state.visible, log: link.log });
       relay(consumer, provider, {
         counters: link.counters,
         limits: link.relayLimits,
         log: link.log,
-        toProvider: session.toProvider,
-        toConsumer: session.toConsumer,
+        toProvider: connection.toProvider,
+        toConsumer: connection.toConsumer,
       });
     });
   },

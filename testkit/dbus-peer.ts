@@ -1,7 +1,7 @@
 // A small D-Bus peer for tests and benchmarks, built only from the codec and FdSocket: it speaks SASL line by line
 // (so tests can send forged or broken lines), then messages with unix fds (calls, replies, signals, a service).
 import { type Chunk, FdSocket } from '../native/fd-socket.js';
-import { closeFd } from '../native/fds.js';
+import { closeFd, FdQueue } from '../native/fds.js';
 import {
   DBusFramer,
   type DBusMessage,
@@ -64,7 +64,7 @@ export class DBusPeer {
   private serial = 0;
   private messages = false;
   private buffered = Buffer.alloc(0);
-  private fdQueue: number[] = [];
+  private readonly fdQueue = new FdQueue();
   private readonly framer = new DBusFramer();
   private readonly lineWaiters: ((line: string | null) => void)[] = [];
   private readonly replies = new Map<
@@ -216,7 +216,7 @@ export class DBusPeer {
   }
 
   private onData({ data, fds }: Chunk): void {
-    if (fds.length > 0) this.fdQueue.push(...fds);
+    this.fdQueue.push(fds);
     if (this.messages) {
       this.onMessages(data);
       return;
@@ -240,7 +240,10 @@ export class DBusPeer {
 
   private onMessages(data: Buffer): void {
     for (const { bytes, unixFds } of this.framer.push(data)) {
-      const received = { message: unmarshal(bytes), fds: this.fdQueue.splice(0, unixFds) };
+      const received = {
+        message: unmarshal(bytes),
+        fds: this.fdQueue.take(Math.min(unixFds, this.fdQueue.length)),
+      };
       this.dispatch(received);
     }
   }
@@ -304,6 +307,6 @@ export class DBusPeer {
     this.onEnd();
     for (const { reject } of this.replies.values()) reject(new Error('connection closed'));
     this.replies.clear();
-    for (const fd of this.fdQueue.splice(0)) closeFd(fd);
+    this.fdQueue.close();
   }
 }

@@ -22,7 +22,7 @@ export interface CorpusCase {
   trailers?: HttpHeader[];
 }
 
-const directory = new URL('../corpus/http/', import.meta.url);
+const directory = new URL('../test/corpus/http/', import.meta.url);
 
 export function corpusCases(): CorpusCase[] {
   return readdirSync(directory)

@@ -171,7 +171,7 @@ export async function restConnection(spec: Partial<LinkSpec> = {}): Promise<Rest
     counters,
     consumer: unusedNamespace,
     provider: unusedNamespace,
-    relayLimits: { idleHalfOpenMs: 60_000 },
+    relayLimits: { idleHalfOpenMs: 60_000, messageStallMs: 10_000 },
     dialProvider: async () => providerEnd,
     note: () => {},
   };

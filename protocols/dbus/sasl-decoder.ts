@@ -138,4 +138,9 @@ export class SaslServerDecoder {
   remainder(): Buffer {
     return this.input.take();
   }
+
+  /** The bytes received but not decoded yet (an incomplete line), left in place: a view, do not keep it. */
+  pending(): Buffer {
+    return this.input.peek();
+  }
 }

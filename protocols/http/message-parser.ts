@@ -41,6 +41,8 @@ export abstract class MessageParser<Head extends Framed> {
   private remaining = 0;
   private terminatorBytes = 0;
   private held: Buffer[] = [];
+  /** Blocks (heads, chunk-size lines and their CRLF, trailer sections) completed so far. */
+  private blocks = 0;
 
   constructor(
     limits: Partial<HttpLimits>,
@@ -104,6 +106,19 @@ export abstract class MessageParser<Head extends Framed> {
     return events;
   }
 
+  /**
+   * While a head, a chunk-size line (or the CRLF after chunk data) or a trailer section has begun and not ended:
+   * how many blocks ended before it, so the number differs from one block to the next; undefined otherwise.
+   * Bodies are not blocks: a sender may pause inside one at will.
+   */
+  get partialBlock(): number | undefined {
+    const inBlock =
+      this.state === 'head' || this.state === 'chunk-size' || this.state === 'trailers'
+        ? this.reader.holdsBytes
+        : this.state === 'chunk-data-end' && this.terminatorBytes > 0;
+    return inBlock ? this.blocks : undefined;
+  }
+
   /** Whether the stream is past a point of no return: failed, closed or tunnelled. */
   get done(): boolean {
     return this.state === 'failed' || this.state === 'closed' || this.state === 'opaque';
@@ -153,6 +168,7 @@ export abstract class MessageParser<Head extends Framed> {
           const end = this.reader.feed(chunk, offset);
           if (end < 0) return;
           offset = end;
+          this.blocks++;
           const head = this.parseHead(this.reader.source, this.reader.lines);
           this.current = head;
           events.push({ kind: 'head', head });
@@ -179,12 +195,16 @@ export abstract class MessageParser<Head extends Framed> {
             throw new HttpParseError('invalid-chunk-terminator', 'chunk data is not followed by CRLF');
           }
           offset++;
-          if (++this.terminatorBytes === 2) this.enter('chunk-size');
+          if (++this.terminatorBytes === 2) {
+            this.blocks++;
+            this.enter('chunk-size');
+          }
           break;
         case 'chunk-size': {
           const end = this.reader.feed(chunk, offset);
           if (end < 0) return;
           offset = end;
+          this.blocks++;
           const { source, lines } = this.reader;
           const size = parseChunkSize(source, lines[0] as number, lines[1] as number);
           if (size === 0) {
@@ -199,6 +219,7 @@ export abstract class MessageParser<Head extends Framed> {
           const end = this.reader.feed(chunk, offset);
           if (end < 0) return;
           offset = end;
+          this.blocks++;
           const trailers = parseFieldLines(this.reader.source, this.reader.lines, 0);
           checkTrailers(trailers);
           this.endMessage(trailers, events);

@@ -1,5 +1,6 @@
-// The message filter on its own: whole messages out, each with exactly the fds it declares; every refusal closes
-// the fds it held (the process holds as many fds afterwards as before).
+// The message filter on its own: whole messages out, each with exactly the fds it declares; after every refusal the
+// fds it held are closed once it is disposed of, as the relay does (the process holds as many fds afterwards as
+// before).
 import { describe, expect, it } from 'vitest';
 import { DBusMessageFilter } from '../../mediators/dbus-messages.js';
 import { type FilterSink, RelayRejection } from '../../mediators/relay.js';
@@ -49,12 +50,15 @@ function recorder(): { sink: FilterSink; sent: Sent[] } {
   };
 }
 
-function rejection(run: () => void): string {
+/** The reason `run` refused the stream; the filter is then disposed of, as the relay does on a refusal. */
+function rejection(filter: DBusMessageFilter, run: () => void): string {
   try {
     run();
   } catch (error) {
     if (error instanceof RelayRejection) return error.message;
     throw error;
+  } finally {
+    filter.dispose();
   }
   throw new Error('not rejected');
 }
@@ -88,7 +92,7 @@ describe('framing', () => {
   it('refuses bytes that are not a message', () => {
     const { sink, sent } = recorder();
     const filter = new DBusMessageFilter(false);
-    expect(rejection(() => filter.push({ data: Buffer.alloc(32, 0x58), fds: [] }, sink))).toMatch(
+    expect(rejection(filter, () => filter.push({ data: Buffer.alloc(32, 0x58), fds: [] }, sink))).toMatch(
       /^malformed message/,
     );
     expect(sent).toEqual([]);
@@ -98,7 +102,7 @@ describe('framing', () => {
     const { sink } = recorder();
     const filter = new DBusMessageFilter(false);
     filter.push({ data: signal(5).subarray(0, 20), fds: [] }, sink);
-    expect(rejection(() => filter.end())).toMatch(/ended inside a message/);
+    expect(rejection(filter, () => filter.end())).toMatch(/ended inside a message/);
   });
 });
 
@@ -142,7 +146,8 @@ describe('unix fds', () => {
   ])('refuses %s and closes them', (_what, chunk, reason) => {
     const before = openFdCount();
     const { sink, sent } = recorder();
-    expect(rejection(() => new DBusMessageFilter(true).push(chunk(), sink))).toMatch(reason);
+    const filter = new DBusMessageFilter(true);
+    expect(rejection(filter, () => filter.push(chunk(), sink))).toMatch(reason);
     expect(sent.flatMap(({ fds }) => fds)).toEqual([]);
     expect(openFdCount()).toBe(before);
   });
@@ -151,9 +156,10 @@ describe('unix fds', () => {
     const before = openFdCount();
     const { sink } = recorder();
     const fd = fileWithContent('x');
-    expect(
-      rejection(() => new DBusMessageFilter(false).push({ data: withFds(1, 1), fds: [fd] }, sink)),
-    ).toMatch(/did not negotiate/);
+    const filter = new DBusMessageFilter(false);
+    expect(rejection(filter, () => filter.push({ data: withFds(1, 1), fds: [fd] }, sink))).toMatch(
+      /did not negotiate/,
+    );
     expect(openFdCount()).toBe(before);
   });
 
@@ -163,7 +169,7 @@ describe('unix fds', () => {
     const filter = new DBusMessageFilter(true);
     filter.push({ data: withFds(1, 1).subarray(0, 10), fds: [fileWithContent('x')] }, sink);
     expect(openFdCount()).toBe(before + 1);
-    expect(rejection(() => filter.end())).toMatch(/ended inside a message/);
+    expect(rejection(filter, () => filter.end())).toMatch(/ended inside a message/);
     expect(openFdCount()).toBe(before);
   });
 
@@ -173,7 +179,7 @@ describe('unix fds', () => {
     const filter = new DBusMessageFilter(true);
     const message = withFds(1, 1);
     const fds = Array.from({ length: 1025 }, () => fileWithContent('x'));
-    expect(rejection(() => filter.push({ data: message.subarray(0, 10), fds }, sink))).toMatch(
+    expect(rejection(filter, () => filter.push({ data: message.subarray(0, 10), fds }, sink))).toMatch(
       /more than 1024/,
     );
     expect(openFdCount()).toBe(before);

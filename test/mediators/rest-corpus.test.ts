@@ -2,7 +2,7 @@
 // provider receives zero bytes; an accepted case reaches the provider in a form llhttp (Node's parser) reads as
 // exactly the messages the mediator parsed, with the link's identity stamped and client-sent copies gone.
 import { afterEach, describe, expect, it } from 'vitest';
-import { badRequest, IDENTITY_FIELDS } from '../../mediators/rest-session.js';
+import { badRequest, IDENTITY_FIELDS } from '../../mediators/rest-connection.js';
 import {
   DEFAULT_LIMITS,
   type HttpErrorCode,

@@ -2,7 +2,7 @@
 // order, 400s, upgrades and CONNECT, held bytes, fds, half-close.
 import { afterEach, describe, expect, it } from 'vitest';
 import { identityOf, restMediator } from '../../mediators/rest.js';
-import { badRequest } from '../../mediators/rest-session.js';
+import { badRequest } from '../../mediators/rest-connection.js';
 import { HttpParseError } from '../../protocols/http/index.js';
 import { type RestConnection, restConnection, TEST_SPEC } from '../../testkit/http-link.js';
 import { fileWithContent, loopTurns, openFdCount, settled } from '../../testkit/mesh.js';

@@ -24,13 +24,7 @@ import {
   serializeRequestHead,
   stripFields,
 } from '../protocols/http/index.js';
-import {
-  type Direction,
-  type FilterSink,
-  RelayRejection,
-  type RelaySession,
-  type StreamFilter,
-} from './relay.js';
+import { type Direction, type FilterSink, type Relay, RelayRejection, type StreamFilter } from './relay.js';
 import type { Logger } from './types.js';
 
 export const CLIENT_FIELD = 'X-PV-Client';
@@ -74,18 +68,16 @@ export function badRequest(error: HttpParseError): Buffer {
   );
 }
 
-export class RestSession {
+export class RestConnection {
   private readonly requests = new RequestParser();
   private readonly responses = new ResponseParser(RESPONSE_LIMITS);
-  private readonly relay: RelaySession;
+  private readonly relay: Relay;
   /** The request whose body is being forwarded: its framing frames the body events. */
   private current: RequestHead | null = null;
   /** A forwarded request has not ended yet (its body is still coming). */
   private requestOpen = false;
   /** A final response has begun and not ended yet. */
   private responseOpen = false;
-  /** The consumer→provider sink, for requests a response releases (those held behind a declined upgrade). */
-  private requestSink: FilterSink | null = null;
   /** The answer to the upgrade or CONNECT request being forwarded, when it came before that request ended. */
   private earlyDecision: SwitchDecision | null = null;
   /** An invalid request, answered once the requests before it have been. */
@@ -95,27 +87,29 @@ export class RestSession {
   /** The relay stopped reading the consumer for us (see `updateHold`). */
   private holding = false;
 
-  /** `start` runs the relay with the session's filters. */
+  /** `start` runs the relay with the connection's filters. */
   constructor(
     private readonly identity: readonly HttpHeader[],
     private readonly log: Logger,
-    start: (filters: RestFilters) => RelaySession,
+    start: (filters: RestFilters) => Relay,
   ) {
     this.relay = start({
       toProvider: {
         push: (chunk, sink) => this.onRequestBytes(chunk, sink),
         end: () => this.onRequestEnd(),
+        // A head, chunk-size line or trailer section begun and not finished; bodies may pause at will.
+        partialMessage: () => this.requests.partialBlock,
       },
       toConsumer: {
         push: (chunk, sink) => this.onResponseBytes(chunk, sink),
         end: () => this.onResponseEnd(),
+        partialMessage: () => this.responses.partialBlock,
       },
     });
   }
 
   private onRequestBytes(chunk: Chunk, sink: FilterSink): void {
     closeFds(chunk.fds); // REST links carry no fds: the bytes they came with go on
-    this.requestSink = sink;
     this.forwardRequests(this.requests.push(chunk.data), sink);
     this.transferBody('toProvider', this.requests, (events) => this.forwardRequests(events, sink));
   }
@@ -233,7 +227,7 @@ export class RestSession {
     const pending = this.responses.pendingRequests;
     if (pending === 0 || (pending === 1 && this.requestOpen && !this.responseOpen)) {
       this.answered = true;
-      this.requestSink?.reply(badRequest(error));
+      this.relay.sink('toProvider').reply(badRequest(error));
       this.relay.reject(
         'toProvider',
         new RelayRejection(`invalid request (${error.code}): ${error.message}`),
@@ -277,8 +271,7 @@ export class RestSession {
     const { request, framing } = event.head;
     if (request.upgrade === null && request.method !== 'CONNECT') return;
     const decision: SwitchDecision = framing.kind === 'tunnel' ? 'tunnel' : 'http';
-    const sink = this.requestSink;
-    if (this.requests.awaitingSwitch && sink !== null) this.release(decision, sink);
+    if (this.requests.awaitingSwitch) this.release(decision, this.relay.sink('toProvider'));
     else this.earlyDecision = decision;
   }
 }

@@ -4,9 +4,9 @@ import { fstatSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../daemon/log.js';
 import type { FilterSink } from '../../mediators/relay.js';
+import { WaylandConnection } from '../../mediators/wayland-connection.js';
 import { MAX_FDS_AHEAD_OF_MESSAGES } from '../../mediators/wayland-framer.js';
 import { DEFAULT_POLICY, visibilityFor } from '../../mediators/wayland-policy.js';
-import { WaylandSession } from '../../mediators/wayland-session.js';
 import { closeFd } from '../../native/fds.js';
 import {
   wl_callback,
@@ -92,7 +92,7 @@ const GLOBALS = [
 
 /** A session for `role` whose client has a registry (id 2) that was shown GLOBALS (as the role allows). */
 function sessionWithRegistry(role = 'any') {
-  const session = new WaylandSession({ visible: visibilityFor(DEFAULT_POLICY, role), log: silentLogger });
+  const session = new WaylandConnection({ visible: visibilityFor(DEFAULT_POLICY, role), log: silentLogger });
   const client = new RecordingSink();
   const compositor = new RecordingSink();
   session.toProvider.push({ data: message(1, getRegistry, { registry: 2 }), fds: [] }, client);
@@ -119,7 +119,7 @@ describe('framing', () => {
     ]);
     const events = Buffer.concat(GLOBALS.map((g) => message(2, global, { ...g })));
     for (let cut = 1; cut < stream.length; cut++) {
-      const session = new WaylandSession({ visible: () => true, log: silentLogger });
+      const session = new WaylandConnection({ visible: () => true, log: silentLogger });
       const client = new RecordingSink();
       session.toProvider.push({ data: stream.subarray(0, 12), fds: [] }, client);
       session.toConsumer.push({ data: events, fds: [] }, new RecordingSink());
@@ -194,13 +194,13 @@ describe('framing', () => {
     const bad = message(1, sync, { callback: 3 });
     bad.writeUInt16LE(6, 6);
     expect(() =>
-      new WaylandSession({ visible: () => true, log: silentLogger }).toProvider.push(
+      new WaylandConnection({ visible: () => true, log: silentLogger }).toProvider.push(
         { data: bad.subarray(0, 8), fds: [] },
         new RecordingSink(),
       ),
     ).toThrow(/message size 6/);
 
-    const truncated = new WaylandSession({ visible: () => true, log: silentLogger });
+    const truncated = new WaylandConnection({ visible: () => true, log: silentLogger });
     truncated.toProvider.push(
       { data: message(1, sync, { callback: 3 }).subarray(0, 10), fds: [] },
       new RecordingSink(),
@@ -209,24 +209,25 @@ describe('framing', () => {
       /truncated message: the stream ended after 10 bytes of a 12-byte message/,
     );
 
-    const hoarder = new WaylandSession({ visible: () => true, log: silentLogger });
+    const hoarder = new WaylandConnection({ visible: () => true, log: silentLogger });
     const fds = openFds(MAX_FDS_AHEAD_OF_MESSAGES + 1);
     expect(() =>
       hoarder.toProvider.push({ data: message(1, sync, { callback: 3 }), fds }, new RecordingSink()),
     ).toThrow(/fds received that no message uses/);
-    // The rejected chunk's fds were closed, not leaked.
+    // The relay disposes of a rejected connection's filters: the chunk's fds are closed then, not leaked.
+    hoarder.toProvider.dispose();
     expect(fds.filter(isOpen)).toEqual([]);
   });
 
   it('closes the fds it still holds when disposed', () => {
-    const session = new WaylandSession({ visible: () => true, log: silentLogger });
+    const session = new WaylandConnection({ visible: () => true, log: silentLogger });
     const fds = openFds(3);
     session.toProvider.push(
       { data: message(1, sync, { callback: 3 }).subarray(0, 8), fds },
       new RecordingSink(),
     );
     expect(fds.every(isOpen)).toBe(true);
-    session.dispose();
+    session.toProvider.dispose();
     expect(fds.filter(isOpen)).toEqual([]);
   });
 });

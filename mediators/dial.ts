@@ -1,8 +1,9 @@
-// The start every socket mediator shares: dial the provider for one consumer connection, then hand both to `start`.
+// The start every socket mediator shares: dial the provider for one consumer connection, then hand both sockets to
+// `start` (which relays them). A failed dial closes the consumer's connection and is counted; the link stays up.
 import type { FdSocket } from '../native/fd-socket.js';
 import type { Credentials, LinkContext } from './types.js';
 
-export function dialAndRelay(
+export function dialProviderFor(
   consumer: FdSocket,
   link: LinkContext,
   start: (provider: FdSocket) => void,

@@ -89,13 +89,13 @@ function compiledInterface(name: string): CompiledInterface | null {
 const displayError = messageNamed(wl_display.events, 'error');
 const INVALID_OBJECT = wl_display.enums[0].entries.invalid_object;
 
-export interface SessionOptions {
+export interface WaylandConnectionOptions {
   /** Whether a global of this interface is shown to the client. */
   visible: (iface: string) => boolean;
   log: Logger;
 }
 
-export class WaylandSession {
+export class WaylandConnection {
   /** Client → compositor. */
   readonly toProvider = new WaylandFramer((message, sink) => this.#request(message, sink));
   /** Compositor → client. */
@@ -109,19 +109,13 @@ export class WaylandSession {
   readonly #shown = new Map<number, string>();
   readonly #hidden = new Set<number>();
 
-  constructor(private readonly options: SessionOptions) {
+  constructor(private readonly options: WaylandConnectionOptions) {
     this.#objects.set(1, {
       iface: compiledInterface(wl_display.name),
       name: wl_display.name,
       version: 1,
       live: true,
     });
-  }
-
-  /** Closes every fd still held by either direction. */
-  dispose(): void {
-    this.toProvider.dispose();
-    this.toConsumer.dispose();
   }
 
   #request(message: FramedMessage, sink: FilterSink): Decision {
