@@ -4,8 +4,9 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { silentLogger } from '../daemon/log.js';
+import { namespaceOf } from '../daemon/plumbing.js';
 import { Reconciler } from '../daemon/reconciler.js';
-import { defaultMediators } from '../mediators/registry.js';
+import { DEFAULT_MEDIATOR_SETTINGS, defaultMediators } from '../mediators/registry.js';
 import { startDaemonProcess, stopProcess } from '../testkit/daemon-process.js';
 import { FakeCtrl } from '../testkit/fake-ctrl.js';
 import { eventually } from '../testkit/mesh.js';
@@ -96,7 +97,7 @@ async function reconcileTimes(dir: string, providerPath: string) {
   const rows = [];
   for (const size of [10, 100, 1000]) {
     const reconciler = new Reconciler(
-      defaultMediators(),
+      defaultMediators(DEFAULT_MEDIATOR_SETTINGS, namespaceOf(0)),
       {
         maxConnections: 1024,
         idleHalfOpenMs: 60_000,

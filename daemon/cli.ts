@@ -40,6 +40,7 @@ const daemon = new Daemon({
   ctrlSocket: options.ctrlSocket,
   intervalMs: options.intervalMs,
   statusSocket: options.statusSocket,
+  settings: options.settings,
   log,
 });
 

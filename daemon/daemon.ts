@@ -1,10 +1,16 @@
 // pv-xconnect: polls pv-ctrl for the graph, reconciles the links, serves the status API.
-import { defaultMediators, type MediatorRegistry } from '../mediators/registry.js';
+import {
+  DEFAULT_MEDIATOR_SETTINGS,
+  defaultMediators,
+  type MediatorRegistry,
+  type MediatorSettings,
+} from '../mediators/registry.js';
 import type { Logger } from '../mediators/types.js';
 import { parseGraph } from '../protocols/graph/xconnect-graph.js';
 import { fetchGraph, MAX_GRAPH_BYTES } from './graph-client.js';
 import type { LinkLimits } from './link.js';
 import type { Server } from './node-http.js';
+import { namespaceOf } from './plumbing.js';
 import { Reconciler } from './reconciler.js';
 import { type GraphStatus, startStatusApi } from './status-api.js';
 
@@ -14,6 +20,9 @@ export interface DaemonOptions {
   /** null: no status API. */
   statusSocket: string | null;
   log: Logger;
+  /** Settings of the built-in mediators (daemon/options.ts); default: DEFAULT_MEDIATOR_SETTINGS. */
+  settings?: MediatorSettings;
+  /** Replaces the built-in mediators (tests). */
   mediators?: MediatorRegistry;
   limits?: Partial<LinkLimits>;
 }
@@ -48,7 +57,9 @@ export class Daemon {
       retryMaxMs: options.intervalMs * 6,
       ...options.limits,
     };
-    this.reconciler = new Reconciler(options.mediators ?? defaultMediators(), limits, options.log);
+    const mediators =
+      options.mediators ?? defaultMediators(options.settings ?? DEFAULT_MEDIATOR_SETTINGS, namespaceOf(0));
+    this.reconciler = new Reconciler(mediators, limits, options.log);
   }
 
   async start(): Promise<void> {
@@ -80,10 +91,6 @@ export class Daemon {
       await new Promise((resolve) => server.close(resolve));
     }
     this.options.log.info('stopped');
-  }
-
-  graph(): GraphStatus {
-    return this.graphStatus;
   }
 
   /** One poll and reconcile, then the next is scheduled (polls never overlap). */

@@ -1,12 +1,13 @@
 // One link of the graph: its state, counters and what it planted. Socket types get a listener at the target
 // inside the consumer; every accepted connection goes to the link's mediator.
-import type {
-  LinkContext,
-  LinkCounters,
-  Logger,
-  Mediator,
-  Namespace,
-  RelayLimits,
+import {
+  type LinkContext,
+  type LinkCounters,
+  type Logger,
+  type Mediator,
+  type Namespace,
+  type RelayLimits,
+  TerminalLinkError,
 } from '../mediators/types.js';
 import { FdListener } from '../native/fd-listener.js';
 import { FdSocket } from '../native/fd-socket.js';
@@ -112,7 +113,10 @@ export class Link {
       if (this.stopped) return;
       await this.tearDown(this.mediator, this.context);
       this.setState('failed', (error as Error).message);
-      this.scheduleRetry();
+      // A configuration mistake stays until the spec changes (a new Link); anything else may pass.
+      if (error instanceof TerminalLinkError)
+        this.log.warn('link failed', { error: this.error, retry: false });
+      else this.scheduleRetry();
     }
   }
 

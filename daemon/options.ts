@@ -1,5 +1,7 @@
-// The command line of pv-xconnect (ARCHITECTURE.md §4): flags, environment variables, defaults.
+// The command line of pv-xconnect (docs/daemon.md): flags, environment variables, defaults, and the mediators'
+// settings, read here once and handed to the daemon.
 import { parseArgs } from 'node:util';
+import type { MediatorSettings } from '../mediators/registry.js';
 import { LEVELS, type Level, type LogFormat } from './log.js';
 
 export interface CliOptions {
@@ -8,6 +10,7 @@ export interface CliOptions {
   statusSocket: string | null;
   logLevel: Level;
   logFormat: LogFormat;
+  settings: MediatorSettings;
   help: boolean;
   version: boolean;
 }
@@ -21,10 +24,17 @@ Options:
   --interval SECONDS     poll interval, decimals allowed (env PVX_INTERVAL)   default 5
   --status-socket PATH   status API socket, "none" disables (env PVX_STATUS_SOCKET)
                                                                     default /run/pv-xconnect/status.sock
-  --log-level LEVEL      debug|info|warn|error                      default info
-  --log-format FORMAT    text|json                                  default text
+  --log-level LEVEL      debug|info|warn|error (env PVX_LOG_LEVEL)  default info
+  --log-format FORMAT    text|json (env PVX_LOG_FORMAT)             default text
   --version              print the version
   -h, --help             show this help
+
+Environment only:
+  PVX_WAYLAND_POLICY     absolute path of the wayland role policy (JSON), read when a link is added;
+                         unset: the built-in policy
+  PVX_DRM_EXTRA_MAJORS   device majors accepted for drm links besides DRM's 226, comma-separated
+                         (stand-in devices in tests)
+  PVX_DRM_DEVICE_CGROUP  on|off: grant drm nodes in the consumer's device cgroup (v1)  default on
 
 With NOTIFY_SOCKET set (systemd Type=notify, or any supervisor speaking that protocol), READY=1 is sent once the
 first graph has been applied, and STOPPING=1 when shutting down.
@@ -88,7 +98,29 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliOptions {
     statusSocket: statusSocket === 'none' ? null : statusSocket,
     logLevel: logLevel as Level,
     logFormat,
+    settings: mediatorSettings(env),
     help: values.help === true,
     version: values.version === true,
   };
+}
+
+function mediatorSettings(env: NodeJS.ProcessEnv): MediatorSettings {
+  const policyFile = env.PVX_WAYLAND_POLICY || null;
+  if (policyFile !== null && !policyFile.startsWith('/'))
+    throw new UsageError(`PVX_WAYLAND_POLICY: expected an absolute path, got '${policyFile}'`);
+  const extraMajors = (env.PVX_DRM_EXTRA_MAJORS ?? '')
+    .split(',')
+    .map((text) => text.trim())
+    .filter(Boolean)
+    .map((text) => {
+      if (!/^\d{1,4}$/.test(text) || Number(text) > 4095)
+        throw new UsageError(
+          `PVX_DRM_EXTRA_MAJORS: expected device majors (0-4095) separated by commas, got '${text}'`,
+        );
+      return Number(text);
+    });
+  const cgroup = env.PVX_DRM_DEVICE_CGROUP ?? 'on';
+  if (cgroup !== 'on' && cgroup !== 'off')
+    throw new UsageError(`PVX_DRM_DEVICE_CGROUP: expected on|off, got '${cgroup}'`);
+  return { drm: { extraMajors, manageCgroup: cgroup === 'on' }, wayland: { policyFile } };
 }

@@ -2,13 +2,11 @@
 // supplementary groups, looked up in the provider's own /etc/passwd and /etc/group (never the host's).
 import { type GroupEntry, type PasswdEntry, parseGroup, parsePasswd } from '../protocols/etc/accounts.js';
 import { HOST } from '../protocols/graph/xconnect-graph.js';
+import { readAccountFile } from './namespace-files.js';
 import type { Credentials, LinkContext } from './types.js';
 
 /** The uid (and, when it has no passwd entry, the gid) of a role that names no user of the provider. */
 export const NOBODY = 65534;
-
-/** passwd and group files larger than this are refused rather than read. */
-const MAX_ACCOUNT_FILE_BYTES = 4 * 1024 * 1024;
 
 /** A decimal uid as a role names it; `(uid_t)-1` is no uid. */
 function numericUid(role: string): number | undefined {
@@ -40,23 +38,13 @@ export function resolveRole(
   return { uid, gid, groups: [...new Set([gid, ...supplementary])] };
 }
 
-async function readAccounts(link: LinkContext, path: string): Promise<string> {
-  try {
-    return (await link.provider.readFile(path, MAX_ACCOUNT_FILE_BYTES)).toString('utf8');
-  } catch (error) {
-    const { code, message } = error as NodeJS.ErrnoException;
-    // A provider without /etc/group simply has no supplementary groups; without passwd no role resolves.
-    if (path === '/etc/group' && code === 'ENOENT') return '';
-    throw new Error(`cannot read the provider's ${path}: ${code ?? message}`);
-  }
-}
-
 /** The credentials a link's connections to the provider's bus carry (see resolveRole). */
 export async function linkCredentials(link: LinkContext): Promise<Credentials> {
   const { spec } = link;
+  // Without passwd no role resolves; a provider without /etc/group simply has no supplementary groups.
   const [passwd, groups] = await Promise.all([
-    readAccounts(link, '/etc/passwd'),
-    readAccounts(link, '/etc/group'),
+    readAccountFile(link.provider, '/etc/passwd', 'provider'),
+    readAccountFile(link.provider, '/etc/group', 'provider'),
   ]);
   const hostUid = spec.provider === HOST ? spec.uid : null;
   return resolveRole(spec.role, parsePasswd(passwd), parseGroup(groups), hostUid);

@@ -4,7 +4,8 @@
 import { basename } from 'node:path';
 import { groupByName, parseGroup } from '../protocols/etc/accounts.js';
 import { type CgroupGrant, DeviceCgroups } from './device-cgroup.js';
-import type { LinkContext, Mediator } from './types.js';
+import { readAccountFile } from './namespace-files.js';
+import { type LinkContext, type Mediator, TerminalLinkError } from './types.js';
 
 export const DRM_MAJOR = 226;
 export type DrmNodeKind = 'card' | 'render';
@@ -16,6 +17,8 @@ export interface DrmOptions {
   manageCgroup: boolean;
   cgroups?: DeviceCgroups;
 }
+
+export const DEFAULT_DRM_OPTIONS: DrmOptions = { extraMajors: [], manageCgroup: true };
 
 interface DrmState {
   ino: number;
@@ -38,7 +41,6 @@ export function drmNodeKind(path: string, major: number, minor: number): DrmNode
 
 const ROLE_NEEDS: Record<string, DrmNodeKind> = { render: 'render', master: 'card' };
 const GROUP_FOR: Record<DrmNodeKind, string> = { render: 'render', card: 'video' };
-const GROUP_FILE_MAX = 1 << 20;
 
 export function drmMediator(options: DrmOptions): Mediator<DrmState> {
   const cgroups = options.cgroups ?? new DeviceCgroups();
@@ -59,17 +61,16 @@ export function drmMediator(options: DrmOptions): Mediator<DrmState> {
       );
     const needed = ROLE_NEEDS[role];
     if (needed && kind !== needed) {
-      throw new Error(`role '${role}' may only get a ${needed} node; ${socket} is a ${kind} node`);
+      throw new TerminalLinkError(
+        `role '${role}' may only get a ${needed} node; ${socket} is a ${kind} node`,
+      );
     }
     return { ...node, kind };
   }
 
   /** The consumer's `render` or `video` group when it has one, else the provider node's group. */
   async function nodeGroup(link: LinkContext, kind: DrmNodeKind, fallback: number): Promise<number> {
-    const text = await link.consumer.readFile('/etc/group', GROUP_FILE_MAX).then(
-      (bytes) => bytes.toString('utf8'),
-      () => '',
-    );
+    const text = await readAccountFile(link.consumer, '/etc/group', 'consumer');
     return groupByName(parseGroup(text), GROUP_FOR[kind])?.gid ?? fallback;
   }
 
@@ -116,14 +117,4 @@ export function drmMediator(options: DrmOptions): Mediator<DrmState> {
       return ours?.ino === state.ino;
     },
   };
-}
-
-export function drmOptionsFromEnv(env: NodeJS.ProcessEnv): DrmOptions {
-  const extraMajors = (env.PVX_DRM_EXTRA_MAJORS ?? '')
-    .split(',')
-    .map((text) => text.trim())
-    .filter(Boolean)
-    .map(Number)
-    .filter((major) => Number.isInteger(major) && major >= 0);
-  return { extraMajors, manageCgroup: env.PVX_DRM_DEVICE_CGROUP !== 'off' };
 }

@@ -4,7 +4,7 @@ import { type HttpHeader, serializeRequestHead } from '../protocols/http/index.j
 import { dialProviderFor } from './dial.js';
 import { relay } from './relay.js';
 import { CLIENT_FIELD, RestConnection, ROLE_FIELD } from './rest-connection.js';
-import type { LinkContext, Mediator } from './types.js';
+import { type LinkContext, type Mediator, TerminalLinkError } from './types.js';
 
 export interface RestLinkState {
   /** The identity fields every request gets, in this order. */
@@ -20,7 +20,7 @@ export function identityOf(link: Pick<LinkContext, 'spec'>): HttpHeader[] {
   try {
     serializeRequestHead({ method: 'GET', target: '/', version: '1.1', headers: identity });
   } catch (error) {
-    throw new Error(`the link's identity cannot be sent in HTTP: ${(error as Error).message}`);
+    throw new TerminalLinkError(`the link's identity cannot be sent in HTTP: ${(error as Error).message}`);
   }
   return identity;
 }

@@ -36,6 +36,15 @@ export interface Namespace {
   readFile(path: string, maxBytes: number): Promise<Buffer>;
 }
 
+/**
+ * A link that cannot work as configured (a malformed policy, a role its provider's node does not serve, an identity
+ * HTTP cannot carry): retrying cannot help, so the link stays `failed` until its spec changes. Any other error a
+ * mediator throws is taken as transient, and the link is retried with backoff.
+ */
+export class TerminalLinkError extends Error {
+  override name = 'TerminalLinkError';
+}
+
 export interface Traffic {
   toProvider: number;
   toConsumer: number;

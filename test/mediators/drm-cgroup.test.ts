@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Daemon } from '../../daemon/daemon.js';
-import { defaultMediators } from '../../mediators/registry.js';
+import { parseCli } from '../../daemon/options.js';
 import { mknodIn, statIn } from '../../native/namespace.js';
 import { DockerRuntime } from '../../sim/runtime.js';
 import { FakeCtrl } from '../../testkit/fake-ctrl.js';
@@ -77,7 +77,7 @@ afterAll(async () => {
 describe('drm links and the device cgroup', () => {
   it('without the allow rule the planted node exists but cannot be opened (EPERM)', async () => {
     daemon = await startTestDaemon(ctrl, {
-      mediators: defaultMediators({ PVX_DRM_EXTRA_MAJORS: String(MAJOR), PVX_DRM_DEVICE_CGROUP: 'off' }),
+      settings: parseCli([], { PVX_DRM_EXTRA_MAJORS: String(MAJOR), PVX_DRM_DEVICE_CGROUP: 'off' }).settings,
     });
     expect(daemon.reconciler.list()[0]?.state).toBe('active');
     expect(await statIn({ pid: consumer, path: NODE })).toMatchObject({
@@ -91,7 +91,7 @@ describe('drm links and the device cgroup', () => {
 
   it('with the rule the consumer opens it; removing the link removes the node and revokes the rule', async () => {
     daemon = await startTestDaemon(ctrl, {
-      mediators: defaultMediators({ PVX_DRM_EXTRA_MAJORS: String(MAJOR) }),
+      settings: parseCli([], { PVX_DRM_EXTRA_MAJORS: String(MAJOR) }).settings,
     });
     expect(daemon.reconciler.list()[0]?.state).toBe('active');
     expect(devicesList(consumer)).toContain(`c ${MAJOR}:${MINOR} rw`);

@@ -7,7 +7,6 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Daemon } from '../../daemon/daemon.js';
 import { allowsCharDevice } from '../../mediators/device-cgroup.js';
 import { drmNodeKind } from '../../mediators/drm.js';
-import { defaultMediators } from '../../mediators/registry.js';
 import { mknodIn, statIn } from '../../native/namespace.js';
 import { type Container, startContainer } from '../../testkit/container.js';
 import { FakeCtrl } from '../../testkit/fake-ctrl.js';
@@ -30,7 +29,7 @@ function drmLink(overrides: Partial<GraphEntry>): GraphEntry {
 }
 
 async function startDaemon(): Promise<Daemon> {
-  daemon = await startTestDaemon(ctrl, { intervalMs: INTERVAL_MS, mediators: defaultMediators({}) });
+  daemon = await startTestDaemon(ctrl, { intervalMs: INTERVAL_MS });
   return daemon;
 }
 

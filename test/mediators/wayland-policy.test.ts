@@ -3,8 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { LinkContext } from '../../mediators/types.js';
-import { POLICY_ENV, waylandMediator } from '../../mediators/wayland.js';
+import { namespaceOf } from '../../daemon/plumbing.js';
+import { type LinkContext, TerminalLinkError } from '../../mediators/types.js';
+import { MAX_POLICY_FILE_BYTES, POLICY_ENV, waylandMediator } from '../../mediators/wayland.js';
 import {
   ADMIN_ROLE,
   DEFAULT_POLICY,
@@ -69,33 +70,44 @@ describe('a policy file', () => {
 
 describe('the mediator', () => {
   const linkWithRole = (role: string) => ({ spec: { role } }) as unknown as LinkContext;
+  /** The daemon's own namespace, where it reads the policy file (through the bounded native read). */
+  const host = namespaceOf(0);
+  const withPolicy = (policyFile: string | null) => waylandMediator({ policyFile }, host);
   let dir: string;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'pvx-wayland-policy-'));
   });
   afterEach(() => {
-    delete process.env[POLICY_ENV];
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('reads the policy named by PVX_WAYLAND_POLICY when a link is added, else uses the default', async () => {
-    expect((await waylandMediator.add(linkWithRole('any'))).visible('weston_screenshooter')).toBe(false);
+  it('reads the policy file of its settings when a link is added, else uses the default', async () => {
+    expect((await withPolicy(null).add(linkWithRole('any'))).visible('weston_screenshooter')).toBe(false);
     const path = join(dir, 'policy.json');
+    const mediator = withPolicy(path);
     writeFileSync(path, JSON.stringify({ default: 'open', roles: { open: {} } }));
-    process.env[POLICY_ENV] = path;
-    expect((await waylandMediator.add(linkWithRole('any'))).visible('weston_screenshooter')).toBe(true);
+    expect((await mediator.add(linkWithRole('any'))).visible('weston_screenshooter')).toBe(true);
+    // Read again for the next link: an edited file applies to links added from then on.
+    writeFileSync(path, JSON.stringify({ default: 'closed', roles: { closed: { allow: [] } } }));
+    expect((await mediator.add(linkWithRole('any'))).visible('wl_compositor')).toBe(false);
   });
 
-  it('fails the link with the file and the reason when the policy is unusable', async () => {
+  it('fails the link for good when the policy is malformed or too large, naming the file and the reason', async () => {
     const path = join(dir, 'policy.json');
     writeFileSync(path, '{"roles": {}}');
-    process.env[POLICY_ENV] = path;
-    await expect(waylandMediator.add(linkWithRole('any'))).rejects.toThrow(
-      `PVX_WAYLAND_POLICY=${path}: 'default' must name a role`,
-    );
-    process.env[POLICY_ENV] = join(dir, 'missing.json');
-    await expect(waylandMediator.add(linkWithRole('any'))).rejects.toThrow(
-      `${join(dir, 'missing.json')}: ENOENT`,
-    );
+    const malformed = withPolicy(path).add(linkWithRole('any'));
+    await expect(malformed).rejects.toThrow(`${POLICY_ENV}=${path}: 'default' must name a role`);
+    await expect(malformed).rejects.toBeInstanceOf(TerminalLinkError);
+    writeFileSync(path, ' '.repeat(MAX_POLICY_FILE_BYTES + 1));
+    const large = withPolicy(path).add(linkWithRole('any'));
+    await expect(large).rejects.toThrow(`${POLICY_ENV}=${path}: cannot read the file: EFBIG`);
+    await expect(large).rejects.toBeInstanceOf(TerminalLinkError);
+  });
+
+  it('fails the link for now when the policy file cannot be read, so it is retried', async () => {
+    const path = join(dir, 'missing.json');
+    const missing = withPolicy(path).add(linkWithRole('any'));
+    await expect(missing).rejects.toThrow(`${POLICY_ENV}=${path}: cannot read the file: ENOENT`);
+    await expect(missing).rejects.not.toBeInstanceOf(TerminalLinkError);
   });
 });

@@ -1,0 +1,78 @@
+// What the daemon does with a link that fails: a configuration mistake (here an identity HTTP cannot carry) stays
+// failed without retries until the link's spec changes; a transient failure (a provider socket not there yet) is
+// retried with backoff and recovers by itself. Host-side links against sockets served from this process.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Daemon } from '../../daemon/daemon.js';
+import { createLogger } from '../../daemon/log.js';
+import type { Fields } from '../../mediators/types.js';
+import { FakeCtrl } from '../../testkit/fake-ctrl.js';
+import { eventually, graphEntry, type Provider, startProvider, startTestDaemon } from '../../testkit/mesh.js';
+
+let work: string;
+let ctrl: FakeCtrl;
+let daemon: Daemon;
+const providers: Provider[] = [];
+const logs: Fields[] = [];
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'pvx-link-failures-'));
+  ctrl = new FakeCtrl(join(work, 'pv-ctrl'));
+  await ctrl.start();
+});
+
+afterAll(async () => {
+  await daemon?.stop();
+  for (const provider of providers) provider.close();
+  await ctrl?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+const failures = (name: string) => logs.filter((line) => line.event === 'link failed' && line.link === name);
+const state = (name: string) => daemon.reconciler.list().find((link) => link.spec.name === name);
+
+describe('a failed link', () => {
+  it('is retried when the failure may pass, and left failed until its spec changes when it cannot', async () => {
+    const web = join(work, 'web.sock');
+    providers.push(await startProvider(0, web));
+    const later = join(work, 'later.sock');
+    const rest = (role: string) =>
+      graphEntry('rest', null, null, {
+        name: 'web',
+        role,
+        socket: web,
+        target: join(work, 'web-target.sock'),
+      });
+    const unix = graphEntry('unix', null, null, {
+      name: 'later',
+      socket: later,
+      target: join(work, 'later-target.sock'),
+    });
+    ctrl.setGraph([rest('bad\u0001role'), unix]);
+    daemon = await startTestDaemon(ctrl, {
+      intervalMs: 100,
+      limits: { retryBaseMs: 10, retryMaxMs: 40 },
+      log: createLogger({ level: 'debug', format: 'json', write: (line) => logs.push(JSON.parse(line)) }),
+    });
+
+    // The unreachable provider is retried, again and again, while the identity mistake was tried once.
+    await eventually(() => failures('later').length >= 4, 10_000, 'retries of the transient failure');
+    expect(failures('web')).toHaveLength(1);
+    expect(failures('web')[0]).toMatchObject({ retry: false });
+    expect(failures('later').every((line) => typeof line.retryInMs === 'number')).toBe(true);
+    expect(state('web')).toMatchObject({ state: 'failed' });
+    expect(state('web')?.error).toMatch(/^the link's identity cannot be sent in HTTP/);
+
+    // The transient failure passes by itself once the provider is there.
+    providers.push(await startProvider(0, later));
+    await eventually(() => state('later')?.state === 'active', 10_000, 'the retried link to come up');
+    expect(state('web')?.state).toBe('failed');
+    expect(failures('web')).toHaveLength(1);
+
+    // A new spec is a new attempt.
+    ctrl.setGraph([rest('reader'), unix]);
+    await eventually(() => state('web')?.state === 'active', 10_000, 'the corrected link to come up');
+  });
+});
