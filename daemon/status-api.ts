@@ -32,7 +32,11 @@ export function linkStatus(link: Link, graphError: string | null) {
     error: link.error,
     note: link.note,
     since: link.since.toISOString(),
-    connections: { active: counters.connections.active, total: counters.connections.total },
+    connections: {
+      active: counters.connections.active,
+      total: counters.connections.total,
+      failed: counters.connections.failed,
+    },
     bytes: { ...counters.bytes },
     fds: { ...counters.fds },
     rejected: counters.connections.rejected,
@@ -84,6 +88,12 @@ export function renderMetrics(source: StatusSource): string {
     'counter',
     'Connections closed at once because the link was at its cap.',
     perLink((l) => l.counters.connections.rejected),
+  );
+  metric(
+    'pvx_link_connections_failed_total',
+    'counter',
+    'Accepted connections closed because the provider could not be dialled.',
+    perLink((l) => l.counters.connections.failed),
   );
   metric('pvx_link_bytes_total', 'counter', 'Bytes relayed.', [
     ...perLink((l) => l.counters.bytes.toProvider, ',direction="to_provider"'),

@@ -51,6 +51,10 @@ export interface Traffic {
 }
 
 export interface LinkCounters {
+  /**
+   * Consumer connections: open now, accepted in all, closed at once because the link was at its cap (`rejected`),
+   * closed because the provider could not be dialled for them (`failed`).
+   */
   connections: { active: number; total: number; rejected: number; failed: number };
   bytes: Traffic;
   fds: Traffic;

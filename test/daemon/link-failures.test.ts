@@ -1,7 +1,9 @@
 // What the daemon does with a link that fails: a configuration mistake (here an identity HTTP cannot carry) stays
 // failed without retries until the link's spec changes; a transient failure (a provider socket not there yet) is
-// retried with backoff and recovers by itself. Host-side links against sockets served from this process.
+// retried with backoff and recovers by itself; a connection whose provider cannot be dialled is counted in the
+// status API. Host-side links against sockets served from this process.
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +11,15 @@ import type { Daemon } from '../../daemon/daemon.js';
 import { createLogger } from '../../daemon/log.js';
 import type { Fields } from '../../mediators/types.js';
 import { FakeCtrl } from '../../testkit/fake-ctrl.js';
-import { eventually, graphEntry, type Provider, startProvider, startTestDaemon } from '../../testkit/mesh.js';
+import {
+  connectFrom,
+  eventually,
+  graphEntry,
+  type Provider,
+  readToEnd,
+  startProvider,
+  startTestDaemon,
+} from '../../testkit/mesh.js';
 
 let work: string;
 let ctrl: FakeCtrl;
@@ -53,6 +63,7 @@ describe('a failed link', () => {
     ctrl.setGraph([rest('bad\u0001role'), unix]);
     daemon = await startTestDaemon(ctrl, {
       intervalMs: 100,
+      statusSocket: join(work, 'status.sock'),
       limits: { retryBaseMs: 10, retryMaxMs: 40 },
       log: createLogger({ level: 'debug', format: 'json', write: (line) => logs.push(JSON.parse(line)) }),
     });
@@ -75,4 +86,29 @@ describe('a failed link', () => {
     ctrl.setGraph([rest('reader'), unix]);
     await eventually(() => state('web')?.state === 'active', 10_000, 'the corrected link to come up');
   });
+
+  it('counts the connections it had to close because the provider could not be dialled', async () => {
+    const provider = providers.at(-1) as Provider;
+    provider.close(); // the 'later' link's provider: its socket file stays, nobody listens any more
+    const client = await connectFrom(0, join(work, 'later-target.sock'));
+    await readToEnd(client);
+    await eventually(() => state('later')?.counters.connections.failed === 1, 5000, 'the failed dial');
+    const later = JSON.parse(await get('/links')).find((link: { name: string }) => link.name === 'later');
+    expect(later.connections).toEqual({ active: 0, total: 1, failed: 1 });
+    expect(await get('/metrics')).toMatch(/^pvx_link_connections_failed_total\{[^}]*name="later"[^}]*\} 1$/m);
+  });
 });
+
+function get(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    request({ socketPath: join(work, 'status.sock'), path }, (res) => {
+      let body = '';
+      res.on('data', (part) => {
+        body += part;
+      });
+      res.on('end', () => resolve(body));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
