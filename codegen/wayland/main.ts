@@ -2,17 +2,18 @@
 // protocol of wayland-protocols (stable, staging, unstable, in that order) and writes protocols/wayland/generated/.
 // --check writes nothing: it exits 1 listing each generated file that is missing, different or extra, and exits 0
 // with a note when the XML is not installed (nothing to compare against). Runs from dist/ (after `npm run build`).
+// The generator reads and writes files, so it lives here, beside the pure codec it feeds (protocols/wayland/).
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { ProtocolSpec } from '../../protocols/wayland/spec.js';
 import { type GeneratedFile, generateFiles } from './generate.js';
 import { scanProtocol } from './scanner.js';
-import type { ProtocolSpec } from './spec.js';
 
 const PROTOCOL_GROUPS = ['stable', 'staging', 'unstable'];
 
-/** The repository root, from protocols/wayland/ sources or dist/protocols/wayland/. */
+/** The repository root, from codegen/wayland/ sources or dist/codegen/wayland/. */
 function repositoryRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {

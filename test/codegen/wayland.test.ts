@@ -1,14 +1,15 @@
-// The XML reader, the scanner's checks, and codegen: the committed tables are exactly what the installed XML gives.
+// The Wayland generator (codegen/wayland/): the XML reader, the scanner's checks, and that the committed tables are
+// exactly what the installed XML gives.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compareWithCommitted, generateFromXml } from '../../../protocols/wayland/codegen.js';
-import { generateFiles } from '../../../protocols/wayland/generate.js';
-import { ScannerError, scanProtocol } from '../../../protocols/wayland/scanner.js';
-import { parseXml, XmlError } from '../../../protocols/wayland/xml.js';
+import { generateFiles } from '../../codegen/wayland/generate.js';
+import { compareWithCommitted, generateFromXml } from '../../codegen/wayland/main.js';
+import { ScannerError, scanProtocol } from '../../codegen/wayland/scanner.js';
+import { parseXml, XmlError } from '../../codegen/wayland/xml.js';
 
-const GENERATED = join(import.meta.dirname, '..', '..', '..', 'protocols', 'wayland', 'generated');
+const GENERATED = join(import.meta.dirname, '..', '..', 'protocols', 'wayland', 'generated');
 
 function protocolXml(body: string, name = 'demo'): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<!-- a comment -->\n<protocol name="${name}">\n${body}\n</protocol>\n`;

@@ -1,8 +1,15 @@
 // Reads one Wayland protocol XML document into a ProtocolSpec, checking what wayland-scanner checks that matters on
 // the wire: names, argument types, interface references only where they belong, nullability only on nullable
 // types, versions and `since` within range. Pure: text in, spec out; problems throw ScannerError.
-import type { ArgSpec, ArgType, EnumSpec, InterfaceSpec, MessageSpec, ProtocolSpec } from './spec.js';
-import { ARG_TYPES } from './spec.js';
+import type {
+  ArgSpec,
+  ArgType,
+  EnumSpec,
+  InterfaceSpec,
+  MessageSpec,
+  ProtocolSpec,
+} from '../../protocols/wayland/spec.js';
+import { ARG_TYPES } from '../../protocols/wayland/spec.js';
 import { parseXml, type XmlElement } from './xml.js';
 
 export class ScannerError extends Error {
