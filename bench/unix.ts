@@ -3,9 +3,9 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { silentLogger } from '../daemon/log.js';
 import { namespaceOf } from '../daemon/plumbing.js';
 import { Reconciler } from '../daemon/reconciler.js';
+import { silentLogger } from '../log/logger.js';
 import { DEFAULT_MEDIATOR_SETTINGS, defaultMediators } from '../mediators/registry.js';
 import { startDaemonProcess, stopProcess } from '../testkit/daemon-process.js';
 import { FakeCtrl } from '../testkit/fake-ctrl.js';

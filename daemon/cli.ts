@@ -2,8 +2,8 @@
 // The pv-xconnect executable: parse the command line, run the daemon, clean up on SIGTERM/SIGINT, tell a service
 // manager (NOTIFY_SOCKET) when it is ready and when it stops.
 import './supported-node.js';
+import { createLogger } from '../log/logger.js';
 import { packageVersion } from '../native/package-root.js';
-import { createLogger } from './log.js';
 import { parseCli, USAGE, UsageError } from './options.js';
 
 let options: ReturnType<typeof parseCli>;

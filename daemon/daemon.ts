@@ -1,11 +1,11 @@
 // pv-xconnect: polls pv-ctrl for the graph, reconciles the links, serves the status API.
+import type { Logger } from '../log/logger.js';
 import {
   DEFAULT_MEDIATOR_SETTINGS,
   defaultMediators,
   type MediatorRegistry,
   type MediatorSettings,
 } from '../mediators/registry.js';
-import type { Logger } from '../mediators/types.js';
 import { parseGraph } from '../protocols/graph/xconnect-graph.js';
 import { fetchGraph, MAX_GRAPH_BYTES } from './graph-client.js';
 import type { LinkLimits } from './link.js';

@@ -1,9 +1,10 @@
 // One link of the graph: its state, counters and what it planted. Socket types get a listener at the target
 // inside the consumer; every accepted connection goes to the link's mediator.
+
+import type { Logger } from '../log/logger.js';
 import {
   type LinkContext,
   type LinkCounters,
-  type Logger,
   type Mediator,
   type Namespace,
   type RelayLimits,

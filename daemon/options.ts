@@ -1,8 +1,8 @@
 // The command line of pv-xconnect (docs/daemon.md): flags, environment variables, defaults, and the mediators'
 // settings, read here once and handed to the daemon.
 import { parseArgs } from 'node:util';
+import { LEVELS, type Level, type LogFormat } from '../log/logger.js';
 import type { MediatorSettings } from '../mediators/registry.js';
-import { LEVELS, type Level, type LogFormat } from './log.js';
 
 export interface CliOptions {
   ctrlSocket: string;

@@ -1,7 +1,8 @@
 // Level-triggered reconciliation of the desired links (the graph) with the running ones, by key and spec hash.
 // A second pass over the same graph touches nothing.
+
+import type { Logger } from '../log/logger.js';
 import type { MediatorRegistry } from '../mediators/registry.js';
-import type { Logger } from '../mediators/types.js';
 import { type LinkSpec, linkKey, specHash } from '../protocols/graph/xconnect-graph.js';
 import { Link, type LinkLimits } from './link.js';
 

@@ -3,9 +3,11 @@
 // closes a connection whose sender stops in the middle of a message, and tells the filters when the connection is
 // over. A direction may have a filter that rewrites or frames the stream (the protocol knowledge lives in the
 // mediator and protocols/, never here).
+
+import type { Logger } from '../log/logger.js';
 import type { Chunk, FdSocket } from '../native/fd-socket.js';
 import { closeFds } from '../native/fds.js';
-import type { LinkCounters, Logger, RelayLimits, Traffic } from './types.js';
+import type { LinkCounters, RelayLimits, Traffic } from './types.js';
 
 export type Direction = keyof Traffic;
 

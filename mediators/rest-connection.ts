@@ -8,6 +8,8 @@
 // forwarded before an invalid one have been answered, so that the 400 cannot be taken for one of their answers.
 // The rest of a large Content-Length body, in either direction, goes on inside the kernel (the relay's transfer):
 // its bytes are opaque, so the mediator need not copy them in and out.
+
+import type { Logger } from '../log/logger.js';
 import type { Chunk } from '../native/fd-socket.js';
 import { closeFds } from '../native/fds.js';
 import {
@@ -25,7 +27,6 @@ import {
   stripFields,
 } from '../protocols/http/index.js';
 import { type Direction, type FilterSink, type Relay, RelayRejection, type StreamFilter } from './relay.js';
-import type { Logger } from './types.js';
 
 export const CLIENT_FIELD = 'X-PV-Client';
 export const ROLE_FIELD = 'X-PV-Role';

@@ -1,20 +1,9 @@
 // The contract between the daemon and its mediator plugins. Mediators never open namespaces themselves: the
 // daemon hands them each end of the link as a `Namespace` bound to that end's pid.
+import type { Logger } from '../log/logger.js';
 import type { FdSocket } from '../native/fd-socket.js';
 import type { MknodInOptions, NodeStat } from '../native/namespace.js';
 import type { LinkSpec, LinkType } from '../protocols/graph/xconnect-graph.js';
-
-export type Fields = Record<string, unknown>;
-
-/** Structured logging, one line per event; the daemon provides the implementation. */
-export interface Logger {
-  debug(event: string, fields?: Fields): void;
-  info(event: string, fields?: Fields): void;
-  warn(event: string, fields?: Fields): void;
-  error(event: string, fields?: Fields): void;
-  /** A logger that adds these fields to every line. */
-  child(fields: Fields): Logger;
-}
 
 export interface Credentials {
   uid: number;

@@ -9,6 +9,8 @@
 // Globals the role may not see never reach the client (their `global` and `global_remove` events are dropped), and
 // a bind to any global the client was not shown is answered the way libwayland answers a bind to a name it does not
 // know, a wl_display.error on the registry, without reaching the compositor; then the client is disconnected.
+
+import type { Logger } from '../log/logger.js';
 import { wl_display } from '../protocols/wayland/generated/wayland.generated.js';
 import { knownInterfaces } from '../protocols/wayland/interfaces.js';
 import type { MessageSpec } from '../protocols/wayland/spec.js';
@@ -23,7 +25,6 @@ import {
   WaylandWireError,
 } from '../protocols/wayland/wire.js';
 import { type FilterSink, RelayRejection } from './relay.js';
-import type { Logger } from './types.js';
 import { type Decision, type FramedMessage, WaylandFramer } from './wayland-framer.js';
 
 type Special = 'bind' | 'global' | 'global_remove' | 'delete_id' | null;

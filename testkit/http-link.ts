@@ -1,8 +1,9 @@
 // The rest mediator on one connection without namespaces: the consumer and the provider are socket pairs held by
 // the test, so it sees exactly the bytes each side receives and when.
 
+import type { Fields, Logger } from '../log/logger.js';
 import { restMediator } from '../mediators/rest.js';
-import type { Fields, LinkContext, LinkCounters, Logger, Namespace } from '../mediators/types.js';
+import type { LinkContext, LinkCounters, Namespace } from '../mediators/types.js';
 import type { Chunk, FdSocket } from '../native/fd-socket.js';
 import { closeFd } from '../native/fds.js';
 import type { LinkSpec } from '../protocols/graph/xconnect-graph.js';

@@ -4,7 +4,7 @@ import { openSync, readdirSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Daemon, type DaemonOptions } from '../daemon/daemon.js';
-import { silentLogger } from '../daemon/log.js';
+import { silentLogger } from '../log/logger.js';
 import { FdListener } from '../native/fd-listener.js';
 import { type Chunk, FdSocket } from '../native/fd-socket.js';
 import { closeFd } from '../native/fds.js';

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Daemon } from '../../daemon/daemon.js';
-import { createLogger } from '../../daemon/log.js';
-import type { Fields } from '../../mediators/types.js';
+import type { Fields } from '../../log/logger.js';
+import { createLogger } from '../../log/logger.js';
 import { FakeCtrl } from '../../testkit/fake-ctrl.js';
 import {
   connectFrom,

@@ -3,7 +3,8 @@
 // (on a fake clock, so the limit's edges are exact) while idle senders, senders waiting on our backpressure or on a
 // filter's hold, and senders that finish each message in time are not.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createLogger } from '../../daemon/log.js';
+import type { Fields } from '../../log/logger.js';
+import { createLogger } from '../../log/logger.js';
 import {
   type FilterSink,
   type Relay,
@@ -11,7 +12,7 @@ import {
   relay,
   type StreamFilter,
 } from '../../mediators/relay.js';
-import type { Fields, LinkCounters } from '../../mediators/types.js';
+import type { LinkCounters } from '../../mediators/types.js';
 import type { Chunk, FdSocket } from '../../native/fd-socket.js';
 import { closeFds } from '../../native/fds.js';
 import { fileWithContent } from '../../testkit/mesh.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Daemon } from '../../daemon/daemon.js';
-import { silentLogger } from '../../daemon/log.js';
+import { silentLogger } from '../../log/logger.js';
 import { statIn } from '../../native/namespace.js';
 import { type Container, startContainer } from '../../testkit/container.js';
 import { FakeCtrl } from '../../testkit/fake-ctrl.js';

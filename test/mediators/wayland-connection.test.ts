@@ -2,7 +2,7 @@
 // ids, hidden globals and refused binds. (The same code against real weston: wayland-link.test.ts.)
 import { fstatSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../daemon/log.js';
+import { silentLogger } from '../../log/logger.js';
 import type { FilterSink } from '../../mediators/relay.js';
 import { WaylandConnection } from '../../mediators/wayland-connection.js';
 import { MAX_FDS_AHEAD_OF_MESSAGES } from '../../mediators/wayland-framer.js';

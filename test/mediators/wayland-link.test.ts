@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Daemon } from '../../daemon/daemon.js';
-import { createLogger } from '../../daemon/log.js';
+import { createLogger } from '../../log/logger.js';
 import { statIn } from '../../native/namespace.js';
 import {
   wl_data_device_manager,

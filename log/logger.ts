@@ -1,10 +1,21 @@
-// One line per event, as text or JSON, filtered by level. Written to stderr so stdout stays free for tools.
-import type { Fields, Logger } from '../mediators/types.js';
+// Structured logging for every layer: one line per event, as text or JSON, filtered by level. Written to stderr so
+// stdout stays free for tools.
+
+export type Fields = Record<string, unknown>;
+
+/** What mediators and the daemon log through; the daemon creates the one logger (createLogger) and hands it down. */
+export interface Logger {
+  debug(event: string, fields?: Fields): void;
+  info(event: string, fields?: Fields): void;
+  warn(event: string, fields?: Fields): void;
+  error(event: string, fields?: Fields): void;
+  /** A logger that adds these fields to every line. */
+  child(fields: Fields): Logger;
+}
 
 export const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type Level = (typeof LEVELS)[number];
 export type LogFormat = 'text' | 'json';
-export type { Fields, Logger };
 
 interface LogSettings {
   minimum: number;

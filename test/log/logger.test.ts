@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../daemon/log.js';
+import { createLogger } from '../../log/logger.js';
 
 describe('logger', () => {
   it('writes one text line per event with quoted fields, filtered by level', () => {
