@@ -4,6 +4,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { UsageError } from '../daemon/options.js';
 import type { CheckResult } from './check-runner.js';
 import { toDot, toMermaid } from './graph-picture.js';
 import { instancePaths, SIM_CLI, STATE_ROOT } from './paths.js';
@@ -30,8 +31,6 @@ const USAGE = `Usage: pvx-sim COMMAND [options]
   --interval S      pv-xconnect's poll interval in seconds (default 1)
   --json            status as JSON
 `;
-
-class UsageError extends Error {}
 
 const OPTIONS = {
   name: { type: 'string' },
