@@ -219,7 +219,7 @@ export class RestConnection {
   }
 
   /**
-   * Sends the 400 and ends the session once no answer to an earlier request can still come: all were answered,
+   * Sends the 400 and ends the connection once no answer to an earlier request can still come: all were answered,
    * or only the refused request itself is outstanding (forwarded in part, so never answered unless it already is).
    */
   private settle(): void {

@@ -1,4 +1,4 @@
-// Builds the xconnect-graph (ARCHITECTURE.md §3) from the containers' manifests and their init pids, with
+// Builds the xconnect-graph (docs/architecture.md) from the containers' manifests and their init pids, with
 // upstream's semantics. Pure: no I/O.
 //
 // - one link per requirement entry that has a matching export: every entry of a requirement array is kept, so

@@ -1,4 +1,4 @@
-// Pantavisor's service manifests (ARCHITECTURE.md §6), parsed from JSON text. Pure: no I/O.
+// Pantavisor's service manifests (docs/simulator.md), parsed from JSON text. Pure: no I/O.
 //
 //   services.json  {"#spec": "service-manifest-xconnect@1", "services": [export…]}  or a bare [export…]
 //   run.json       {"#spec": "service-manifest-run@1", "name", "services": {"required": [req…], "optional": [req…]}}

@@ -1,4 +1,4 @@
-// The xconnect-graph served by pv-ctrl (ARCHITECTURE.md §3): JSON text in, validated link specs out.
+// The xconnect-graph served by pv-ctrl (docs/architecture.md, "The graph"): JSON text in, validated link specs out.
 // Pure: no I/O. Entries that are not usable links are skipped with a warning; a body that is not a JSON array
 // is an error, so the caller keeps the last good graph.
 
@@ -9,7 +9,7 @@ export const HOST = '_pv_';
 export const LINK_TYPES = ['unix', 'rest', 'dbus', 'drm', 'wayland'] as const;
 export type LinkType = (typeof LINK_TYPES)[number];
 
-/** A link object as pv-ctrl serves it (ARCHITECTURE.md §3); absent optional fields take their defaults. */
+/** A link object as pv-ctrl serves it (docs/architecture.md); absent optional fields take their defaults. */
 export interface GraphEntry {
   consumer: string;
   consumer_pid: number;

@@ -1,4 +1,4 @@
-// The SASL gate on its own: the handshakes real clients do (as FACTS.md records them), forged identities,
+// The SASL gate on its own: the handshakes real clients do (as docs/dbus.md records them), forged identities,
 // refusals, and a property: whatever a client sends, the bus only ever hears EXTERNAL with the role's uid.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';

@@ -170,7 +170,7 @@ const hello = marshal({
 
 interface ClientTranscript {
   name: string;
-  /** The client's writes, in order, as FACTS.md records them. */
+  /** The client's writes, in order, as docs/dbus.md records them. */
   writes: string[];
   commands: SaslClientCommand[];
 }
