@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { connectIn } from '../native/namespace.js';
 import { PACKAGE_ROOT } from '../sim/paths.js';
 import { startDaemonProcess, stopProcess } from '../testkit/daemon-process.js';
+import { GENEROUS_BUS_LIMITS } from '../testkit/dbus-bus.js';
 import { DBusPeer } from '../testkit/dbus-peer.js';
 import { FakeCtrl } from '../testkit/fake-ctrl.js';
 import { eventually } from '../testkit/mesh.js';
@@ -38,10 +39,7 @@ function busConfig(socket: string): string {
     <allow eavesdrop="true"/>
     <allow own="*"/>
   </policy>
-  <limit name="max_message_size">134217728</limit>
-  <limit name="max_incoming_bytes">1000000000</limit>
-  <limit name="max_outgoing_bytes">1000000000</limit>
-  <limit name="max_replies_per_connection">50000</limit>
+${GENEROUS_BUS_LIMITS}
 </busconfig>
 `;
 }

@@ -26,6 +26,12 @@ pvx-admins:x:3000:root,operator
 nogroup:x:65534:
 `;
 
+/** Bus limits far above what a test or a bench sends (128 MiB messages, 1 GB queued, 50000 pending replies). */
+export const GENEROUS_BUS_LIMITS = `  <limit name="max_message_size">134217728</limit>
+  <limit name="max_incoming_bytes">1000000000</limit>
+  <limit name="max_outgoing_bytes">1000000000</limit>
+  <limit name="max_replies_per_connection">50000</limit>`;
+
 /**
  * Everyone may connect and talk to the bus and call the harmless methods; only root may own the service's name;
  * `Restricted` is allowed for operator and explicitly denied to nobody. Every mechanism is enabled, ANONYMOUS
@@ -62,10 +68,7 @@ export const POLICY = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus
   <policy user="nobody">
     <deny send_destination="${SERVICE}" send_interface="${SERVICE}" send_member="Restricted"/>
   </policy>
-  <limit name="max_message_size">134217728</limit>
-  <limit name="max_incoming_bytes">1000000000</limit>
-  <limit name="max_outgoing_bytes">1000000000</limit>
-  <limit name="max_replies_per_connection">50000</limit>
+${GENEROUS_BUS_LIMITS}
 </busconfig>
 `;
 

@@ -4,7 +4,7 @@ import { openSync, readdirSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Daemon, type DaemonOptions } from '../daemon/daemon.js';
-import { silentLogger } from '../log/logger.js';
+import { createLogger, type Fields, type Logger, silentLogger } from '../log/logger.js';
 import { FdListener } from '../native/fd-listener.js';
 import { type Chunk, FdSocket } from '../native/fd-socket.js';
 import { closeFd } from '../native/fds.js';
@@ -219,6 +219,20 @@ export async function startTestDaemon(
   });
   await daemon.start();
   return daemon;
+}
+
+/** Waits until every link of the daemon is active. */
+export function allLinksActive(daemon: Daemon, timeoutMs = PATIENCE_MS): Promise<true> {
+  return eventually(
+    () => daemon.reconciler.list().every((link) => link.state === 'active'),
+    timeoutMs,
+    'every link to be active',
+  );
+}
+
+/** A logger that keeps every line, debug and up, as a parsed JSON object in `lines`. */
+export function recordingLogger(lines: Fields[]): Logger {
+  return createLogger({ level: 'debug', format: 'json', write: (line) => lines.push(JSON.parse(line)) });
 }
 
 export type { GraphEntry };

@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Daemon } from '../../daemon/daemon.js';
 import type { Fields } from '../../log/logger.js';
-import { createLogger } from '../../log/logger.js';
 import { FakeCtrl } from '../../testkit/fake-ctrl.js';
 import {
   connectFrom,
@@ -17,6 +16,7 @@ import {
   graphEntry,
   type Provider,
   readToEnd,
+  recordingLogger,
   startProvider,
   startTestDaemon,
 } from '../../testkit/mesh.js';
@@ -65,7 +65,7 @@ describe('a failed link', () => {
       intervalMs: 100,
       statusSocket: join(work, 'status.sock'),
       limits: { retryBaseMs: 10, retryMaxMs: 40 },
-      log: createLogger({ level: 'debug', format: 'json', write: (line) => logs.push(JSON.parse(line)) }),
+      log: recordingLogger(logs),
     });
 
     // The unreachable provider is retried, again and again, while the identity mistake was tried once.

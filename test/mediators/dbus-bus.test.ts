@@ -9,7 +9,6 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Daemon } from '../../daemon/daemon.js';
 import type { Fields } from '../../log/logger.js';
-import { createLogger } from '../../log/logger.js';
 import { FdSocket } from '../../native/fd-socket.js';
 import { connectIn } from '../../native/namespace.js';
 import { MAX_SASL_LINE_LENGTH, MessageType, marshal, uidToHex } from '../../protocols/dbus/index.js';
@@ -26,6 +25,7 @@ import {
 import { BUS_NAME, BUS_PATH, DBusCallError, DBusPeer } from '../../testkit/dbus-peer.js';
 import { FakeCtrl } from '../../testkit/fake-ctrl.js';
 import {
+  allLinksActive,
   closeAll,
   connectFrom,
   contentOf,
@@ -35,6 +35,7 @@ import {
   graphEntry,
   PATIENCE_MS,
   type Provider,
+  recordingLogger,
   startProvider,
   startTestDaemon,
 } from '../../testkit/mesh.js';
@@ -106,13 +107,9 @@ beforeAll(async () => {
     dbusLink('operator', CREDENTIALS_SOCKET, 'credentials'),
   ]);
   daemon = await startTestDaemon(ctrl, {
-    log: createLogger({ level: 'debug', format: 'json', write: (line) => logs.push(JSON.parse(line)) }),
+    log: recordingLogger(logs),
   });
-  await eventually(
-    () => daemon.reconciler.list().every((link) => link.state === 'active'),
-    PATIENCE_MS,
-    'the dbus links to be active',
-  );
+  await allLinksActive(daemon);
 });
 
 afterAll(async () => {

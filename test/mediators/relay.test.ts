@@ -4,7 +4,6 @@
 // filter's hold, and senders that finish each message in time are not.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Fields } from '../../log/logger.js';
-import { createLogger } from '../../log/logger.js';
 import {
   type FilterSink,
   type Relay,
@@ -15,7 +14,7 @@ import {
 import type { LinkCounters } from '../../mediators/types.js';
 import type { Chunk, FdSocket } from '../../native/fd-socket.js';
 import { closeFds } from '../../native/fds.js';
-import { fileWithContent } from '../../testkit/mesh.js';
+import { fileWithContent, recordingLogger } from '../../testkit/mesh.js';
 import { socketPair } from '../../testkit/sockets.js';
 
 const STALL_MS = 1000;
@@ -88,7 +87,7 @@ function relayed(options: { highWaterMark?: number } = {}): Relayed {
   const running = relay(consumer, provider, {
     counters,
     limits: { idleHalfOpenMs: 60_000, messageStallMs: STALL_MS },
-    log: createLogger({ level: 'debug', format: 'json', write: (line) => log.push(JSON.parse(line)) }),
+    log: recordingLogger(log),
     ...filter,
   });
   for (const socket of [client, server]) socket.on('error', () => {});
@@ -104,6 +103,16 @@ const closed = (socket: FdSocket) =>
 
 /** Lets destroy()'s close events (next tick) and the sockets' I/O happen. */
 const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+/** On the fake clock: still open one ms before the stall limit has passed since now, closed once it has. */
+async function expectCutOffAtTheLimit(consumer: FdSocket): Promise<void> {
+  vi.advanceTimersByTime(STALL_MS - 1);
+  await settle();
+  expect(consumer.destroyed).toBe(false);
+  vi.advanceTimersByTime(1);
+  await settle();
+  expect(consumer.destroyed).toBe(true);
+}
 
 afterEach(() => {
   for (const { client, server, consumer, provider } of open)
@@ -159,12 +168,8 @@ describe('a sender stalled mid-message', () => {
     const { client, consumer, provider, filter, log } = relayed();
     client.write(Buffer.from('half a li'));
     await filter.toProvider.pushed();
-    vi.advanceTimersByTime(STALL_MS - 1);
-    await settle();
-    expect(consumer.destroyed).toBe(false);
-    vi.advanceTimersByTime(1);
-    await settle();
-    expect(consumer.destroyed && provider.destroyed).toBe(true);
+    await expectCutOffAtTheLimit(consumer);
+    expect(provider.destroyed).toBe(true);
     expect(log.find((line) => line.event === 'connection stalled mid-message')).toMatchObject({
       level: 'warn',
       direction: 'toProvider',
@@ -210,12 +215,7 @@ describe('a sender stalled mid-message', () => {
     await settle();
     expect(consumer.destroyed).toBe(false);
     relay.hold('toProvider', false);
-    vi.advanceTimersByTime(STALL_MS - 1);
-    await settle();
-    expect(consumer.destroyed).toBe(false);
-    vi.advanceTimersByTime(1);
-    await settle();
-    expect(consumer.destroyed).toBe(true);
+    await expectCutOffAtTheLimit(consumer);
   });
 
   it('is not cut off while it waits for the receiver to read what went before', async () => {
@@ -230,11 +230,6 @@ describe('a sender stalled mid-message', () => {
     // Once the server reads, the half message is the client's again: the whole limit, then it is cut off.
     server.resume();
     while (provider.writableLength > 0) await settle();
-    vi.advanceTimersByTime(STALL_MS - 1);
-    await settle();
-    expect(consumer.destroyed).toBe(false);
-    vi.advanceTimersByTime(1);
-    await settle();
-    expect(consumer.destroyed).toBe(true);
+    await expectCutOffAtTheLimit(consumer);
   });
 });

@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Daemon } from '../../daemon/daemon.js';
 import type { Fields } from '../../log/logger.js';
-import { createLogger } from '../../log/logger.js';
 import type { FdSocket } from '../../native/fd-socket.js';
 import { MessageType, marshal, uidToHex } from '../../protocols/dbus/index.js';
 import { HEADER_SIZE, MAX_MESSAGE_SIZE } from '../../protocols/wayland/wire.js';
@@ -24,7 +23,15 @@ import {
 } from '../../testkit/dbus-bus.js';
 import { DBusPeer } from '../../testkit/dbus-peer.js';
 import { FakeCtrl } from '../../testkit/fake-ctrl.js';
-import { connectFrom, eventually, graphEntry, readToEnd, startTestDaemon } from '../../testkit/mesh.js';
+import {
+  allLinksActive,
+  connectFrom,
+  eventually,
+  graphEntry,
+  readToEnd,
+  recordingLogger,
+  startTestDaemon,
+} from '../../testkit/mesh.js';
 import { RawWaylandClient } from '../../testkit/wayland-client.js';
 import { startWeston, WESTON_SOCKET, type Weston } from '../../testkit/wayland-weston.js';
 
@@ -73,13 +80,9 @@ beforeAll(async () => {
   ]);
   daemon = await startTestDaemon(ctrl, {
     limits: { messageStallMs: STALL_MS },
-    log: createLogger({ level: 'debug', format: 'json', write: (line) => logs.push(JSON.parse(line)) }),
+    log: recordingLogger(logs),
   });
-  await eventually(
-    () => daemon.reconciler.list().every((link) => link.state === 'active'),
-    10_000,
-    'the links to be active',
-  );
+  await allLinksActive(daemon);
 });
 
 afterAll(async () => {

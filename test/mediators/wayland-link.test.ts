@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Daemon } from '../../daemon/daemon.js';
-import { createLogger } from '../../log/logger.js';
 import { statIn } from '../../native/namespace.js';
 import {
   wl_data_device_manager,
@@ -29,6 +28,7 @@ import {
   type GraphEntry,
   openFdCount,
   PATIENCE_MS,
+  recordingLogger,
 } from '../../testkit/mesh.js';
 import { type Global, RawWaylandClient } from '../../testkit/wayland-client.js';
 import { StubCompositor } from '../../testkit/wayland-stub.js';
@@ -142,7 +142,7 @@ beforeAll(async () => {
     ctrlSocket: ctrl.socketPath,
     intervalMs: 500,
     statusSocket: null,
-    log: createLogger({ level: 'debug', format: 'json', write: (line) => logLines.push(JSON.parse(line)) }),
+    log: recordingLogger(logLines),
   });
   await daemon.start();
   for (const [container, target] of [
