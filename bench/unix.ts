@@ -7,6 +7,7 @@ import { namespaceOf } from '../daemon/plumbing.js';
 import { Reconciler } from '../daemon/reconciler.js';
 import { silentLogger } from '../log/logger.js';
 import { DEFAULT_MEDIATOR_SETTINGS, defaultMediators } from '../mediators/registry.js';
+import { DEFAULT_RELAY_LIMITS } from '../mediators/relay.js';
 import { startDaemonProcess, stopProcess } from '../testkit/daemon-process.js';
 import { FakeCtrl } from '../testkit/fake-ctrl.js';
 import { eventually } from '../testkit/mesh.js';
@@ -100,8 +101,7 @@ async function reconcileTimes(dir: string, providerPath: string) {
       defaultMediators(DEFAULT_MEDIATOR_SETTINGS, namespaceOf(0)),
       {
         maxConnections: 1024,
-        idleHalfOpenMs: 60_000,
-        messageStallMs: 10_000,
+        ...DEFAULT_RELAY_LIMITS,
         retryBaseMs: 1000,
         retryMaxMs: 30_000,
       },

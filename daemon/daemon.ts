@@ -6,6 +6,7 @@ import {
   type MediatorRegistry,
   type MediatorSettings,
 } from '../mediators/registry.js';
+import { DEFAULT_RELAY_LIMITS } from '../mediators/relay.js';
 import { parseGraph } from '../protocols/graph/xconnect-graph.js';
 import { fetchGraph, MAX_GRAPH_BYTES } from './graph-client.js';
 import type { LinkLimits } from './link.js';
@@ -51,8 +52,7 @@ export class Daemon {
   constructor(private readonly options: DaemonOptions) {
     const limits: LinkLimits = {
       maxConnections: 1024,
-      idleHalfOpenMs: 60_000,
-      messageStallMs: 10_000,
+      ...DEFAULT_RELAY_LIMITS,
       retryBaseMs: Math.min(1000, options.intervalMs),
       retryMaxMs: options.intervalMs * 6,
       ...options.limits,

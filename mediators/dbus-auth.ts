@@ -1,4 +1,4 @@
-// The SASL handshake of one D-Bus connection, owned by the mediator until BEGIN. Pure: bytes in, lines out.
+// The SASL gate of one D-Bus connection, until BEGIN. Pure: bytes in, lines out.
 //
 // The gate mirrors the bus's SASL state (WaitingForAuth / WaitingForData / WaitingForBegin of the D-Bus spec) in
 // lock-step: it sends the bus one client line at a time and reads the bus's reply before it looks at the next

@@ -70,6 +70,9 @@ export interface Relay {
   transfer(direction: Direction, length: number, done: (moved: number) => void): void;
 }
 
+/** The relay's limits unless the daemon is told otherwise (docs/daemon.md, "Limits"). */
+export const DEFAULT_RELAY_LIMITS: RelayLimits = { idleHalfOpenMs: 60_000, messageStallMs: 10_000 };
+
 /** How long a rejected sender gets to read our reply before its socket is closed. */
 const REPLY_LINGER_MS = 1000;
 

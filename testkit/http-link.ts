@@ -2,6 +2,7 @@
 // the test, so it sees exactly the bytes each side receives and when.
 
 import type { Fields, Logger } from '../log/logger.js';
+import { DEFAULT_RELAY_LIMITS } from '../mediators/relay.js';
 import { restMediator } from '../mediators/rest.js';
 import type { LinkContext, LinkCounters, Namespace } from '../mediators/types.js';
 import type { Chunk, FdSocket } from '../native/fd-socket.js';
@@ -172,7 +173,7 @@ export async function restConnection(spec: Partial<LinkSpec> = {}): Promise<Rest
     counters,
     consumer: unusedNamespace,
     provider: unusedNamespace,
-    relayLimits: { idleHalfOpenMs: 60_000, messageStallMs: 10_000 },
+    relayLimits: DEFAULT_RELAY_LIMITS,
     dialProvider: async () => providerEnd,
     note: () => {},
   };
