@@ -14,7 +14,7 @@ import { GENEROUS_BUS_LIMITS } from '../testkit/dbus-bus.js';
 import { DBusPeer } from '../testkit/dbus-peer.js';
 import { FakeCtrl } from '../testkit/fake-ctrl.js';
 import { eventually } from '../testkit/mesh.js';
-import { cpuMs, nowMs, percentile, record, round } from './harness.js';
+import { cpuMs, hostLink, nowMs, percentile, record, round } from './harness.js';
 
 const SERVICE = 'org.pvx.Bench';
 const SERVICE_PATH = '/org/pvx/Bench';
@@ -196,20 +196,6 @@ async function measure(
   );
 }
 
-function hostDbusLink(socket: string, target: string) {
-  return {
-    consumer: '_pv_',
-    consumer_pid: 0,
-    provider: '_pv_',
-    provider_pid: 0,
-    name: 'bench-bus',
-    type: 'dbus',
-    role: 'root',
-    socket,
-    target,
-  };
-}
-
 export async function run(): Promise<void> {
   const dir = mkdtempSync('/dev/shm/pvx-bench-dbus-');
   const busPath = join(dir, 'bus.sock');
@@ -226,7 +212,7 @@ export async function run(): Promise<void> {
     children.push(spawn('dbus-daemon', busArgs, { stdio: 'ignore' }));
     await eventually(() => existsSync(busPath), 10_000, 'dbus-daemon');
     children.push(await startService(busPath));
-    ctrl.setGraph([hostDbusLink(busPath, meshPath)]);
+    ctrl.setGraph([hostLink('bench-bus', busPath, meshPath, { type: 'dbus', role: 'root' })]);
     await ctrl.start();
     const daemon = startDaemonProcess(ctrl.socketPath);
     children.push(daemon);

@@ -12,6 +12,7 @@ import {
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PACKAGE_ROOT } from '../sim/paths.js';
+import { type GraphEntry, graphEntry } from '../testkit/mesh.js';
 
 /** USER_HZ of /proc/<pid>/stat: 100 on Linux for all architectures this runs on. */
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -87,23 +88,8 @@ export const echo = (socket: Socket) => {
 };
 
 /** A graph entry for a link (unix unless overridden) whose both ends are on the host (`_pv_`). */
-export function hostLink(
-  name: string,
-  socket: string,
-  target: string,
-  overrides: Record<string, unknown> = {},
-) {
-  return {
-    consumer: '_pv_',
-    consumer_pid: 0,
-    provider: '_pv_',
-    provider_pid: 0,
-    name,
-    type: 'unix',
-    socket,
-    target,
-    ...overrides,
-  };
+export function hostLink(name: string, socket: string, target: string, overrides: Partial<GraphEntry> = {}) {
+  return graphEntry('unix', null, null, { name, socket, target, ...overrides });
 }
 
 /** One connection to each path, each carried through to an echo provider (one byte there and back). */

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { startDaemonProcess, stopProcess } from '../testkit/daemon-process.js';
 import { FakeCtrl } from '../testkit/fake-ctrl.js';
 import { eventually } from '../testkit/mesh.js';
-import { cpuMs, percentile, record, round } from './harness.js';
+import { cpuMs, hostLink, percentile, record, round } from './harness.js';
 import { closedLoop, type LoadResult, openConnections, upload } from './http-load.js';
 
 const GET = Buffer.from('GET /small HTTP/1.1\r\nHost: bench\r\nAccept: */*\r\n\r\n');
@@ -26,6 +26,10 @@ const UPLOAD_ROUNDS = 5;
 /** Uploads through every path before the counted rounds: the bench process (client and sink) warms up too. */
 const UPLOAD_WARMUP_ROUNDS = 2;
 const IDENTITY = { consumer: '_pv_', role: 'reader' };
+
+/** A host-side rest link with the identity nginx is configured with. */
+const restLink = (name: string, socket: string, target: string) =>
+  hostLink(name, socket, target, { type: 'rest', role: IDENTITY.role });
 
 function nginxConfig(dir: string, name: string, server: string): string {
   return `
@@ -62,20 +66,6 @@ function uploadSink(path: string): Promise<Server> {
     req.on('end', () => res.end('ok\n'));
   });
   return new Promise((resolve) => server.listen(path, () => resolve(server)));
-}
-
-function hostLink(name: string, socket: string, target: string) {
-  return {
-    consumer: IDENTITY.consumer,
-    consumer_pid: 0,
-    provider: '_pv_',
-    provider_pid: 0,
-    name,
-    type: 'rest',
-    role: IDENTITY.role,
-    socket,
-    target,
-  };
 }
 
 interface PathUnderTest {
@@ -189,8 +179,8 @@ export async function run(): Promise<void> {
   }`,
   );
   const graph = [
-    hostLink('get', providerPath, join(dir, 'mesh-get.sock')),
-    hostLink('upload', sinkPath, join(dir, 'mesh-upload.sock')),
+    restLink('get', providerPath, join(dir, 'mesh-get.sock')),
+    restLink('upload', sinkPath, join(dir, 'mesh-upload.sock')),
   ];
   const ctrl = await FakeCtrl.serving(ctrlPath, graph);
   const daemon = startDaemonProcess(ctrlPath);
