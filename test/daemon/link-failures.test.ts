@@ -14,6 +14,7 @@ import {
   connectFrom,
   eventually,
   graphEntry,
+  PATIENCE_MS,
   type Provider,
   readToEnd,
   recordingLogger,
@@ -69,7 +70,7 @@ describe('a failed link', () => {
     });
 
     // The unreachable provider is retried, again and again, while the identity mistake was tried once.
-    await eventually(() => failures('later').length >= 4, 10_000, 'retries of the transient failure');
+    await eventually(() => failures('later').length >= 4, PATIENCE_MS, 'retries of the transient failure');
     expect(failures('web')).toHaveLength(1);
     expect(failures('web')[0]).toMatchObject({ retry: false });
     expect(failures('later').every((line) => typeof line.retryInMs === 'number')).toBe(true);
@@ -78,13 +79,13 @@ describe('a failed link', () => {
 
     // The transient failure passes by itself once the provider is there.
     providers.push(await startProvider(0, later));
-    await eventually(() => state('later')?.state === 'active', 10_000, 'the retried link to come up');
+    await eventually(() => state('later')?.state === 'active', PATIENCE_MS, 'the retried link to come up');
     expect(state('web')?.state).toBe('failed');
     expect(failures('web')).toHaveLength(1);
 
     // A new spec is a new attempt.
     ctrl.setGraph([rest('reader'), unix]);
-    await eventually(() => state('web')?.state === 'active', 10_000, 'the corrected link to come up');
+    await eventually(() => state('web')?.state === 'active', PATIENCE_MS, 'the corrected link to come up');
   });
 
   it('counts the connections it had to close because the provider could not be dialled', async () => {
@@ -92,7 +93,7 @@ describe('a failed link', () => {
     provider.close(); // the 'later' link's provider: its socket file stays, nobody listens any more
     const client = await connectFrom(0, join(work, 'later-target.sock'));
     await readToEnd(client);
-    await eventually(() => state('later')?.counters.connections.failed === 1, 5000, 'the failed dial');
+    await eventually(() => state('later')?.counters.connections.failed === 1, PATIENCE_MS, 'the failed dial');
     const later = JSON.parse(await get('/links')).find((link: { name: string }) => link.name === 'later');
     expect(later.connections).toEqual({ active: 0, total: 1, failed: 1 });
     expect(await get('/metrics')).toMatch(/^pvx_link_connections_failed_total\{[^}]*name="later"[^}]*\} 1$/m);

@@ -28,6 +28,7 @@ import {
   connectFrom,
   eventually,
   graphEntry,
+  PATIENCE_MS,
   readToEnd,
   recordingLogger,
   startTestDaemon,
@@ -39,8 +40,6 @@ const STALL_MS = 500;
 const WAYLAND_TARGET = '/run/pv/services/wayland.sock';
 const BUS_TARGET = '/run/pv/services/bus.sock';
 const WEB_TARGET = '/run/pv/services/web.sock';
-/** Long enough for any closing to happen, however loaded the machine. */
-const CAP_MS = 20 * STALL_MS;
 
 let work: string;
 let ctrl: FakeCtrl;
@@ -113,7 +112,7 @@ async function stallWith(socket: FdSocket, data: Buffer | (() => Buffer | null),
     }, interval);
   } else socket.write(data);
   try {
-    await eventually(() => socket.destroyed, CAP_MS, 'the daemon to close the stalled connection');
+    await eventually(() => socket.destroyed, PATIENCE_MS, 'the daemon to close the stalled connection');
   } finally {
     clearInterval(trickle);
   }
