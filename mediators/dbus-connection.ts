@@ -11,12 +11,7 @@ import type { Chunk } from '../native/fd-socket.js';
 import { closeFds, FdQueue } from '../native/fds.js';
 import { type AuthOutput, AuthRefusal, clientRefusal, SaslGate } from './dbus-auth.js';
 import { DBusMessageFilter } from './dbus-messages.js';
-import { type Relay, RelayRejection, type StreamFilter } from './relay.js';
-
-export interface DBusFilters {
-  toProvider: StreamFilter;
-  toConsumer: StreamFilter;
-}
+import { type FilterPair, type Relay, RelayRejection } from './relay.js';
 
 export class DBusConnection {
   readonly #gate: SaslGate;
@@ -28,12 +23,13 @@ export class DBusConnection {
   #fromBus: DBusMessageFilter | null = null;
 
   /** `uid`: the role's uid, the only identity the bus is told. `start` runs the relay with the filters. */
-  constructor(uid: number, start: (filters: DBusFilters) => Relay) {
+  constructor(uid: number, start: (filters: FilterPair) => Relay) {
     this.#gate = new SaslGate(uid);
     this.#relay = start({
       toProvider: {
         push: (chunk, sink) =>
           this.#fromClient ? this.#fromClient.push(chunk, sink) : this.#clientBytes(chunk),
+        // A client that leaves before BEGIN takes its bus connection with it.
         end: () => (this.#fromClient ? this.#fromClient.end() : this.#relay.finish()),
         dispose: () => this.#dispose(),
         partialMessage: () =>

@@ -41,12 +41,16 @@ export class RelayRejection extends Error {
   override name = 'RelayRejection';
 }
 
-export interface RelayOptions {
+/** A filter for each direction, from a mediator whose protocol state spans both. */
+export interface FilterPair {
+  toProvider: StreamFilter;
+  toConsumer: StreamFilter;
+}
+
+export interface RelayOptions extends Partial<FilterPair> {
   counters: LinkCounters;
   limits: RelayLimits;
   log: Logger;
-  toProvider?: StreamFilter;
-  toConsumer?: StreamFilter;
 }
 
 /** A running relay of one connection, for filters whose decisions span both directions. */

@@ -26,7 +26,7 @@ import {
   serializeRequestHead,
   stripFields,
 } from '../protocols/http/index.js';
-import { type Direction, type FilterSink, type Relay, RelayRejection, type StreamFilter } from './relay.js';
+import { type Direction, type FilterPair, type FilterSink, type Relay, RelayRejection } from './relay.js';
 
 export const CLIENT_FIELD = 'X-PV-Client';
 export const ROLE_FIELD = 'X-PV-Role';
@@ -53,11 +53,6 @@ interface BodyReader<Head> {
 }
 
 type SwitchDecision = 'tunnel' | 'http';
-
-export interface RestFilters {
-  toProvider: StreamFilter;
-  toConsumer: StreamFilter;
-}
 
 /** The bytes of the answer to an invalid request. */
 export function badRequest(error: HttpParseError): Buffer {
@@ -92,7 +87,7 @@ export class RestConnection {
   constructor(
     private readonly identity: readonly HttpHeader[],
     private readonly log: Logger,
-    start: (filters: RestFilters) => Relay,
+    start: (filters: FilterPair) => Relay,
   ) {
     this.relay = start({
       toProvider: {
