@@ -4,25 +4,15 @@
 // with a note when the XML is not installed (nothing to compare against). Runs from dist/ (after `npm run build`).
 // The generator reads and writes files, so it lives here, beside the pure codec it feeds (protocols/wayland/).
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { PACKAGE_ROOT } from '../../native/package-root.js';
 import type { ProtocolSpec } from '../../protocols/wayland/spec.js';
 import { type GeneratedFile, generateFiles } from './generate.js';
 import { scanProtocol } from './scanner.js';
 
 const PROTOCOL_GROUPS = ['stable', 'staging', 'unstable'];
-
-/** The repository root, from codegen/wayland/ sources or dist/codegen/wayland/. */
-function repositoryRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('package.json not found above the codegen script');
-    dir = parent;
-  }
-  return dir;
-}
 
 function xmlFilesUnder(dir: string): string[] {
   if (!existsSync(dir)) return [];
@@ -95,7 +85,7 @@ function main(): number {
       check: { type: 'boolean', default: false },
       'wayland-dir': { type: 'string', default: '/usr/share/wayland' },
       'protocols-dir': { type: 'string', default: '/usr/share/wayland-protocols' },
-      out: { type: 'string', default: join(repositoryRoot(), 'protocols', 'wayland', 'generated') },
+      out: { type: 'string', default: join(PACKAGE_ROOT, 'protocols', 'wayland', 'generated') },
     },
   });
   const files = generateFromXml(values['wayland-dir'], values['protocols-dir']);
