@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { connectIn } from '../native/namespace.js';
-import { PACKAGE_ROOT } from '../sim/paths.js';
+import { PACKAGE_ROOT } from '../native/package-root.js';
 import { startDaemonProcess, stopProcess } from '../testkit/daemon-process.js';
 import { GENEROUS_BUS_LIMITS } from '../testkit/dbus-bus.js';
 import { DBusPeer } from '../testkit/dbus-peer.js';

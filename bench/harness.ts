@@ -11,7 +11,7 @@ import {
 } from 'node:net';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
-import { PACKAGE_ROOT } from '../sim/paths.js';
+import { PACKAGE_ROOT } from '../native/package-root.js';
 import { type GraphEntry, graphEntry } from '../testkit/mesh.js';
 
 /** USER_HZ of /proc/<pid>/stat: 100 on Linux for all architectures this runs on. */

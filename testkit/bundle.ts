@@ -1,7 +1,7 @@
 // Device bundles of this checkout for tests: built with `npm run bundle` and unpacked into a folder of the test's.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PACKAGE_ROOT } from '../sim/paths.js';
+import { PACKAGE_ROOT } from '../native/package-root.js';
 import { runToEnd } from './daemon-process.js';
 
 export const ROOT = PACKAGE_ROOT;
