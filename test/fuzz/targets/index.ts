@@ -3,9 +3,9 @@ import type { FuzzTarget, Json } from '../target.js';
 import { messageTarget, namesTarget, saslTarget, signatureTarget } from './dbus.js';
 import { allowTarget, graphTarget, manifestsTarget } from './graph.js';
 import { chunkLineTarget, llhttpTarget, requestHeadTarget, responseTarget } from './http.js';
-import { dbusFilterTarget, dbusGateTarget, restSessionTarget } from './mediators.js';
+import { dbusFilterTarget, dbusGateTarget, restConnectionTarget } from './mediators.js';
 import { fdQueueTarget, wireTarget } from './wayland.js';
-import { waylandSessionTarget } from './wayland-session.js';
+import { waylandConnectionTarget } from './wayland-connection.js';
 
 export const targets: readonly FuzzTarget<Json>[] = [
   namesTarget,
@@ -18,10 +18,10 @@ export const targets: readonly FuzzTarget<Json>[] = [
   chunkLineTarget,
   llhttpTarget,
   responseTarget,
-  restSessionTarget,
+  restConnectionTarget,
   wireTarget,
   fdQueueTarget,
-  waylandSessionTarget,
+  waylandConnectionTarget,
   graphTarget,
   manifestsTarget,
   allowTarget,

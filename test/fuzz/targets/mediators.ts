@@ -1,12 +1,17 @@
 // Fuzz targets of the mediators' protocol filters, in process with real fds: the D-Bus message filter (framing and
-// fd accounting), the D-Bus SASL gate (what reaches the bus), the REST session (what reaches the provider).
+// fd accounting), the D-Bus SASL gate (what reaches the bus), the REST connection (what reaches the provider).
 import { closeSync } from 'node:fs';
 import fc from 'fast-check';
+import type { Logger } from '../../../log/logger.js';
 import { type AuthOutput, AuthRefusal, SaslGate } from '../../../mediators/dbus-auth.js';
 import { DBusMessageFilter } from '../../../mediators/dbus-messages.js';
-import { type FilterSink, RelayRejection, type RelaySession } from '../../../mediators/relay.js';
-import { CLIENT_FIELD, IDENTITY_FIELDS, RestSession, ROLE_FIELD } from '../../../mediators/rest-session.js';
-import type { Logger } from '../../../mediators/types.js';
+import { type FilterSink, type Relay, RelayRejection } from '../../../mediators/relay.js';
+import {
+  CLIENT_FIELD,
+  IDENTITY_FIELDS,
+  RestConnection,
+  ROLE_FIELD,
+} from '../../../mediators/rest-connection.js';
 import { DBusFramer, marshal, uidToHex } from '../../../protocols/dbus/index.js';
 import { fieldNameKey, RequestParser } from '../../../protocols/http/index.js';
 import { messageArb } from '../../protocols/dbus/arbitraries.js';
@@ -100,6 +105,8 @@ export const dbusFilterTarget: FuzzTarget<FilterInput> = {
       if (!(error instanceof RelayRejection)) throw error;
       outcome = 'rejected';
     }
+    // The relay disposes of the filter when the connection is over: what it still holds is closed then.
+    filter.dispose();
     const sent = forwards.flatMap((f) => f.fds);
     // Fds of chunks never pushed (after a rejection) are the relay's to close, as it does.
     for (const fd of given) if (!handed.includes(fd)) closeSync(fd);
@@ -240,11 +247,12 @@ export const dbusGateTarget: FuzzTarget<GateInput> = {
 
 type RestInput = { stream: string; cuts: number[] };
 
-/** A relay stand-in for the REST session: it records what the session asks of the relay. */
-function relayRecorder(): RelaySession & { rejected: Error | null } {
+/** A relay stand-in for the REST connection: it records what the connection asks of the relay. */
+function relayRecorder(sink: FilterSink): Relay & { rejected: Error | null } {
   return {
     rejected: null,
     finish() {},
+    sink: () => sink,
     hold() {},
     reject(_direction, reason) {
       this.rejected ??= reason;
@@ -255,12 +263,12 @@ function relayRecorder(): RelaySession & { rejected: Error | null } {
   };
 }
 
-export const restSessionTarget: FuzzTarget<RestInput> = {
-  name: 'rest-session',
+export const restConnectionTarget: FuzzTarget<RestInput> = {
+  name: 'rest-connection',
   codec: 'http',
   description:
-    'the REST session end to end: every forwarded request carries exactly the link identity and parses alike',
-  sources: ['mediators/rest-session.ts', 'protocols/http/headers.ts', 'protocols/http/serializer.ts'],
+    'the REST connection end to end: every forwarded request carries exactly the link identity and parses alike',
+  sources: ['mediators/rest-connection.ts', 'protocols/http/headers.ts', 'protocols/http/serializer.ts'],
   ciRuns: 10000,
   minBehaviours: 5,
   arbitrary() {
@@ -287,19 +295,19 @@ export const restSessionTarget: FuzzTarget<RestInput> = {
     ];
     const forwarded: Buffer[] = [];
     let replied = '';
-    const relay = relayRecorder();
-    let toProvider: { push: (chunk: { data: Buffer; fds: number[] }, sink: FilterSink) => void } | null =
-      null;
-    new RestSession(identity, quiet, (filters) => {
-      toProvider = filters.toProvider;
-      return relay;
-    });
     const sink: FilterSink = {
       forward: (data) => forwarded.push(Buffer.from(data)),
       reply: (data) => {
         replied += data.toString('latin1');
       },
     };
+    const relay = relayRecorder(sink);
+    let toProvider: { push: (chunk: { data: Buffer; fds: number[] }, sink: FilterSink) => void } | null =
+      null;
+    new RestConnection(identity, quiet, (filters) => {
+      toProvider = filters.toProvider;
+      return relay;
+    });
     let thrown = false;
     try {
       for (const chunk of cutAt(latin1(stream), cuts)) {

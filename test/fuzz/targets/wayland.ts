@@ -1,13 +1,13 @@
 // Fuzz targets of the Wayland codec: every generated message decoder on encoded-then-mutated bytes, and the wire
-// framing with fd counts.
+// framing with fd counts; and of the fd queue (native/fds.ts) the Wayland and D-Bus filters take fds from.
 import fc from 'fast-check';
+import { FdQueue } from '../../../native/fds.js';
 import { protocols } from '../../../protocols/wayland/index.js';
 import type { MessageSpec } from '../../../protocols/wayland/spec.js';
 import {
   type ArgValue,
   decodeArgs,
   encodeMessage,
-  FdQueue,
   fdCount,
   HEADER_SIZE,
   type MessageArgs,
@@ -109,11 +109,21 @@ export const wireTarget: FuzzTarget<WireInput> = {
   },
 };
 
+/** The fds taken, or null when the queue refused (RangeError, taking none). */
+function takeOrRefuse(queue: FdQueue, count: number): number[] | null {
+  try {
+    return queue.take(count);
+  } catch (error) {
+    if (error instanceof RangeError) return null;
+    throw error;
+  }
+}
+
 export const fdQueueTarget: FuzzTarget<{ ops: [number, number][] }> = {
-  name: 'wayland-fd-queue',
-  codec: 'wayland',
+  name: 'fd-queue',
+  codec: 'native',
   description: 'the fd queue: fds leave in arrival order, a take of more than queued takes none',
-  sources: ['protocols/wayland/wire.ts'],
+  sources: ['native/fds.ts'],
   ciRuns: 10000,
   minBehaviours: 2,
   arbitrary() {
@@ -132,13 +142,13 @@ export const fdQueueTarget: FuzzTarget<{ ops: [number, number][] }> = {
         queue.push(fds);
         model.push(...fds);
       } else if (kind === 1) {
-        const taken = refusedOr(WaylandWireError, () => queue.take(count));
-        if (isRefusal(taken)) {
+        const taken = takeOrRefuse(queue, count);
+        if (taken === null) {
           refusals++;
           if (count <= model.length) disagree('take refused with enough fds queued', { ops });
         } else if (JSON.stringify(taken) !== JSON.stringify(model.splice(0, count)))
           disagree('take out of order', { ops });
-      } else if (JSON.stringify(queue.drain()) !== JSON.stringify(model.splice(0)))
+      } else if (JSON.stringify(queue.take(queue.length)) !== JSON.stringify(model.splice(0)))
         disagree('drain out of order', { ops });
       if (queue.length !== model.length) disagree('queue length differs from the model', { ops });
     }

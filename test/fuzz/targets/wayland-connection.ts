@@ -1,15 +1,15 @@
-// Fuzz target of the Wayland mediator's session: conversations generated from the protocol tables (globals, binds,
+// Fuzz target of the Wayland mediator's connection state: conversations generated from the protocol tables (globals, binds,
 // requests and events with new objects, destructors and delete_id, fds), chunked, with odd bytes mixed in. The
 // session must relay every message of a valid conversation, each with exactly its fds, drop only hidden globals,
 // refuse binds to them, and account for every fd.
 import fc from 'fast-check';
 import { RelayRejection } from '../../../mediators/relay.js';
+import { WaylandConnection } from '../../../mediators/wayland-connection.js';
 import { DEFAULT_POLICY, visibilityFor } from '../../../mediators/wayland-policy.js';
-import { WaylandSession } from '../../../mediators/wayland-session.js';
 import { knownInterfaces } from '../../../protocols/wayland/interfaces.js';
 import type { InterfaceSpec, MessageSpec } from '../../../protocols/wayland/spec.js';
 import type { ArgValue, MessageArgs } from '../../../protocols/wayland/wire.js';
-import { encodeMessage, MAX_FDS_PER_WRITE, SERVER_ID_START } from '../../../protocols/wayland/wire.js';
+import { encodeMessage, MAX_FDS_PER_WAYLAND_READ, SERVER_ID_START } from '../../../protocols/wayland/wire.js';
 import { prng } from '../../protocols/http/streams.js';
 import { checkFdsAccountedFor, openFds } from '../fds.js';
 import { disagree } from '../oracle.js';
@@ -214,12 +214,12 @@ function compile(actions: readonly Action[]): Step[] {
   return steps;
 }
 
-export const waylandSessionTarget: FuzzTarget<{ actions: Action[] }> = {
-  name: 'wayland-session',
+export const waylandConnectionTarget: FuzzTarget<{ actions: Action[] }> = {
+  name: 'wayland-connection',
   codec: 'wayland',
   description:
     'the Wayland session on generated conversations: every message relayed with exactly its fds, hidden globals dropped, binds to them refused',
-  sources: ['mediators/wayland-session.ts', 'mediators/wayland-framer.ts', 'protocols/wayland/wire.ts'],
+  sources: ['mediators/wayland-connection.ts', 'mediators/wayland-framer.ts', 'protocols/wayland/wire.ts'],
   ciRuns: 8000,
   minBehaviours: 8,
   arbitrary() {
@@ -238,7 +238,7 @@ export const waylandSessionTarget: FuzzTarget<{ actions: Action[] }> = {
   },
   check({ actions }) {
     const steps = compile(actions);
-    const session = new WaylandSession({ visible, log: quiet });
+    const session = new WaylandConnection({ visible, log: quiet });
     const out = {
       client: [] as { data: Buffer; fds: number[]; at: number }[],
       server: [] as { data: Buffer; fds: number[]; at: number }[],
@@ -283,20 +283,23 @@ export const waylandSessionTarget: FuzzTarget<{ actions: Action[] }> = {
       if (!(error instanceof RelayRejection)) throw error;
       outcome = 'refused';
     }
-    session.dispose();
+    // The relay disposes of both directions' filters when the connection is over, however it ended.
+    session.toProvider.dispose();
+    session.toConsumer.dispose();
     const forwardedFds = [...out.client, ...out.server].flatMap((w) => w.fds);
     const problem = checkFdsAccountedFor(handed, forwardedFds);
-    if (problem) disagree(`wayland-session: ${problem}`, { actions });
+    if (problem) disagree(`wayland-connection: ${problem}`, { actions });
     for (const side of ['client', 'server'] as const) {
       const got = Buffer.concat(out[side].map((w) => w.data));
       const want = Buffer.concat(expected[side]);
       if (!want.subarray(0, got.length).equals(got))
-        disagree(`wayland-session: ${side} bytes are not the conversation's`, { actions });
+        disagree(`wayland-connection: ${side} bytes are not the conversation's`, { actions });
       if (outcome === 'relayed' && !got.equals(want))
-        disagree(`wayland-session: ${side} messages held back`, { actions });
+        disagree(`wayland-connection: ${side} messages held back`, { actions });
       let last = -1;
       for (const write of out[side]) {
-        if (write.fds.length > MAX_FDS_PER_WRITE) disagree('more than 28 fds in one write', { actions });
+        if (write.fds.length > MAX_FDS_PER_WAYLAND_READ)
+          disagree('more than 28 fds in one write', { actions });
         for (const fd of write.fds) {
           if (fd < last) disagree('fds out of order', { actions });
           last = fd;
@@ -308,7 +311,7 @@ export const waylandSessionTarget: FuzzTarget<{ actions: Action[] }> = {
     }
     const invalid = steps.some((s) => s.garbage || s.hiddenBind || s.truncated);
     if (outcome === 'refused' && !invalid)
-      disagree('wayland-session refused a valid conversation', { actions });
+      disagree('wayland-connection refused a valid conversation', { actions });
     if (steps.some((s) => s.hiddenBind) && outcome !== 'refused')
       disagree('a bind to a hidden global went through', { actions });
     if (replies > 0 && !steps.some((s) => s.hiddenBind))
