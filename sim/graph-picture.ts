@@ -1,6 +1,6 @@
 // The graph as a picture: Graphviz DOT and Mermaid text (pure), one node per container, one edge per link from
 // consumer to provider labelled with the service, its type and the consumer's role.
-import type { GraphEntry } from '../protocols/graph/graph-builder.js';
+import type { GraphEntry } from './pv-ctrl/graph-builder.js';
 
 export interface PictureInput {
   /** Every container of the stack, so that containers without links show too. */

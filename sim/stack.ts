@@ -3,7 +3,8 @@
 // JSON path, so `pvx-sim validate` can show them all.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { type BuiltGraph, buildGraph, type PlatformServices } from '../protocols/graph/graph-builder.js';
+import { STACKS_DIR } from './paths.js';
+import { type BuiltGraph, buildGraph, type PlatformServices } from './pv-ctrl/graph-builder.js';
 import {
   formatProblem,
   type ManifestProblem,
@@ -13,8 +14,7 @@ import {
   type RunManifest,
   renderRunManifest,
   type ServiceExport,
-} from '../protocols/graph/manifests.js';
-import { STACKS_DIR } from './paths.js';
+} from './pv-ctrl/manifests.js';
 
 /** The program every container runs, relative to its folder (mounted at /app). */
 export const PROGRAM = 'start';

@@ -5,9 +5,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GraphEntry } from '../../protocols/graph/graph-builder.js';
-import { type ContainerAction, type ContainerStatus, CtrlError, MockCtrl } from '../../sim/mock-ctrl.js';
 import { TOOLS_DIR } from '../../sim/paths.js';
+import type { GraphEntry } from '../../sim/pv-ctrl/graph-builder.js';
+import {
+  type ContainerAction,
+  type ContainerStatus,
+  CtrlError,
+  MockCtrl,
+} from '../../sim/pv-ctrl/mock-ctrl.js';
 import { Supervisor } from '../../sim/supervisor.js';
 import { unixRequest } from '../../sim/unix-http.js';
 import { eventually, PATIENCE_MS } from '../../testkit/mesh.js';

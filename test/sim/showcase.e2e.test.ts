@@ -6,8 +6,8 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GraphEntry } from '../../protocols/graph/graph-builder.js';
 import { instancePaths, SIM_CLI } from '../../sim/paths.js';
+import type { GraphEntry } from '../../sim/pv-ctrl/graph-builder.js';
 import { DockerRuntime } from '../../sim/runtime.js';
 import { processRunning } from '../../sim/simulator.js';
 

@@ -6,8 +6,13 @@
 // - matched by service name; the type and the socket come from the export; role defaults to `any`, interface to
 //   the type, target to the type's default path;
 // - a required service nobody exports is an error in upstream's words; an optional one just gives no link.
+
+import {
+  defaultTarget,
+  type LinkType,
+  type GraphEntry as WireEntry,
+} from '../../protocols/graph/xconnect-graph.js';
 import type { RunManifest, ServiceExport, ServiceRequirement } from './manifests.js';
-import { defaultTarget, type LinkType, type GraphEntry as WireEntry } from './xconnect-graph.js';
 
 /** One container ("platform" in upstream's words) as the graph builder sees it. */
 export interface PlatformServices {

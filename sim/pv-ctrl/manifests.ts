@@ -7,7 +7,7 @@
 // Every problem is reported with the file and the JSON path of the offending value
 // (`services.json: services[2].socket: must be an absolute path`); parsing goes on past a bad entry so that one
 // run shows all of them.
-import { checkContainerPath, LINK_TYPES, type LinkType } from './xconnect-graph.js';
+import { checkContainerPath, LINK_TYPES, type LinkType } from '../../protocols/graph/xconnect-graph.js';
 
 export const SERVICES_SPEC = 'service-manifest-xconnect@1';
 export const RUN_SPEC = 'service-manifest-run@1';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { buildGraph, type PlatformServices } from '../../../protocols/graph/graph-builder.js';
+import { parseGraph } from '../../protocols/graph/xconnect-graph.js';
+import { buildGraph, type PlatformServices } from '../../sim/pv-ctrl/graph-builder.js';
 import {
   formatProblem,
   parseArgsManifest,
@@ -7,8 +8,7 @@ import {
   parseServicesManifest,
   renderRunManifest,
   type ServiceRequirement,
-} from '../../../protocols/graph/manifests.js';
-import { parseGraph } from '../../../protocols/graph/xconnect-graph.js';
+} from '../../sim/pv-ctrl/manifests.js';
 
 const messages = (parsed: { problems: Parameters<typeof formatProblem>[0][] }) =>
   parsed.problems.map(formatProblem);

@@ -9,9 +9,9 @@
 //
 // Errors are `{"Error": "..."}`: 404 for unknown names and paths, 400 for a bad body, 405 for a wrong method.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { GraphEntry } from '../protocols/graph/graph-builder.js';
-import type { DaemonState } from './supervisor.js';
-import { serveUnixHttp, type UnixHttpServer } from './unix-http.js';
+import type { DaemonState } from '../supervisor.js';
+import { serveUnixHttp, type UnixHttpServer } from '../unix-http.js';
+import type { GraphEntry } from './graph-builder.js';
 
 export type ContainerAction = 'start' | 'stop' | 'restart';
 export const CONTAINER_ACTIONS: readonly ContainerAction[] = ['start', 'stop', 'restart'];
