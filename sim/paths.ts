@@ -31,17 +31,21 @@ export function instancePaths(instance: string) {
   const root = join(STATE_ROOT, instance);
   return {
     root,
-    /** Holds the mock pv-ctrl socket; bind-mounted at /pantavisor in containers with the mgmt role. */
-    ctrlDir: join(root, 'pv'),
+    /** The host's pv-ctrl socket (caller `_pv_`, privileged). */
     ctrlSocket: join(root, 'pv', 'pv-ctrl'),
+    /** A container's own pv-ctrl socket folder, bind-mounted at /pantavisor: the socket tells the mock who calls. */
+    containerCtrlDir: (container: string) => join(root, 'containers', container, 'pantavisor'),
     statusSocket: join(root, 'pv-xconnect', 'status.sock'),
     daemonLog: join(root, 'pv-xconnect.log'),
     /** pid of the pvx-sim process that owns the instance (the one `down` asks to tear it down). */
     pidFile: join(root, 'sim.pid'),
     /** Log of a background (`up --detach`) pvx-sim; beside the state folder, which bring-up recreates. */
     simLog: join(STATE_ROOT, `${instance}.log`),
-    /** Written once the instance is up: what `up --detach` waits for. */
+    /** Written once the instance is up (holds the live page's address): what `up --detach` waits for. */
     readyFile: join(root, 'ready'),
+    /** The hosted system bus: its configuration, generated policy, private passwd and socket. */
+    hostedBusDir: join(root, 'pv-dbus'),
+    hostedBusLog: join(root, 'pv-dbus.log'),
     containerEtc: (container: string) => join(root, 'containers', container, 'etc'),
   };
 }

@@ -110,8 +110,23 @@ export class DockerRuntime {
     return 'built';
   }
 
-  /** Creates and starts one container; resolves with its id. */
+  /**
+   * Creates and starts one container; resolves with its id. The image may go between a caller's ensureImage() and
+   * this start (another simulator's `down` removing it, see removeImage): then it is built again and the start
+   * retried, so no caller has to order itself against the others.
+   */
   async start(plan: ContainerPlan): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.create(plan);
+      } catch (error) {
+        if (attempt >= 3 || !/no such image/i.test((error as Error).message)) throw error;
+        await this.ensureImage();
+      }
+    }
+  }
+
+  private async create(plan: ContainerPlan): Promise<string> {
     const started = await new GenericContainer(IMAGE)
       .withName(containerName(plan.instance, plan.name))
       .withHostname(plan.name)
@@ -189,12 +204,46 @@ export class DockerRuntime {
     await this.client.container.dockerode.getContainer(id).remove({ force: true, v: true });
   }
 
-  /** Removes the base image if no simulator container uses it any more; false when some still do. */
+  /**
+   * Removes the base image unless a container (of any simulator instance or test, running or not) uses it; false
+   * when one does. Docker itself refuses, atomically, to remove an image a container refers to: no check-then-act
+   * race with a container being created. A start that loses the image anyway rebuilds it (see start).
+   */
   async removeImage(): Promise<boolean> {
-    if ((await this.list()).length > 0) return false;
     const images = await this.client.container.dockerode.listImages({ filters: { label: [`${LABEL}=1`] } });
-    for (const image of images)
-      await this.client.container.dockerode.getImage(image.Id).remove({ force: true });
-    return true;
+    let removed = true;
+    for (const image of images) {
+      try {
+        await this.client.container.dockerode.getImage(image.Id).remove({ force: false });
+      } catch (error) {
+        const status = (error as { statusCode?: number }).statusCode;
+        if (status === 409) removed = false;
+        else if (status !== 404) throw error;
+      }
+    }
+    return removed;
   }
+
+  /** What the container's program has printed so far (stdout and stderr, interleaved as written). */
+  async logs(id: string): Promise<string> {
+    const raw = (await this.client.container.dockerode
+      .getContainer(id)
+      .logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
+    return demultiplex(raw);
+  }
+}
+
+/**
+ * Docker's log stream of a container without a TTY: frames of an 8-byte header (stream, 3 zero bytes, big-endian
+ * length) and that many bytes.
+ */
+export function demultiplex(raw: Buffer): string {
+  const parts: Buffer[] = [];
+  let at = 0;
+  while (at + 8 <= raw.length) {
+    const length = raw.readUInt32BE(at + 4);
+    parts.push(raw.subarray(at + 8, at + 8 + length));
+    at += 8 + length;
+  }
+  return Buffer.concat(parts).toString('utf8');
 }

@@ -15,7 +15,7 @@ export interface SupervisorOptions {
 
 export interface DaemonState {
   name: string;
-  /** pid of the running process, or 0. */
+  /** pid of the running process; 0 before the first start and while a respawn is due; -1 once it exited for good. */
   pid: number;
   respawn: boolean;
 }
@@ -24,6 +24,8 @@ export class Supervisor {
   private child: ChildProcess | null = null;
   private respawn = false;
   private respawnTimer: NodeJS.Timeout | null = null;
+  /** Upstream's pid of a daemon that exited while respawn was off. */
+  private exitedForGood = false;
   constructor(private readonly options: SupervisorOptions) {}
 
   get name(): string {
@@ -31,7 +33,8 @@ export class Supervisor {
   }
 
   state(): DaemonState {
-    return { name: this.options.name, pid: this.child?.pid ?? 0, respawn: this.respawn };
+    const pid = this.child?.pid ?? (this.exitedForGood ? -1 : 0);
+    return { name: this.options.name, pid, respawn: this.respawn };
   }
 
   /** Enables respawn and starts the daemon unless it runs. */
@@ -40,7 +43,9 @@ export class Supervisor {
     if (!this.child && !this.respawnTimer) this.spawnChild();
   }
 
-  /** Disables respawn and stops the daemon (SIGTERM, SIGKILL after `graceMs`); resolves once it exited. */
+  /**
+   * Disables respawn and stops the daemon: SIGTERM at once, SIGKILL after `graceMs`; resolves once it exited.
+   */
   async stop(graceMs = 5000): Promise<void> {
     this.respawn = false;
     if (this.respawnTimer) clearTimeout(this.respawnTimer);
@@ -62,6 +67,7 @@ export class Supervisor {
     child.once('error', () => {});
     child.once('exit', () => {
       this.child = null;
+      this.exitedForGood = !this.respawn;
       if (!this.respawn) return;
       this.respawnTimer = setTimeout(() => {
         this.respawnTimer = null;

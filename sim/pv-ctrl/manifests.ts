@@ -1,16 +1,30 @@
 // Pantavisor's service manifests (docs/simulator.md), parsed from JSON text. Pure: no I/O.
 //
-//   services.json  {"#spec": "service-manifest-xconnect@1", "services": [export…]}  or a bare [export…]
-//   run.json       {"#spec": "service-manifest-run@1", "name", "services": {"required": [req…], "optional": [req…]}}
-//   args.json      {"PV_SERVICES_REQUIRED": [req…], "PV_SERVICES_OPTIONAL": [req…]}, rendered into run.json
+//   services.json  {"#spec": "service-manifest-xconnect@1", "services": [entry…]}  or a bare [entry…]; an entry
+//                  is an export {name, type, socket} or a hosted-bus name {type, bus, owns, role, allow}
+//   run.json       {"#spec": "service-manifest-run@1", "name", "group", "status_goal", "restart_policy", "roles",
+//                   "services": {"required": [req…], "optional": [req…]}}
+//   args.json      {"PV_SERVICES_REQUIRED": [req…], "PV_SERVICES_OPTIONAL": [req…], "PV_RESTART_POLICY",
+//                   "PV_ROLES"}, rendered into run.json
 //
 // Every problem is reported with the file and the JSON path of the offending value
 // (`services.json: services[2].socket: must be an absolute path`); parsing goes on past a bad entry so that one
-// run shows all of them.
+// run shows all of them. Keys nobody reads are warnings, with the key they probably misspell. Each kind of object
+// lists its keys in one table (KEYS): a new field is one entry there and one line where the object is read.
 import { checkContainerPath, LINK_TYPES, type LinkType } from '../../protocols/graph/xconnect-graph.js';
+import { formatJsonError, parseJsonText, suggestKey } from './json-text.js';
+import { GROUPS } from './platforms.js';
 
 export const SERVICES_SPEC = 'service-manifest-xconnect@1';
 export const RUN_SPEC = 'service-manifest-run@1';
+/** The only bus Pantavisor hosts (a requirement of this name is served by it when the hosted bus is on). */
+export const HOSTED_BUS = 'system-bus';
+
+/** Where a value came from: its file (relative to the stack) and JSON path. */
+export interface SourceRef {
+  file: string;
+  path: string;
+}
 
 /** A service a container provides. */
 export interface ServiceExport {
@@ -18,6 +32,22 @@ export interface ServiceExport {
   type: LinkType;
   /** Path of the real socket or device inside the provider. */
   socket: string;
+  at: SourceRef;
+}
+
+/** A well-known D-Bus name a container owns on the hosted system bus, and the roles that may call it. */
+export interface HostedBusName {
+  bus: string;
+  owns: string;
+  /** The owner's role; upstream's default is the name itself. */
+  role: string;
+  allow: string[];
+  at: SourceRef;
+}
+
+export interface ServicesManifest {
+  exports: ServiceExport[];
+  hostedNames: HostedBusName[];
 }
 
 /** A service a container asks for; the type, when given, is informational (the export's type wins). */
@@ -26,12 +56,15 @@ export interface ServiceRequirement {
   type: LinkType | null;
   role: string;
   interface: string | null;
+  /** As declared: null means the daemon's default path. */
   target: string | null;
+  at: SourceRef;
 }
 
 export interface RunManifest {
   name: string | null;
   group: string | null;
+  statusGoal: string | null;
   roles: string[];
   restartPolicy: string | null;
   required: ServiceRequirement[];
@@ -48,6 +81,8 @@ export interface ManifestProblem {
 export interface Parsed<T> {
   value: T;
   problems: ManifestProblem[];
+  /** Harmless but probably not meant: keys nobody reads. */
+  warnings: ManifestProblem[];
 }
 
 export function formatProblem(problem: ManifestProblem): string {
@@ -56,21 +91,87 @@ export function formatProblem(problem: ManifestProblem): string {
     : `${problem.file}: ${problem.message}`;
 }
 
+/** The keys each kind of object may have: others are warned about (`all`) or, where free-form keys are normal
+ * (args.json holds any template argument), only when they look like a misspelling of a known one (`close`). */
+const KEYS = {
+  export: { known: ['name', 'type', 'socket'], unknown: 'all' },
+  hostedName: { known: ['type', 'bus', 'owns', 'role', 'allow'], unknown: 'all' },
+  services: { known: ['#spec', 'services'], unknown: 'all' },
+  requirement: { known: ['name', 'type', 'role', 'interface', 'target'], unknown: 'all' },
+  requirementLists: { known: ['required', 'optional'], unknown: 'all' },
+  // Every key upstream's run.json parser reads; the simulator uses some, the rest are accepted silently.
+  run: {
+    known: [
+      '#spec',
+      'name',
+      'type',
+      'group',
+      'runlevel',
+      'status_goal',
+      'restart_policy',
+      'roles',
+      'services',
+      'auto_recovery',
+      'automodfw',
+      'config',
+      'dev-log',
+      'drivers',
+      'exports',
+      'logs',
+      'network',
+      'root-volume',
+      'share',
+      'storage',
+      'volumes',
+    ],
+    unknown: 'all',
+  },
+  args: {
+    known: ['PV_SERVICES_REQUIRED', 'PV_SERVICES_OPTIONAL', 'PV_RESTART_POLICY', 'PV_ROLES'],
+    unknown: 'close',
+  },
+} as const satisfies Record<string, { known: readonly string[]; unknown: 'all' | 'close' }>;
+
+export const STATUS_GOALS = ['STARTED', 'READY'];
+export const RESTART_POLICIES = ['system', 'container'];
+/** Roles upstream gives a meaning to; any other is kept but warned about. */
+const CONTAINER_ROLES = ['mgmt', 'nobody'];
+const BUS_NAME = /^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)+$/;
+
 /** Collects problems against one file while walking its JSON. */
 class Checker {
   readonly problems: ManifestProblem[] = [];
+  readonly warnings: ManifestProblem[] = [];
   constructor(readonly file: string) {}
 
   report(path: string, message: string): void {
     this.problems.push({ file: this.file, path, message });
   }
 
+  warn(path: string, message: string): void {
+    this.warnings.push({ file: this.file, path, message });
+  }
+
+  at(path: string): SourceRef {
+    return { file: this.file, path };
+  }
+
   json(text: string): unknown {
-    try {
-      return JSON.parse(text);
-    } catch (error) {
-      this.report('', `not valid JSON: ${(error as Error).message}`);
-      return undefined;
+    const parsed = parseJsonText(text);
+    if (parsed.ok) return parsed.value;
+    this.report('', formatJsonError(parsed.error));
+    return undefined;
+  }
+
+  /** Warns about the keys of `object` that `kind` does not have. */
+  keys(object: Record<string, unknown>, path: string, kind: keyof typeof KEYS): void {
+    const { known, unknown } = KEYS[kind];
+    for (const key of Object.keys(object)) {
+      if ((known as readonly string[]).includes(key)) continue;
+      const suggestion = suggestKey(key, known);
+      const at = path ? `${path}.${key}` : key;
+      if (suggestion) this.warn(at, `unknown key (did you mean '${suggestion}'?)`);
+      else if (unknown === 'all') this.warn(at, `unknown key, ignored (known: ${known.join(', ')})`);
     }
   }
 
@@ -95,6 +196,40 @@ class Checker {
   /** An optional non-empty string: undefined or null → null. */
   optionalText(value: unknown, path: string): string | null {
     return value === undefined || value === null ? null : this.text(value, path);
+  }
+
+  /** An optional string out of `choices`. */
+  choice(value: unknown, path: string, choices: readonly string[]): string | null {
+    const text = this.optionalText(value, path);
+    if (text === null || choices.includes(text)) return text;
+    this.report(path, `'${text}' is not one of ${choices.join(', ')}`);
+    return null;
+  }
+
+  group(value: unknown, path: string): string | null {
+    const group = this.optionalText(value, path);
+    if (group === 'data') {
+      this.report(path, "group 'data' is not simulated (its containers are only mounted, never started)");
+      return null;
+    }
+    if (group !== null && !(group in GROUPS)) {
+      this.report(path, `unknown group '${group}' (expected one of ${Object.keys(GROUPS).join(', ')})`);
+      return null;
+    }
+    return group;
+  }
+
+  roles(value: unknown, path: string): string[] {
+    const roles = this.list(value, path, (item, at) => this.text(item, at));
+    roles.forEach((role, index) => {
+      if (!CONTAINER_ROLES.includes(role)) {
+        this.warn(
+          `${path}[${index}]`,
+          `role '${role}' means nothing to Pantavisor (it knows mgmt and nobody)`,
+        );
+      }
+    });
+    return roles;
   }
 
   serviceName(value: unknown, path: string): string | null {
@@ -149,6 +284,7 @@ class Checker {
   requirement = (item: unknown, path: string): ServiceRequirement | null => {
     const entry = this.object(item, path);
     if (!entry) return null;
+    this.keys(entry, path, 'requirement');
     const before = this.problems.length;
     const name = this.serviceName(entry.name, `${path}.name`);
     const type = entry.type === undefined ? null : this.linkType(entry.type, `${path}.type`);
@@ -159,45 +295,75 @@ class Checker {
         ? null
         : this.absolutePath(entry.target, `${path}.target`);
     if (name === null || this.problems.length > before) return null;
-    return { name, type, role, interface: iface, target };
+    return { name, type, role, interface: iface, target, at: this.at(path) };
   };
 
-  export = (item: unknown, path: string): ServiceExport | null => {
+  /** An export, or a hosted-bus name declaration (an entry with `owns`), as upstream's parser tells them apart. */
+  serviceEntry = (item: unknown, path: string): ServiceExport | HostedBusName | null => {
     const entry = this.object(item, path);
     if (!entry) return null;
+    if (entry.owns !== undefined) return this.hostedName(entry, path);
+    this.keys(entry, path, 'export');
     const name = this.serviceName(entry.name, `${path}.name`);
     const type = this.linkType(entry.type, `${path}.type`);
     const socket = this.absolutePath(entry.socket, `${path}.socket`);
     if (name === null || type === null || socket === null) return null;
-    return { name, type, socket };
+    return { name, type, socket, at: this.at(path) };
   };
+
+  private hostedName(entry: Record<string, unknown>, path: string): HostedBusName | null {
+    this.keys(entry, path, 'hostedName');
+    const before = this.problems.length;
+    const type = this.linkType(entry.type, `${path}.type`);
+    if (type !== null && type !== 'dbus')
+      this.report(`${path}.type`, "a name on the hosted bus is type 'dbus'");
+    const bus = this.optionalText(entry.bus, `${path}.bus`) ?? HOSTED_BUS;
+    if (bus !== HOSTED_BUS) this.report(`${path}.bus`, `'${bus}': the only hosted bus is '${HOSTED_BUS}'`);
+    const owns = this.text(entry.owns, `${path}.owns`);
+    if (owns !== null && !BUS_NAME.test(owns)) {
+      this.report(`${path}.owns`, `'${owns}' is not a well-known D-Bus name (like org.example.Foo)`);
+    }
+    const role = this.optionalText(entry.role, `${path}.role`);
+    const allow = this.list(entry.allow, `${path}.allow`, (value, at) => this.text(value, at));
+    if (owns === null || this.problems.length > before) return null;
+    return { bus, owns, role: role ?? owns, allow, at: this.at(path) };
+  }
 }
 
 /** services.json: the spec'd object form or upstream's older bare array. */
-export function parseServicesManifest(text: string, file = 'services.json'): Parsed<ServiceExport[]> {
+export function parseServicesManifest(text: string, file = 'services.json'): Parsed<ServicesManifest> {
   const check = new Checker(file);
   const document = check.json(text);
-  let exports: ServiceExport[] = [];
+  let entries: Array<ServiceExport | HostedBusName> = [];
   if (Array.isArray(document)) {
-    exports = check.list(document, '', check.export);
+    entries = check.list(document, '', check.serviceEntry);
   } else if (document !== undefined) {
     const object = check.object(document, '');
     if (object) {
+      check.keys(object, '', 'services');
       check.spec(object, SERVICES_SPEC);
       if (object.services === undefined) check.report('services', 'is required');
-      exports = check.list(object.services, 'services', check.export);
+      entries = check.list(object.services, 'services', check.serviceEntry);
     }
   }
-  // Fix the paths of a bare array: `[2].socket` reads better as `services[2].socket`, as upstream names it.
-  for (const problem of check.problems) {
+  // A bare array's paths read better as `services[2].socket`, as upstream names it.
+  for (const problem of [...check.problems, ...check.warnings]) {
     if (problem.path.startsWith('[')) problem.path = `services${problem.path}`;
   }
-  return { value: exports, problems: check.problems };
+  for (const entry of entries) {
+    if (entry.at.path.startsWith('[')) entry.at.path = `services${entry.at.path}`;
+  }
+  const value: ServicesManifest = {
+    exports: entries.filter((entry): entry is ServiceExport => 'socket' in entry),
+    hostedNames: entries.filter((entry): entry is HostedBusName => 'owns' in entry),
+  };
+  return { value, problems: check.problems, warnings: check.warnings };
 }
 
-const EMPTY_RUN: RunManifest = {
+export const EMPTY_RUN: RunManifest = {
   name: null,
   group: null,
+  statusGoal: null,
   roles: [],
   restartPolicy: null,
   required: [],
@@ -206,10 +372,12 @@ const EMPTY_RUN: RunManifest = {
 
 export function parseRunManifest(text: string, file = 'run.json'): Parsed<RunManifest> {
   const check = new Checker(file);
+  const done = (value: RunManifest) => ({ value, problems: check.problems, warnings: check.warnings });
   const document = check.json(text);
-  if (document === undefined) return { value: { ...EMPTY_RUN }, problems: check.problems };
+  if (document === undefined) return done({ ...EMPTY_RUN });
   const object = check.object(document, '');
-  if (!object) return { value: { ...EMPTY_RUN }, problems: check.problems };
+  if (!object) return done({ ...EMPTY_RUN });
+  check.keys(object, '', 'run');
   check.spec(object, RUN_SPEC);
 
   let required: ServiceRequirement[] = [];
@@ -217,49 +385,61 @@ export function parseRunManifest(text: string, file = 'run.json'): Parsed<RunMan
   if (object.services !== undefined) {
     const services = check.object(object.services, 'services');
     if (services) {
+      check.keys(services, 'services', 'requirementLists');
       required = check.list(services.required, 'services.required', check.requirement);
       optional = check.list(services.optional, 'services.optional', check.requirement);
     }
   }
-  const roles = check.list(object.roles, 'roles', (item, path) => check.text(item, path));
-  return {
-    value: {
-      name: check.optionalText(object.name, 'name'),
-      group: check.optionalText(object.group, 'group'),
-      roles,
-      restartPolicy: check.optionalText(object.restart_policy, 'restart_policy'),
-      required,
-      optional,
-    },
-    problems: check.problems,
-  };
+  return done({
+    name: check.optionalText(object.name, 'name'),
+    group: check.group(object.group, 'group'),
+    statusGoal: check.choice(object.status_goal, 'status_goal', STATUS_GOALS),
+    roles: check.roles(object.roles, 'roles'),
+    restartPolicy: check.choice(object.restart_policy, 'restart_policy', RESTART_POLICIES),
+    required,
+    optional,
+  });
 }
 
+/** What args.json says; a key that is absent leaves run.json's value alone. */
 export interface ServiceArgs {
   required: ServiceRequirement[] | null;
   optional: ServiceRequirement[] | null;
+  restartPolicy: string | null;
+  roles: string[] | null;
 }
 
-/** args.json: only the PV_SERVICES_* keys matter here; a key that is absent leaves run.json's list alone. */
+export const NO_ARGS: ServiceArgs = { required: null, optional: null, restartPolicy: null, roles: null };
+
+/** args.json: the PV_* keys Pantavisor's container template renders; other keys are template arguments. */
 export function parseArgsManifest(text: string, file = 'args.json'): Parsed<ServiceArgs> {
   const check = new Checker(file);
   const document = check.json(text);
   const object = document === undefined ? null : check.object(document, '');
+  if (object) check.keys(object, '', 'args');
   const pick = (key: string): ServiceRequirement[] | null =>
     object?.[key] === undefined ? null : check.list(object[key], key, check.requirement);
   return {
-    value: { required: pick('PV_SERVICES_REQUIRED'), optional: pick('PV_SERVICES_OPTIONAL') },
+    value: {
+      required: pick('PV_SERVICES_REQUIRED'),
+      optional: pick('PV_SERVICES_OPTIONAL'),
+      restartPolicy: check.choice(object?.PV_RESTART_POLICY, 'PV_RESTART_POLICY', RESTART_POLICIES),
+      roles: object?.PV_ROLES === undefined ? null : check.roles(object.PV_ROLES, 'PV_ROLES'),
+    },
     problems: check.problems,
+    warnings: check.warnings,
   };
 }
 
-/** What `pvr app add --arg-json` does: the args' requirement lists replace run.json's. */
+/** What `pvr app add --arg-json` does: the args' values replace run.json's. */
 export function renderRunManifest(run: RunManifest | null, args: ServiceArgs): RunManifest {
   const base = run ?? EMPTY_RUN;
   return {
     ...base,
     required: args.required ?? base.required,
     optional: args.optional ?? base.optional,
+    restartPolicy: args.restartPolicy ?? base.restartPolicy,
+    roles: args.roles ?? base.roles,
   };
 }
 
