@@ -312,6 +312,9 @@ async function up(stack: Stack, values: Values): Promise<number> {
     Simulator.up(stack, { instance, intervalSeconds: interval, onProgress: progress }),
   );
   const url = await livePage(sim, port);
+  progress('waiting for the links');
+  const active = (await sim.waitForLinks(30_000)).filter((link) => link.state === 'active').length;
+  progress(`links: ${active}/${stack.graph.links.length} active`);
   writeFileSync(sim.paths.readyFile, `${url}\n`);
   progress(
     `up: instance '${instance}', pv-ctrl at ${sim.paths.ctrlSocket}; Ctrl-C (or pvx-sim down) to stop`,

@@ -5,7 +5,9 @@
 
 const SVG = 'http://www.w3.org/2000/svg';
 const HOST = '_pv_';
-const NODE = { width: 190, height: 42, column: 300, row: 64, margin: 24 };
+const NODE = { width: 170, height: 42, column: 370, row: 64, margin: 24 };
+/** Each link leaves its consumer at its own height, its service named beside the start. */
+const LANE = 12;
 const token = document.querySelector('meta[name="pvx-token"]').content;
 
 /** The daemon's key of a link: consumer, service, target (with the daemon's default target). */
@@ -159,20 +161,25 @@ function buildGraph(svg, names, snapshot) {
   }
   svg.append(defs);
 
-  // Edges first, under the nodes; several links between one pair fan out.
-  const pairs = new Map();
+  // Edges first, under the nodes: each leaves its consumer in its own lane, named at the start, and the links
+  // into one provider spread over its left side.
+  const outgoing = new Map();
+  const incoming = new Map();
+  const incomingCount = new Map();
+  for (const link of snapshot.graph)
+    incomingCount.set(link.provider, (incomingCount.get(link.provider) ?? 0) + 1);
   for (const link of snapshot.graph) {
-    const pair = `${link.consumer}>${link.provider}`;
-    const index = pairs.get(pair) ?? 0;
-    pairs.set(pair, index + 1);
     const from = positions.get(link.consumer);
     const to = positions.get(link.provider);
     if (!from || !to) continue;
-    const spread = (index % 5) * 6 - 12;
+    const lane = outgoing.get(link.consumer) ?? 0;
+    outgoing.set(link.consumer, lane + 1);
+    const slot = incoming.get(link.provider) ?? 0;
+    incoming.set(link.provider, slot + 1);
     const x1 = from.x + NODE.width;
-    const y1 = from.y + NODE.height / 2 + spread;
+    const y1 = from.y + 9 + lane * LANE;
     const x2 = to.x;
-    const y2 = to.y + NODE.height / 2 + spread;
+    const y2 = to.y + (NODE.height * (slot + 1)) / ((incomingCount.get(link.provider) ?? 1) + 1);
     const bend = Math.max(60, Math.abs(x2 - x1) / 2);
     const colour = snapshot.colours[link.type] ?? '#7f7f7f';
     const label = `${link.name} (${link.type}${link.role === 'any' ? '' : `, ${link.role}`})`;
@@ -202,16 +209,7 @@ function buildGraph(svg, names, snapshot) {
         SVG,
       ),
     );
-    const t = 0.5 + ((index % 3) - 1) * 0.15;
-    const lx =
-      (1 - t) ** 3 * x1 +
-      3 * (1 - t) ** 2 * t * (x1 + bend) +
-      3 * (1 - t) * t ** 2 * (x2 - bend) +
-      t ** 3 * x2;
-    const ly = (1 - t) ** 3 * y1 + 3 * (1 - t) ** 2 * t * y1 + 3 * (1 - t) * t ** 2 * y2 + t ** 3 * y2;
-    group.append(
-      element('text', { x: lx, y: ly - 4, 'text-anchor': 'middle', fill: colour }, link.name, SVG),
-    );
+    group.append(element('text', { x: x1 + 6, y: y1 - 2, fill: colour }, label, SVG));
     svg.append(group);
   }
   for (const name of names) {

@@ -1,10 +1,13 @@
 // End to end with real Docker containers (network none) and the real pv-xconnect, through the built pvx-sim
 // (dist/sim/cli.js: `npm test` compiles first):
-//   1. `pvx-sim check showcase` passes every check;
+//   1. `pvx-sim check` passes every check of the shipped stacks (showcase, upstream-examples, hosted-bus);
 //   2. lifecycle through the mock pv-ctrl, driven by pvcontrol inside the mgmt container of one detached stack;
-//   3. `pvx-sim down` leaves no container, state, mount or process of that stack behind.
+//   3. `pvx-sim down` leaves no container, state, mount or process of that stack behind;
+//   4. `pvx-sim check … | head -1` tears the stack down although its output went away.
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { instancePaths, SIM_CLI } from '../../sim/paths.js';
 import type { GraphEntry } from '../../sim/pv-ctrl/graph-builder.js';
@@ -13,6 +16,7 @@ import { processRunning } from '../../sim/simulator.js';
 
 const CHECK_INSTANCE = `e2e-check-${process.pid}`;
 const LIFE_INSTANCE = `e2e-life-${process.pid}`;
+const PIPE_INSTANCE = `e2e-pipe-${process.pid}`;
 const ECHO = '/run/pv/services/echo.sock';
 
 interface Result {
@@ -42,8 +46,9 @@ async function exec(container: string, command: string): Promise<Result> {
 /** pvcontrol inside the mgmt container, which reaches the mock pv-ctrl at /pantavisor/pv-ctrl. */
 async function pvcontrol(args: string): Promise<unknown> {
   const result = await exec('admin', `pvcontrol ${args}`);
-  if (result.code !== 0) throw new Error(`pvcontrol ${args}: ${result.stdout}${result.stderr}`);
-  return JSON.parse(result.stdout);
+  if (result.code !== 0)
+    throw new Error(`pvcontrol ${args}: exit ${result.code} ${result.stdout}${result.stderr}`);
+  return result.stdout.trim() === '' ? null : JSON.parse(result.stdout);
 }
 
 const echoes = async (container: string, path = ECHO) =>
@@ -66,34 +71,50 @@ const graphLink = async (consumer: string, name: string) =>
     (link) => link.consumer === consumer && link.name === name,
   );
 
-const daemonPid = async () => ((await pvcontrol('daemons ls')) as Array<{ pid: number }>)[0]?.pid ?? 0;
+const statusOf = async (name: string) =>
+  ((await pvcontrol('containers ls')) as Array<{ name: string; status: string }>).find(
+    (container) => container.name === name,
+  )?.status;
+
+const daemonPid = async () =>
+  ((await pvcontrol('daemons ls')) as Array<{ name: string; pid: number }>).find(
+    (daemon) => daemon.name === 'pv-xconnect',
+  )?.pid ?? 0;
 
 beforeAll(async () => {
   runtime = await DockerRuntime.connect();
 });
 
 afterAll(async () => {
-  // Whatever a failed test left: down is idempotent.
-  await pvxSim('down', CHECK_INSTANCE, '--keep-images');
-  await pvxSim('down', LIFE_INSTANCE, '--keep-images');
+  // Whatever a failed test left: down says so when there is nothing, which is fine here.
+  for (const instance of [CHECK_INSTANCE, LIFE_INSTANCE, PIPE_INSTANCE])
+    await pvxSim('down', instance, '--keep-images');
 });
 
-describe('pvx-sim check showcase', () => {
-  it('passes every check from inside the consumers, then tears down', async () => {
-    const result = await pvxSim('check', 'showcase', '--name', CHECK_INSTANCE);
-    process.stderr.write(result.stdout);
-    const rows = result.stdout.split('\n').filter((line) => /^(PASS|FAIL) /.test(line));
-    expect(rows.length).toBeGreaterThanOrEqual(8);
-    expect(rows.filter((row) => row.startsWith('FAIL'))).toEqual([]);
-    expect(result.code).toBe(0);
-    expect(await runtime.list(CHECK_INSTANCE)).toEqual([]);
-  }, 180_000);
+describe('pvx-sim check', () => {
+  for (const [stack, count] of [
+    ['showcase', 13],
+    ['upstream-examples', 13],
+    ['hosted-bus', 6],
+  ] as const) {
+    it(`${stack}: passes every check from inside the consumers, then tears down`, async () => {
+      const result = await pvxSim('check', stack, '--name', CHECK_INSTANCE);
+      process.stderr.write(result.stdout);
+      const rows = result.stdout.split('\n').filter((line) => /^(PASS|FAIL) /.test(line));
+      expect(rows).toHaveLength(count);
+      expect(rows.filter((row) => row.startsWith('FAIL'))).toEqual([]);
+      expect(result.code).toBe(0);
+      expect(await runtime.list(CHECK_INSTANCE)).toEqual([]);
+      expect(existsSync(instancePaths(CHECK_INSTANCE).root)).toBe(false);
+    }, 180_000);
+  }
 });
 
 describe('lifecycle through the mock pv-ctrl and pvcontrol', () => {
   beforeAll(async () => {
     const up = await pvxSim('up', 'showcase', '--name', LIFE_INSTANCE, '--detach');
     expect(up.code, up.stderr).toBe(0);
+    expect(up.stderr).toMatch(/live page: http:\/\/127\.0\.0\.1:\d+\//);
     for (const container of await runtime.list(LIFE_INSTANCE)) ids.set(container.name, container.id);
     await until('first links up', () => echoes('app-operator'));
   }, 120_000);
@@ -103,47 +124,62 @@ describe('lifecycle through the mock pv-ctrl and pvcontrol', () => {
     expect(result.stdout).toBe(`/opt/pvx/node/bin/node\n${process.version}\n`);
   });
 
-  it('restarting the provider gives it a new pid and the link works again', async () => {
+  it('restarting the provider answers at once, then gives it a new pid, and the link works again', async () => {
     const before = await graphLink('app-operator', 'echo');
     expect(before?.provider_pid).toBeGreaterThan(0);
-    expect(await pvcontrol('containers restart echo-server')).toEqual({
-      name: 'echo-server',
-      action: 'restart',
+    // Upstream answers 200 with an empty body (pvcontrol prints an empty line) and acts afterwards.
+    expect(await pvcontrol('containers restart echo-server')).toBeNull();
+    await until('echo-server restarted', async () => {
+      const after = await graphLink('app-operator', 'echo');
+      return (after?.provider_pid ?? 0) > 0 && after?.provider_pid !== before?.provider_pid;
     });
-    const after = await graphLink('app-operator', 'echo');
-    expect(after?.provider_pid).toBeGreaterThan(0);
-    expect(after?.provider_pid).not.toBe(before?.provider_pid);
     await until('echo after provider restart', () => echoes('app-operator'));
   }, 60_000);
 
-  it('stopping the consumer reports it stopped; starting it plants its socket again', async () => {
+  it('stopping the consumer reports it STOPPED, user_stopped; starting it plants its socket again', async () => {
     await pvcontrol('containers stop app-operator');
-    const listed = (await pvcontrol('containers ls')) as Array<{ name: string; status: string }>;
-    expect(listed.find((container) => container.name === 'app-operator')?.status).toBe('STOPPED');
+    await until('app-operator STOPPED', async () => (await statusOf('app-operator')) === 'STOPPED');
+    const listed = (await pvcontrol('containers ls')) as Array<{ name: string; user_stopped?: string }>;
+    expect(listed.find((container) => container.name === 'app-operator')?.user_stopped).toBe('true');
     await pvcontrol('containers start app-operator');
     await until('consumer socket back after stop/start', () => echoes('app-operator'));
   }, 60_000);
 
-  it('a system container cannot be controlled; an unknown one is 404', async () => {
+  it('a system container cannot be controlled (403); an unknown one is 404; pvcontrol exits 255', async () => {
     const refused = await exec('admin', 'pvcontrol containers restart admin');
-    expect(refused.code).toBe(1);
-    expect(JSON.parse(refused.stdout).Error).toMatch(/restart_policy 'system'/);
+    expect(refused).toEqual({
+      code: 255,
+      stdout: '',
+      stderr: '{"Error":"Container has restart_policy \'system\' and cannot be controlled via API"}\n',
+    });
     const unknown = await exec('admin', 'pvcontrol containers stop ghost');
-    expect(JSON.parse(unknown.stdout)).toEqual({ Error: "container 'ghost' not found" });
+    expect([unknown.code, unknown.stderr]).toEqual([255, '{"Error":"Container not found"}\n']);
   });
 
-  it('daemons stop pv-xconnect removes the proxies; daemons start brings the links back', async () => {
-    expect(await pvcontrol('daemons stop pv-xconnect')).toEqual({
-      name: 'pv-xconnect',
-      pid: 0,
-      respawn: false,
-    });
+  it('a container without the mgmt role reaches its own pv-ctrl socket but may not manage (403)', async () => {
+    const refused = await exec('app-guest', 'pvcontrol daemons ls');
+    expect([refused.code, refused.stderr]).toEqual([
+      255,
+      '{"Error":"Request not sent from a mgmt platform"}\n',
+    ]);
+    // Signals are for everyone; this container's status goal is STARTED, so upstream's answer is 500.
+    const signal = await exec('app-guest', 'pvcontrol signal ready');
+    expect([signal.code, signal.stderr]).toEqual([
+      255,
+      '{"Error":"Signal not expected from this platform"}\n',
+    ]);
+  });
+
+  it('daemons stop pv-xconnect removes the proxies (pid -1); daemons start brings the links back', async () => {
+    expect(await pvcontrol('daemons stop pv-xconnect')).toBeNull();
     // Stopped cleanly, the daemon unplants what it planted: no socket, so no proxy.
-    expect((await exec('app-operator', `test -e ${ECHO}`)).code).toBe(1);
+    await until(
+      'consumer socket gone',
+      async () => (await exec('app-operator', `test -e ${ECHO}`)).code === 1,
+    );
     expect(await echoes('app-operator')).toBe(false);
-    await new Promise((resolve) => setTimeout(resolve, 1500));
-    expect(await daemonPid()).toBe(0);
-    expect(((await pvcontrol('daemons start pv-xconnect')) as { respawn: boolean }).respawn).toBe(true);
+    await until('pv-xconnect exited for good', async () => (await daemonPid()) === -1);
+    expect(await pvcontrol('daemons start pv-xconnect')).toBeNull();
     await until('links back after daemons start', () => echoes('app-operator'));
   }, 60_000);
 
@@ -151,11 +187,22 @@ describe('lifecycle through the mock pv-ctrl and pvcontrol', () => {
     const pid = await daemonPid();
     expect(pid).toBeGreaterThan(0);
     process.kill(pid, 'SIGKILL');
-    await until('pv-xconnect respawned', async () => ![0, pid].includes(await daemonPid()));
+    await until('pv-xconnect respawned', async () => ![0, -1, pid].includes(await daemonPid()));
     // A stale socket of the killed daemon may still answer nothing: wait for the new daemon's echo.
     await until('links back after kill -9', () => echoes('app-operator'));
     await until('second consumer back too', () => echoes('admin', '/run/admin/echo.sock'));
   }, 60_000);
+
+  it('pvx-sim status shows the links and the live page; pvx-sim logs a console', async () => {
+    const status = await pvxSim('status', LIFE_INSTANCE);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/^CONSUMER +SERVICE/);
+    expect(status.stdout.split('\n').filter((line) => / active /.test(line))).toHaveLength(8);
+    expect(status.stderr).toMatch(/live page: http:\/\/127\.0\.0\.1:\d+\//);
+    const logs = await pvxSim('logs', LIFE_INSTANCE, 'gpu');
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout).toContain('weston');
+  });
 });
 
 describe('pvx-sim down', () => {
@@ -173,7 +220,62 @@ describe('pvx-sim down', () => {
     for (const id of ids.values()) expect(mounts).not.toContain(id);
     for (const pid of [owner, daemon]) expect(processRunning(pid)).toBe(false);
     // The image goes too, unless another simulator user (another stack, a concurrent test) still has containers.
-    if ((await runtime.list()).length === 0) expect(await runtime.imageExists()).toBe(false);
-    else expect(down.stderr).toContain('image kept');
+    expect(down.stderr).toMatch(/down: image (removed|kept \(other simulator containers still use it\))/);
+    if (down.stderr.includes('image removed')) expect(await runtime.imageExists()).toBe(false);
   }, 60_000);
+});
+
+describe('pvx-sim check | head -1', () => {
+  let work: string;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'pvx-pipe-'));
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('tears the stack down when its output goes away (EPIPE), and exits', async () => {
+    // One provider, one consumer, one check: the smallest stack that prints more than one line.
+    const stack = join(work, 'pipe');
+    for (const container of ['server', 'client']) mkdirSync(join(stack, container), { recursive: true });
+    writeFileSync(
+      join(stack, 'server', 'services.json'),
+      JSON.stringify([{ name: 'echo', type: 'unix', socket: '/run/echo.sock' }]),
+    );
+    writeFileSync(
+      join(stack, 'server', 'start'),
+      '#!/bin/sh\nexec socat UNIX-LISTEN:/run/echo.sock,fork EXEC:cat\n',
+    );
+    writeFileSync(
+      join(stack, 'client', 'args.json'),
+      JSON.stringify({ PV_SERVICES_REQUIRED: [{ name: 'echo' }] }),
+    );
+    writeFileSync(join(stack, 'client', 'start'), '#!/bin/sh\nexec sleep infinity\n');
+    for (const container of ['server', 'client']) chmodSync(join(stack, container, 'start'), 0o755);
+    writeFileSync(
+      join(stack, 'checks.json'),
+      JSON.stringify({
+        checks: [
+          {
+            name: 'echo',
+            in: 'client',
+            run: 'echo x | socat - UNIX-CONNECT:/run/pv/services/echo.sock',
+            stdout: 'x',
+          },
+        ],
+      }),
+    );
+    const pipeline = await new Promise<Result>((resolve) => {
+      execFile(
+        'sh',
+        ['-c', `"${process.execPath}" "${SIM_CLI}" check "${stack}" --name ${PIPE_INSTANCE} | head -1`],
+        { timeout: 150_000 },
+        (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+    expect(pipeline.stdout.split('\n')[0]).toMatch(/^CONSUMER +SERVICE/);
+    expect(pipeline.stderr).not.toContain('EPIPE');
+    expect(pipeline.stderr).toContain('output closed (broken pipe): tearing down');
+    // The pipeline ended (so pvx-sim exited), and it took its stack with it.
+    expect(await runtime.list(PIPE_INSTANCE)).toEqual([]);
+    expect(existsSync(instancePaths(PIPE_INSTANCE).root)).toBe(false);
+  }, 180_000);
 });
