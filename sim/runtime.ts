@@ -58,11 +58,15 @@ export function containerName(instance: string, name: string): string {
 }
 
 export class DockerRuntime {
-  private constructor(private readonly client: ContainerRuntimeClient) {}
+  private constructor(
+    private readonly client: ContainerRuntimeClient,
+    /** The base image's tag: IMAGE, or another one for a test that must not touch the shared image. */
+    readonly image: string,
+  ) {}
 
-  static async connect(): Promise<DockerRuntime> {
+  static async connect(image = IMAGE): Promise<DockerRuntime> {
     try {
-      return new DockerRuntime(await getContainerRuntimeClient());
+      return new DockerRuntime(await getContainerRuntimeClient(), image);
     } catch (error) {
       throw new Error(
         `cannot reach Docker (${(error as Error).message}); is dockerd running? ` +
@@ -72,7 +76,9 @@ export class DockerRuntime {
   }
 
   async imageExists(): Promise<boolean> {
-    return (await this.client.container.dockerode.listImages({ filters: { reference: [IMAGE] } })).length > 0;
+    return (
+      (await this.client.container.dockerode.listImages({ filters: { reference: [this.image] } })).length > 0
+    );
   }
 
   /** Builds the base image unless present: `FROM scratch` + a skeleton whose /bin, /lib… point into /usr. */
@@ -101,12 +107,17 @@ export class DockerRuntime {
       // libdbus and others still name /var/run/… (e.g. the system bus socket).
       symlinkSync('../run', join(rootfs, 'var', 'run'));
       writeFileSync(join(context, 'Dockerfile'), 'FROM scratch\nCOPY rootfs/ /\n');
-      await this.client.image.build(context, { t: IMAGE, labels: { [LABEL]: '1' } });
+      // The tag as a label too: two tags built alike would otherwise be one image, and removing one only untags.
+      await this.client.image.build(context, {
+        t: this.image,
+        labels: { [LABEL]: '1', 'pvx-sim.image': this.image },
+      });
     } finally {
       rmSync(context, { recursive: true, force: true });
     }
     // testcontainers does not surface build errors: check that the image is there.
-    if (!(await this.imageExists())) throw new Error(`building image ${IMAGE} failed (see dockerd's log)`);
+    if (!(await this.imageExists()))
+      throw new Error(`building image ${this.image} failed (see dockerd's log)`);
     return 'built';
   }
 
@@ -127,7 +138,7 @@ export class DockerRuntime {
   }
 
   private async create(plan: ContainerPlan): Promise<string> {
-    const started = await new GenericContainer(IMAGE)
+    const started = await new GenericContainer(this.image)
       .withName(containerName(plan.instance, plan.name))
       .withHostname(plan.name)
       .withNetworkMode('none')
@@ -210,18 +221,15 @@ export class DockerRuntime {
    * race with a container being created. A start that loses the image anyway rebuilds it (see start).
    */
   async removeImage(): Promise<boolean> {
-    const images = await this.client.container.dockerode.listImages({ filters: { label: [`${LABEL}=1`] } });
-    let removed = true;
-    for (const image of images) {
-      try {
-        await this.client.container.dockerode.getImage(image.Id).remove({ force: false });
-      } catch (error) {
-        const status = (error as { statusCode?: number }).statusCode;
-        if (status === 409) removed = false;
-        else if (status !== 404) throw error;
-      }
+    try {
+      await this.client.container.dockerode.getImage(this.image).remove({ force: false });
+      return true;
+    } catch (error) {
+      const status = (error as { statusCode?: number }).statusCode;
+      if (status === 404) return true;
+      if (status === 409) return false;
+      throw error;
     }
-    return removed;
   }
 
   /** What the container's program has printed so far (stdout and stderr, interleaved as written). */
