@@ -10,7 +10,7 @@
 //   the role's uid, and a container may not export that name;
 // - a required service nobody exports is an error in upstream's words, prefixed with where it was required; an
 //   optional one just gives no link.
-import { HOST, type LinkType } from '../../protocols/graph/xconnect-graph.js';
+import { HOST, type LinkType, type GraphEntry as WireEntry } from '../../protocols/graph/xconnect-graph.js';
 import {
   formatProblem,
   HOSTED_BUS,
@@ -29,22 +29,13 @@ export interface PlatformServices {
   run: Pick<RunManifest, 'required' | 'optional'>;
 }
 
-/** A link object exactly as `GET /xconnect-graph` serves it, in upstream's key order. */
-export interface GraphEntry {
-  consumer: string;
-  consumer_pid: number;
-  provider: string;
-  provider_pid: number;
-  name: string;
+/** A link object exactly as `GET /xconnect-graph` serves it: every field filled in but `uid` (host-side links only)
+ * and `target` (null: the requirement names none, the daemon plants at its default path). */
+export type GraphEntry = Required<Omit<WireEntry, 'type' | 'target' | 'uid'>> & {
   type: LinkType;
-  role: string;
-  interface: string;
-  /** null: the requirement names no target (the daemon plants at its default path). */
   target: string | null;
-  socket: string;
-  /** Host-side (hosted bus) links only: the role's uid. */
   uid?: number;
-}
+};
 
 /** The hosted system bus as the graph needs it: where its socket is on the host and each role's uid. */
 export interface HostedBusGraph {

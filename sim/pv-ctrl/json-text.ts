@@ -74,47 +74,38 @@ class Scanner {
   }
 
   private object(): void {
-    this.at += 1;
-    this.space();
-    if (this.text[this.at] === '}') {
-      this.at += 1;
-      return;
-    }
-    for (;;) {
+    this.sequence('}', 'an object', () => {
       if (this.text[this.at] !== '"') this.fail(`expected a key in double quotes, found ${this.describe()}`);
       this.string();
       this.space();
       this.expect(':', 'after a key');
       this.space();
       this.value();
-      this.space();
-      if (this.text[this.at] === '}') {
-        this.at += 1;
-        return;
-      }
-      this.expect(',', "or '}' after a value in an object");
-      this.space();
-      if (this.text[this.at] === '}') this.fail("a trailing ',' before '}'");
-    }
+    });
   }
 
   private array(): void {
+    this.sequence(']', 'an array', () => this.value());
+  }
+
+  /** `item`s separated by commas up to `close` (the opening bracket is at the cursor). */
+  private sequence(close: string, what: string, item: () => void): void {
     this.at += 1;
     this.space();
-    if (this.text[this.at] === ']') {
+    if (this.text[this.at] === close) {
       this.at += 1;
       return;
     }
     for (;;) {
-      this.value();
+      item();
       this.space();
-      if (this.text[this.at] === ']') {
+      if (this.text[this.at] === close) {
         this.at += 1;
         return;
       }
-      this.expect(',', "or ']' after a value in an array");
+      this.expect(',', `or '${close}' after a value in ${what}`);
       this.space();
-      if (this.text[this.at] === ']') this.fail("a trailing ',' before ']'");
+      if (this.text[this.at] === close) this.fail(`a trailing ',' before '${close}'`);
     }
   }
 

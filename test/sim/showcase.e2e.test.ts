@@ -3,8 +3,9 @@
 //   1. `pvx-sim check` passes every check of the shipped stacks (showcase, upstream-examples, hosted-bus);
 //   2. lifecycle through the mock pv-ctrl, driven by pvcontrol inside the mgmt container of one detached stack;
 //   3. `pvx-sim down` leaves no container, state, mount or process of that stack behind;
-//   4. `pvx-sim check … | head -1` tears the stack down although its output went away.
-import { execFile } from 'node:child_process';
+//   4. `pvx-sim check … | head -1` tears the stack down although its output went away; `check --watch` keeps it up
+//      for its live page until Ctrl-C.
+import { execFile, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -225,44 +226,49 @@ describe('pvx-sim down', () => {
   }, 60_000);
 });
 
-describe('pvx-sim check | head -1', () => {
+/** One provider, one consumer, one check: the smallest stack that prints more than one line. */
+function writeSmallStack(stack: string): void {
+  for (const container of ['server', 'client']) mkdirSync(join(stack, container), { recursive: true });
+  writeFileSync(
+    join(stack, 'server', 'services.json'),
+    JSON.stringify([{ name: 'echo', type: 'unix', socket: '/run/echo.sock' }]),
+  );
+  writeFileSync(
+    join(stack, 'server', 'start'),
+    '#!/bin/sh\nexec socat UNIX-LISTEN:/run/echo.sock,fork EXEC:cat\n',
+  );
+  writeFileSync(
+    join(stack, 'client', 'args.json'),
+    JSON.stringify({ PV_SERVICES_REQUIRED: [{ name: 'echo' }] }),
+  );
+  writeFileSync(join(stack, 'client', 'start'), '#!/bin/sh\nexec sleep infinity\n');
+  for (const container of ['server', 'client']) chmodSync(join(stack, container, 'start'), 0o755);
+  writeFileSync(
+    join(stack, 'checks.json'),
+    JSON.stringify({
+      checks: [
+        {
+          name: 'echo',
+          in: 'client',
+          run: 'echo x | socat - UNIX-CONNECT:/run/pv/services/echo.sock',
+          stdout: 'x',
+        },
+      ],
+    }),
+  );
+}
+
+describe('pvx-sim check on a small stack', () => {
   let work: string;
+  let stack: string;
   beforeAll(() => {
     work = mkdtempSync(join(tmpdir(), 'pvx-pipe-'));
+    stack = join(work, 'pipe');
+    writeSmallStack(stack);
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('tears the stack down when its output goes away (EPIPE), and exits', async () => {
-    // One provider, one consumer, one check: the smallest stack that prints more than one line.
-    const stack = join(work, 'pipe');
-    for (const container of ['server', 'client']) mkdirSync(join(stack, container), { recursive: true });
-    writeFileSync(
-      join(stack, 'server', 'services.json'),
-      JSON.stringify([{ name: 'echo', type: 'unix', socket: '/run/echo.sock' }]),
-    );
-    writeFileSync(
-      join(stack, 'server', 'start'),
-      '#!/bin/sh\nexec socat UNIX-LISTEN:/run/echo.sock,fork EXEC:cat\n',
-    );
-    writeFileSync(
-      join(stack, 'client', 'args.json'),
-      JSON.stringify({ PV_SERVICES_REQUIRED: [{ name: 'echo' }] }),
-    );
-    writeFileSync(join(stack, 'client', 'start'), '#!/bin/sh\nexec sleep infinity\n');
-    for (const container of ['server', 'client']) chmodSync(join(stack, container, 'start'), 0o755);
-    writeFileSync(
-      join(stack, 'checks.json'),
-      JSON.stringify({
-        checks: [
-          {
-            name: 'echo',
-            in: 'client',
-            run: 'echo x | socat - UNIX-CONNECT:/run/pv/services/echo.sock',
-            stdout: 'x',
-          },
-        ],
-      }),
-    );
+  it('| head -1: tears the stack down when its output goes away (EPIPE), and exits', async () => {
     const pipeline = await new Promise<Result>((resolve) => {
       execFile(
         'sh',
@@ -277,5 +283,28 @@ describe('pvx-sim check | head -1', () => {
     // The pipeline ended (so pvx-sim exited), and it took its stack with it.
     expect(await runtime.list(PIPE_INSTANCE)).toEqual([]);
     expect(existsSync(instancePaths(PIPE_INSTANCE).root)).toBe(false);
+  }, 180_000);
+
+  it('--watch: serves the live page, keeps the stack up after the results, tears down on Ctrl-C', async () => {
+    const child = spawn(process.execPath, [SIM_CLI, 'check', stack, '--name', PIPE_INSTANCE, '--watch']);
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await until(
+      'the results, the stack still up',
+      async () => stderr.includes('the stack stays up'),
+      120_000,
+    );
+    const url = /live page: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stderr)?.[1];
+    expect(url).toBeDefined();
+    const page = await fetch(url as string);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<svg id="graph"');
+    expect((await runtime.list(PIPE_INSTANCE)).length).toBe(2);
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(await runtime.list(PIPE_INSTANCE)).toEqual([]);
   }, 180_000);
 });
