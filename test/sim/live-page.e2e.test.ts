@@ -18,7 +18,7 @@ declare const document: {
 
 const INSTANCE = `e2e-page-${process.pid}`;
 /** pv-xconnect's poll interval for this stack, seconds: the bound below is two of them. */
-const INTERVAL = 2;
+const INTERVAL = 3;
 const PROVIDER = 'echo-server';
 const ARTIFACTS = process.env.PVX_TEST_ARTIFACTS ?? join(PACKAGE_ROOT, 'test-artifacts');
 const CHROMIUM_FLAGS = [

@@ -180,6 +180,9 @@ describe('lifecycle through the mock pv-ctrl and pvcontrol', () => {
     );
     expect(await echoes('app-operator')).toBe(false);
     await until('pv-xconnect exited for good', async () => (await daemonPid()) === -1);
+    const status = await pvxSim('status', LIFE_INSTANCE);
+    expect(status.code).toBe(1);
+    expect(status.stderr).toContain(`status: '${LIFE_INSTANCE}' is up but pv-xconnect does not answer`);
     expect(await pvcontrol('daemons start pv-xconnect')).toBeNull();
     await until('links back after daemons start', () => echoes('app-operator'));
   }, 60_000);
@@ -193,6 +196,18 @@ describe('lifecycle through the mock pv-ctrl and pvcontrol', () => {
     await until('links back after kill -9', () => echoes('app-operator'));
     await until('second consumer back too', () => echoes('admin', '/run/admin/echo.sock'));
   }, 60_000);
+
+  it('pvx-sim graph draws the live link states of the running instance', async () => {
+    const dot = await pvxSim('graph', 'showcase', '--name', LIFE_INSTANCE);
+    expect(dot.code, dot.stderr).toBe(0);
+    expect(dot.stderr).toContain(`graph: link states of the running instance '${LIFE_INSTANCE}'`);
+    const edges = dot.stdout.split('\n').filter((line) => line.includes(' -> '));
+    expect(edges).toHaveLength(8);
+    for (const edge of edges)
+      expect(edge).toMatch(
+        /\\nactive", color="#[0-9a-f]{6}", fontcolor="#[0-9a-f]{6}", style=solid, penwidth=2\];$/,
+      );
+  });
 
   it('pvx-sim status shows the links and the live page; pvx-sim logs a console', async () => {
     const status = await pvxSim('status', LIFE_INSTANCE);
