@@ -75,6 +75,8 @@ describe('npm pack', () => {
       'prebuilds/linux-arm64/pvx_native.node',
       'sim/stacks/showcase/',
       'sim/base-etc/passwd',
+      'sim/web/index.html',
+      'sim/web/app.js',
       'tools/pvcurl',
       'docs/',
       'binding.gyp',
