@@ -4,16 +4,16 @@
 import fc from 'fast-check';
 import { PolicyError, parseAllow } from '../../../protocols/graph/allow.js';
 import {
-  parseArgsManifest,
-  parseRunManifest,
-  parseServicesManifest,
-} from '../../../protocols/graph/manifests.js';
-import {
   checkContainerPath,
   GraphError,
   LINK_TYPES,
   parseGraph,
 } from '../../../protocols/graph/xconnect-graph.js';
+import {
+  parseArgsManifest,
+  parseRunManifest,
+  parseServicesManifest,
+} from '../../../sim/pv-ctrl/manifests.js';
 import { Grammar, grammarInput } from '../grammar.js';
 import { disagree } from '../oracle.js';
 import type { FuzzTarget } from '../target.js';
@@ -224,7 +224,7 @@ export const manifestsTarget: FuzzTarget<{ kind: ManifestKind; text: string }> =
   codec: 'graph',
   description:
     'services.json, run.json, args.json: never throw, every problem names its file, kept values are valid',
-  sources: ['protocols/graph/manifests.ts'],
+  sources: ['sim/pv-ctrl/manifests.ts'],
   ciRuns: 15000,
   minBehaviours: 12,
   arbitrary: manifestArb,
@@ -237,7 +237,7 @@ export const manifestsTarget: FuzzTarget<{ kind: ManifestKind; text: string }> =
         disagree('a problem without its file or message', { text, problem });
     const kept =
       kind === 'services'
-        ? (result.value as ReturnType<typeof parseServicesManifest>['value'])
+        ? (result.value as ReturnType<typeof parseServicesManifest>['value']).exports
         : kind === 'run'
           ? [
               ...(result.value as ReturnType<typeof parseRunManifest>['value']).required,
