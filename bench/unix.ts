@@ -3,7 +3,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { namespaceOf } from '../daemon/plumbing.js';
+import { hostNamespace } from '../daemon/plumbing.js';
 import { Reconciler } from '../daemon/reconciler.js';
 import { silentLogger } from '../log/logger.js';
 import { DEFAULT_MEDIATOR_SETTINGS, defaultMediators } from '../mediators/registry.js';
@@ -98,7 +98,7 @@ async function reconcileTimes(dir: string, providerPath: string) {
   const rows = [];
   for (const size of [10, 100, 1000]) {
     const reconciler = new Reconciler(
-      defaultMediators(DEFAULT_MEDIATOR_SETTINGS, namespaceOf(0)),
+      defaultMediators(DEFAULT_MEDIATOR_SETTINGS, hostNamespace()),
       {
         maxConnections: 1024,
         ...DEFAULT_RELAY_LIMITS,

@@ -11,7 +11,7 @@ import { parseGraph } from '../protocols/graph/xconnect-graph.js';
 import { fetchGraph, MAX_GRAPH_BYTES } from './graph-client.js';
 import type { LinkLimits } from './link.js';
 import type { Server } from './node-http.js';
-import { namespaceOf } from './plumbing.js';
+import { hostNamespace } from './plumbing.js';
 import { Reconciler } from './reconciler.js';
 import { type GraphStatus, startStatusApi } from './status-api.js';
 
@@ -58,7 +58,7 @@ export class Daemon {
       ...options.limits,
     };
     const mediators =
-      options.mediators ?? defaultMediators(options.settings ?? DEFAULT_MEDIATOR_SETTINGS, namespaceOf(0));
+      options.mediators ?? defaultMediators(options.settings ?? DEFAULT_MEDIATOR_SETTINGS, hostNamespace());
     this.reconciler = new Reconciler(mediators, limits, options.log);
   }
 

@@ -14,7 +14,7 @@ import { FdListener } from '../native/fd-listener.js';
 import { FdSocket } from '../native/fd-socket.js';
 import { closeFd } from '../native/fds.js';
 import { HOST, type LinkSpec, linkKey, specHash } from '../protocols/graph/xconnect-graph.js';
-import { namespaceOf } from './plumbing.js';
+import type { End, EndError, Lease, Pins } from './plumbing.js';
 
 export type LinkState = 'pending' | 'active' | 'failed';
 
@@ -51,6 +51,11 @@ interface Planted {
   ino: number;
 }
 
+/** An error's message, with the end it came from when the message does not say. */
+function describe(error: EndError): string {
+  return error.end ? `${error.end}: ${error.message}` : error.message;
+}
+
 export class Link {
   readonly key: string;
   readonly hash: string;
@@ -68,17 +73,21 @@ export class Link {
   private readonly log: Logger;
   private readonly connections = new Set<FdSocket>();
   private context: LinkContext | null = null;
+  private leases: Lease[] = [];
   private mediatorState: unknown;
   private planted: Planted | null = null;
   private prepared = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private attempts = 0;
   private stopped = false;
+  /** The end whose pinned process is gone: the link stays down until the graph names another process. */
+  private gone: End | null = null;
 
   constructor(
     readonly spec: LinkSpec,
     private readonly mediator: Mediator | undefined,
     private readonly limits: LinkLimits,
+    private readonly pins: Pins,
     log: Logger,
   ) {
     this.key = linkKey(spec);
@@ -86,9 +95,15 @@ export class Link {
     this.log = log.child({ consumer: spec.consumer, link: spec.name, type: spec.type });
   }
 
+  /** Stopped, or an end is gone: nothing more is planted or dialled. */
+  private get down(): boolean {
+    return this.stopped || this.gone !== null;
+  }
+
   /** Brings the link up, or leaves it pending or failed (never throws). */
   async start(): Promise<void> {
     const { spec } = this;
+    if (this.down) return;
     const consumerPid = endPid(spec.consumer, spec.consumerPid);
     const providerPid = endPid(spec.provider, spec.providerPid);
     if (consumerPid === null || providerPid === null) {
@@ -103,17 +118,20 @@ export class Link {
       this.log.warn('link failed', { error: this.error });
       return;
     }
-    this.context ??= this.createContext(namespaceOf(consumerPid), namespaceOf(providerPid));
+    // Pinned once, when the link first comes up; retries reuse the pins, never the pids.
+    this.context ??= this.pinEnds(consumerPid, providerPid);
+    if (!this.context) return;
     try {
       await this.bringUp(this.mediator, this.context);
-      if (this.stopped) return;
+      if (this.down) return;
       this.attempts = 0;
       this.setState('active', null);
       this.log.info('link added', { target: spec.target, role: spec.role, provider: spec.provider });
     } catch (error) {
       if (this.stopped) return;
       await this.tearDown(this.mediator, this.context);
-      this.setState('failed', (error as Error).message);
+      if (this.gone) return;
+      this.setState('failed', describe(error as EndError));
       // A configuration mistake stays until the spec changes (a new Link); anything else may pass.
       if (error instanceof TerminalLinkError)
         this.log.warn('link failed', { error: this.error, retry: false });
@@ -121,10 +139,52 @@ export class Link {
     }
   }
 
+  /**
+   * Pins both ends, or leaves the link pending (a process already gone) or failed (a pid that is not a
+   * container's, or pinning failed): then it waits for the graph to change, as retrying would pin the same pid.
+   */
+  private pinEnds(consumerPid: number, providerPid: number): LinkContext | null {
+    const ends: [End, number][] = [
+      ['consumer', consumerPid],
+      ['provider', providerPid],
+    ];
+    try {
+      const [consumer, provider] = ends.map(([end, pid]) => {
+        const lease = this.pins.lease(pid, end, () => void this.endGone(end));
+        this.leases.push(lease);
+        return lease.namespace;
+      }) as [Namespace, Namespace];
+      return this.createContext(consumer, provider);
+    } catch (error) {
+      const end = ends[this.leases.length]?.[0] ?? 'consumer';
+      this.releaseEnds();
+      const { code, message } = error as NodeJS.ErrnoException;
+      if (code === 'ESRCH') {
+        this.gone = end;
+        this.setState('pending', `${end} gone`);
+        this.log.info('link pending', { reason: this.error });
+      } else {
+        this.setState('failed', `${end}: ${message}`);
+        this.log.warn('link failed', { error: this.error });
+      }
+      return null;
+    }
+  }
+
+  /** The pinned process of `end` is gone: down to pending, what was planted removed, no retry. */
+  private async endGone(end: End): Promise<void> {
+    if (this.down) return;
+    this.gone = end;
+    clearTimeout(this.retryTimer);
+    this.setState('pending', `${end} gone`);
+    this.log.info('link pending', { reason: this.error });
+    if (this.mediator && this.context) await this.tearDown(this.mediator, this.context);
+  }
+
   /** For mediators that watch their resources: re-establishes the link when they changed under it. */
   async refresh(): Promise<void> {
     const { mediator, context } = this;
-    if (this.state !== 'active' || !mediator?.check || !context || this.stopped) return;
+    if (this.state !== 'active' || !mediator?.check || !context || this.down) return;
     if (await mediator.check(context, this.mediatorState).catch(() => false)) return;
     this.log.info('link changed under it, re-establishing');
     await this.tearDown(mediator, context);
@@ -140,20 +200,25 @@ export class Link {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     if (this.mediator && this.context) await this.tearDown(this.mediator, this.context);
+    this.releaseEnds();
+  }
+
+  private releaseEnds(): void {
+    for (const lease of this.leases.splice(0)) lease.release();
   }
 
   private async bringUp(mediator: Mediator, context: LinkContext): Promise<void> {
     this.mediatorState = await mediator.add(context);
     this.prepared = true;
-    if (this.stopped || !mediator.onConnection) return;
+    if (this.down || !mediator.onConnection) return;
     await probe(context);
     const { fd, ino } = await context.consumer.listen(this.spec.target, SOCKET_MODE);
     const listener = new FdListener(fd);
     this.planted = { listener, ino };
     listener.on('connection', (socket: FdSocket) => this.accept(mediator, context, socket));
     listener.on('error', (error: Error) => this.log.warn('accept failed', { error: error.message }));
-    // A stop that raced with planting undoes it.
-    if (this.stopped) await this.tearDown(mediator, context);
+    // A stop (or an end gone) that raced with planting undoes it.
+    if (this.down) await this.tearDown(mediator, context);
   }
 
   private accept(mediator: Mediator, context: LinkContext, socket: FdSocket): void {

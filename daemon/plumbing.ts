@@ -1,31 +1,128 @@
-// Each end of a link as a `Namespace`: every path is resolved inside that end's mount namespace by the native
-// layer (pid 0 = the host). Nothing here builds /proc/<pid>/root paths.
+// Each end of a link as a `Namespace` over a pinned mount namespace (native/namespace.ts): every path is resolved
+// inside that end's namespace, never through a magic link, and the end is never looked up by pid again.
+//
+// Pins are shared: one per live process, however many links name it (so one worker thread per container), plus
+// one for the host (`_pv_`). A pin whose process is gone is never used for anything but cleanup: the links on
+// it are told once (`onGone`) and a later lease of that pid pins afresh, which refuses a host process.
+import { readFile } from 'node:fs/promises';
 import type { Credentials, Namespace } from '../mediators/types.js';
-import {
-  connectIn,
-  listenIn,
-  type MknodInOptions,
-  mknodIn,
-  readFileIn,
-  statIn,
-  unlinkIn,
-} from '../native/namespace.js';
+import { isGoneError, type MknodOptions, PinnedNamespace } from '../native/namespace.js';
+
+export type End = 'consumer' | 'provider';
 
 /** A listen backlog that is full answers EAGAIN at once: retry briefly before calling the provider unreachable. */
 const CONNECT_ATTEMPTS = 8;
 const CONNECT_RETRY_MS = 5;
+/** The files readProcessFile may read: plain names in /proc/<pid>. */
+const PROCESS_FILE = /^[a-z_]+$/;
 
-class NamespaceOfPid implements Namespace {
-  constructor(readonly pid: number) {}
+class SharedPin {
+  leases = 0;
+  gone = false;
+  readonly watchers = new Set<() => void>();
+  constructor(readonly pinned: PinnedNamespace) {}
+}
+
+/** The host's own pin (`_pv_` ends, and where mediators read configuration files): one for the process's life,
+ * taken when first used. Never gone, never released. */
+let hostPin: SharedPin | null = null;
+
+function theHostPin(): SharedPin {
+  hostPin ??= new SharedPin(PinnedNamespace.pin(0));
+  return hostPin;
+}
+
+/** The daemon's own namespace as a `Namespace` (pid 0). */
+export function hostNamespace(): Namespace {
+  return new EndNamespace(theHostPin(), 'host', () => {});
+}
+
+/** One link end's use of a shared pin. */
+export interface Lease {
+  readonly namespace: Namespace;
+  /** Stops watching; the pin is released with its last lease. Idempotent. */
+  release(): void;
+}
+
+/** Which end an error came from, for the link's status. */
+export interface EndError extends Error {
+  end?: End | 'host';
+}
+
+export class Pins {
+  private readonly byPid = new Map<number, SharedPin>();
+
+  /** Pinned container processes: what one sweep checks. */
+  get size(): number {
+    return this.byPid.size;
+  }
+
+  /**
+   * A lease on the pinned namespace of `pid` (0: the host), shared with the other links that name the same live
+   * process. Throws as PinnedNamespace.pin does (ESRCH: no such process; EPERM "pid N is not in a container").
+   * `onGone` runs once when the process is found gone.
+   */
+  lease(pid: number, end: End, onGone: () => void): Lease {
+    if (pid === 0) return { namespace: new EndNamespace(theHostPin(), end, () => {}), release: () => {} };
+    let shared = this.byPid.get(pid);
+    if (shared && !shared.gone && !shared.pinned.alive()) this.markGone(shared);
+    if (!shared || shared.gone) {
+      shared = new SharedPin(PinnedNamespace.pin(pid));
+      this.byPid.set(pid, shared);
+    }
+    const pin = shared;
+    pin.leases += 1;
+    pin.watchers.add(onGone);
+    let released = false;
+    return {
+      namespace: new EndNamespace(pin, end, () => this.markGone(pin)),
+      release: () => {
+        if (released) return;
+        released = true;
+        pin.watchers.delete(onGone);
+        pin.leases -= 1;
+        if (pin.leases > 0) return;
+        pin.pinned.release();
+        if (this.byPid.get(pin.pinned.pid) === pin) this.byPid.delete(pin.pinned.pid);
+      },
+    };
+  }
+
+  /** Checks every pinned process once (one system call each) and tells the links of those that are gone. */
+  sweep(): void {
+    for (const shared of [...this.byPid.values()]) {
+      if (!shared.pinned.alive()) this.markGone(shared);
+    }
+  }
+
+  private markGone(shared: SharedPin): void {
+    if (shared.gone) return;
+    shared.gone = true;
+    // Its pid may be anyone's now: the next lease of it pins again.
+    if (this.byPid.get(shared.pinned.pid) === shared) this.byPid.delete(shared.pinned.pid);
+    for (const watcher of [...shared.watchers]) watcher();
+  }
+}
+
+class EndNamespace implements Namespace {
+  constructor(
+    private readonly shared: SharedPin,
+    private readonly end: End | 'host',
+    private readonly reportGone: () => void,
+  ) {}
+
+  get pid(): number {
+    return this.shared.pinned.pid;
+  }
 
   listen(path: string, mode: number) {
-    return listenIn({ pid: this.pid, path, mode });
+    return this.guard(this.shared.pinned.listen(path, { mode }));
   }
 
   async connect(path: string, credentials?: Credentials) {
     for (let attempt = 1; ; attempt += 1) {
       try {
-        return await connectIn({ pid: this.pid, path, ...credentials });
+        return await this.guard(this.shared.pinned.connect(path, credentials));
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EAGAIN' || attempt === CONNECT_ATTEMPTS) throw error;
         await new Promise((resolve) => setTimeout(resolve, CONNECT_RETRY_MS * attempt));
@@ -34,22 +131,48 @@ class NamespaceOfPid implements Namespace {
   }
 
   unlink(path: string, ino: number) {
-    return unlinkIn({ pid: this.pid, path, ino });
+    return this.guard(this.shared.pinned.unlink(path, ino));
   }
 
   stat(path: string) {
-    return statIn({ pid: this.pid, path });
+    return this.guard(this.shared.pinned.stat(path));
   }
 
-  mknod(node: Omit<MknodInOptions, 'pid'>) {
-    return mknodIn({ pid: this.pid, ...node });
+  mknod(node: MknodOptions) {
+    return this.guard(this.shared.pinned.mknod(node));
   }
 
   readFile(path: string, maxBytes: number) {
-    return readFileIn({ pid: this.pid, path, maxBytes });
+    return this.guard(this.shared.pinned.readFile(path, maxBytes));
   }
-}
 
-export function namespaceOf(pid: number): Namespace {
-  return new NamespaceOfPid(pid);
+  async readProcessFile(name: string, maxBytes: number): Promise<string> {
+    const { pinned } = this.shared;
+    if (pinned.pid === 0 || !PROCESS_FILE.test(name)) {
+      throw this.label(new Error(`readProcessFile ${name}: only /proc/<pid>/<name> of a container`));
+    }
+    const text = await this.guard(readFile(`/proc/${pinned.pid}/${name}`, 'utf8'));
+    // Alive after the read: the pid named the pinned process throughout, so the file was its own.
+    if (!pinned.alive()) {
+      this.reportGone();
+      throw this.label(Object.assign(new Error(`${this.end} gone`), { code: 'ESRCH' }));
+    }
+    if (Buffer.byteLength(text) > maxBytes)
+      throw this.label(new Error(`/proc/<pid>/${name}: over ${maxBytes} bytes`));
+    return text;
+  }
+
+  private async guard<T>(operation: Promise<T>): Promise<T> {
+    try {
+      return await operation;
+    } catch (error) {
+      if (isGoneError(error)) this.reportGone();
+      throw this.label(error as Error);
+    }
+  }
+
+  private label(error: EndError): EndError {
+    error.end ??= this.end;
+    return error;
+  }
 }

@@ -5,6 +5,7 @@ import type { Logger } from '../log/logger.js';
 import type { MediatorRegistry } from '../mediators/registry.js';
 import { type LinkSpec, linkKey, specHash } from '../protocols/graph/xconnect-graph.js';
 import { Link, type LinkLimits } from './link.js';
+import { Pins } from './plumbing.js';
 
 /** Link changes in flight at once: each takes a native thread, and a provider's listen backlog is finite. */
 const MAX_CONCURRENT_CHANGES = 32;
@@ -34,6 +35,8 @@ export class Reconciler {
     private readonly mediators: MediatorRegistry,
     private readonly limits: LinkLimits,
     private readonly log: Logger,
+    /** The pinned namespaces of the links' ends. */
+    readonly pins = new Pins(),
   ) {}
 
   list(): Link[] {
@@ -41,6 +44,8 @@ export class Reconciler {
   }
 
   async apply(specs: readonly LinkSpec[]): Promise<ReconcileResult> {
+    // A link whose pinned process is gone goes pending now (one system call per pinned process).
+    this.pins.sweep();
     const result: ReconcileResult = { created: 0, replaced: 0, removed: 0, unchanged: 0 };
     const wanted = new Set<string>();
     const work: (() => Promise<void>)[] = [];
@@ -54,7 +59,7 @@ export class Reconciler {
         if (current.watched) work.push(() => current.refresh());
         continue;
       }
-      const next = new Link(spec, this.mediators.get(spec.type), this.limits, this.log);
+      const next = new Link(spec, this.mediators.get(spec.type), this.limits, this.pins, this.log);
       this.links.set(key, next);
       if (current) {
         result.replaced += 1;

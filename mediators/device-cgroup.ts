@@ -48,8 +48,8 @@ export class DeviceCgroups {
 
   constructor(private readonly root = '/sys/fs/cgroup') {}
 
-  async grant(pid: number, major: number, minor: number): Promise<GrantResult> {
-    const membership = await readFile(`/proc/${pid}/cgroup`, 'utf8');
+  /** `membership`: the container's /proc/<pid>/cgroup, read through its pinned namespace (Namespace.readProcessFile). */
+  async grant(membership: string, major: number, minor: number): Promise<GrantResult> {
     const v1 = membership
       .split('\n')
       .map((line) => line.split(':'))

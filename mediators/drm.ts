@@ -41,6 +41,7 @@ export function drmNodeKind(path: string, major: number, minor: number): DrmNode
 
 const ROLE_NEEDS: Record<string, DrmNodeKind> = { render: 'render', master: 'card' };
 const GROUP_FOR: Record<DrmNodeKind, string> = { render: 'render', card: 'video' };
+const CGROUP_FILE_MAX = 64 * 1024;
 
 export function drmMediator(options: DrmOptions): Mediator<DrmState> {
   const cgroups = options.cgroups ?? new DeviceCgroups();
@@ -91,7 +92,8 @@ export function drmMediator(options: DrmOptions): Mediator<DrmState> {
       let grant: CgroupGrant | null = null;
       if (options.manageCgroup && link.consumer.pid !== 0) {
         try {
-          const result = await cgroups.grant(link.consumer.pid, node.rdevMajor, node.rdevMinor);
+          const membership = await link.consumer.readProcessFile('cgroup', CGROUP_FILE_MAX);
+          const result = await cgroups.grant(membership, node.rdevMajor, node.rdevMinor);
           grant = result.grant;
           link.note(result.note);
         } catch (error) {

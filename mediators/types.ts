@@ -1,8 +1,9 @@
 // The contract between the daemon and its mediator plugins. Mediators never open namespaces themselves: the
-// daemon hands them each end of the link as a `Namespace` bound to that end's pid.
+// daemon hands them each end of the link as a `Namespace`, that end's mount namespace pinned when the link
+// first came up (never looked up by pid again).
 import type { Logger } from '../log/logger.js';
 import type { FdSocket } from '../native/fd-socket.js';
-import type { MknodInOptions, NodeStat } from '../native/namespace.js';
+import type { MknodOptions, NodeStat } from '../native/namespace.js';
 import type { LinkSpec, LinkType } from '../protocols/graph/xconnect-graph.js';
 
 export interface Credentials {
@@ -11,8 +12,10 @@ export interface Credentials {
   groups: number[];
 }
 
-/** File and socket operations resolved inside one end's mount namespace (pid 0 = the host). */
+/** File and socket operations resolved inside one end's pinned mount namespace (pid 0 = the host), never
+ * through a magic link. Once the pinned process is gone they fail (the link then goes pending), except unlink. */
 export interface Namespace {
+  /** The pid the end was pinned by: for logs. Not an identity (use readProcessFile for /proc/<pid>). */
   readonly pid: number;
   /** A non-blocking listening fd planted at `path` (atomically replacing a socket already there). */
   listen(path: string, mode: number): Promise<{ fd: number; ino: number; dev: number }>;
@@ -21,8 +24,11 @@ export interface Namespace {
   /** Removes `path` only while it is still the inode we planted. */
   unlink(path: string, ino: number): Promise<boolean>;
   stat(path: string): Promise<NodeStat>;
-  mknod(node: Omit<MknodInOptions, 'pid'>): Promise<{ ino: number; dev: number }>;
+  mknod(node: MknodOptions): Promise<{ ino: number; dev: number }>;
   readFile(path: string, maxBytes: number): Promise<Buffer>;
+  /** A file of the pinned process's own /proc/<pid> directory (e.g. `cgroup`), returned only if the process is
+   * still alive after the read, so it is that process's and not a later one's with the same pid. */
+  readProcessFile(name: string, maxBytes: number): Promise<string>;
 }
 
 /**

@@ -1,41 +1,34 @@
-// Namespace operations: listen, connect, unlink, stat, mknod and read a file inside the mount namespace of a
-// process, so that every path (and every symlink on it) resolves as that container sees it. pid 0 = the host.
-// Each call runs on a dedicated native thread (see native/src/nsops.c); the returned fds are CLOEXEC, and the
-// caller owns them (close them, or hand them to net.Server / net.Socket).
+// Pinned namespaces: a process's mount namespace held by fd, and operations inside it (listen, connect,
+// unlink, stat, mknod, read a file), so that every path resolves as that container sees it and never through a
+// magic link (/proc/<pid>/root, /proc/<pid>/fd/N). See native/src/pin.c, resolve.c and nsops.c, and docs/native.md.
+//
+// A pin is taken once per process and never looked up by pid again: `alive()` tells when the process is gone.
+// Each pin has one worker thread that runs its operations in order; returned fds are non-blocking and CLOEXEC,
+// and the caller owns them (close them, or hand them to FdSocket / net). Release a pin when done with it.
+import { closeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { binding } from './binding.js';
 
-export interface ListenInOptions {
-  pid: number;
-  path: string;
+export interface ListenOptions {
   /** Permission bits of the socket file. Default 0o666. */
   mode?: number;
   /** listen(2) backlog. Default 128. */
   backlog?: number;
 }
 
-/** What was planted: its inode and device (for unlinkIn), and for listenIn the listening fd. */
+/** What was planted: its inode and device (for unlink), and for listen the listening fd. */
 export interface PlantedNode {
   fd: number;
   ino: number;
   dev: number;
 }
 
-export interface ConnectInOptions {
-  pid: number;
-  path: string;
+export interface Credentials {
   /** uid and gid go together: the connection then carries exactly them (SO_PEERCRED) and `groups`. */
-  uid?: number;
-  gid?: number;
-  /** Supplementary groups of the connection (SO_PEERGROUPS). Default []. Only with uid and gid. */
+  uid: number;
+  gid: number;
+  /** Supplementary groups of the connection (SO_PEERGROUPS). Default []. */
   groups?: number[];
-}
-
-export interface UnlinkInOptions {
-  pid: number;
-  path: string;
-  /** The inode we planted: the path is removed only while it still names that inode. */
-  ino: number;
 }
 
 export interface NodeStat {
@@ -51,8 +44,7 @@ export interface NodeStat {
   size: number;
 }
 
-export interface MknodInOptions {
-  pid: number;
+export interface MknodOptions {
   path: string;
   /** Exact permission bits (the umask does not apply). */
   mode: number;
@@ -64,13 +56,6 @@ export interface MknodInOptions {
   type?: 'char' | 'block';
 }
 
-export interface ReadFileInOptions {
-  pid: number;
-  path: string;
-  /** Larger files are refused with EFBIG. */
-  maxBytes: number;
-}
-
 /** An operation's failure: `code` is the errno name, `syscall` the step that failed. */
 export interface NamespaceError extends Error {
   code: string;
@@ -80,20 +65,33 @@ export interface NamespaceError extends Error {
   pid: number;
 }
 
+/** What the running kernel offers (and the namespace layer uses). */
+export interface KernelFeatures {
+  /** openat2(RESOLVE_NO_MAGICLINKS), Linux 5.6; else paths are walked one component at a time. */
+  openat2: boolean;
+  /** pidfd_open, Linux 5.3; else a /proc/<pid> directory fd stands for the process. */
+  pidfd: boolean;
+}
+
+type Handle = { readonly __pin: unique symbol };
+
 /** The raw addon functions (nsops.c). Options the C side takes positionally; null = not given. */
 interface NsBinding {
-  listenIn(pid: number, path: string, mode: number, backlog: number): Promise<PlantedNode>;
+  pin(pid: number): Handle;
+  alive(handle: Handle): boolean;
+  release(handle: Handle): void;
+  listenIn(handle: Handle, path: string, mode: number, backlog: number): Promise<PlantedNode>;
   connectIn(
-    pid: number,
+    handle: Handle,
     path: string,
     uid: number | null,
     gid: number | null,
     groups: number[] | null,
   ): Promise<number>;
-  unlinkIn(pid: number, path: string, ino: number): Promise<boolean>;
-  statIn(pid: number, path: string): Promise<NodeStat>;
+  unlinkIn(handle: Handle, path: string, ino: number): Promise<boolean>;
+  statIn(handle: Handle, path: string): Promise<NodeStat>;
   mknodIn(
-    pid: number,
+    handle: Handle,
     path: string,
     blockDevice: boolean,
     mode: number,
@@ -102,7 +100,9 @@ interface NsBinding {
     uid: number,
     gid: number,
   ): Promise<{ ino: number; dev: number }>;
-  readFileIn(pid: number, path: string, maxBytes: number): Promise<Buffer>;
+  readFileIn(handle: Handle, path: string, maxBytes: number): Promise<Buffer>;
+  connectHost(path: string): number;
+  kernelFeatures(overrides?: Partial<KernelFeatures>): KernelFeatures;
 }
 
 const native = binding as NsBinding;
@@ -112,122 +112,277 @@ export const SOCKET_PATH_MAX = 107;
 const PATH_MAX = 4095;
 const ID_MAX = 0xfffffffe; // (uid_t)-1 means "unchanged" to the kernel
 const GROUPS_MAX = 65536;
+/** An operation's worker may be stuck in the kernel (a hung FUSE or NFS mount inside the container): the
+ * caller gets ETIMEDOUT after this long and a late result is disposed of. */
+export const OPERATION_TIMEOUT_MS = 10_000;
 
-function namespaceError(op: string, path: string, pid: number, code: string, detail: string): NamespaceError {
-  const error = new Error(`${op} ${path} (pid ${pid}): ${code} (${detail})`) as NamespaceError;
+/**
+ * The kernel features in use. Tests turn features off to exercise the fallbacks (`{openat2: false}`); a
+ * feature the kernel lacks cannot be turned on. Applies to operations and pins started afterwards.
+ */
+export function kernelFeatures(overrides?: Partial<KernelFeatures>): KernelFeatures {
+  return native.kernelFeatures(overrides);
+}
+
+function where(pid: number): string {
+  return pid === 0 ? '(host)' : `(pid ${pid})`;
+}
+
+function namespaceError(
+  op: string,
+  path: string,
+  pid: number,
+  code: string,
+  detail: string,
+  syscall = 'arguments',
+): NamespaceError {
+  const error = new Error(`${op} ${path} ${where(pid)}: ${code} (${detail})`) as NamespaceError;
   error.code = code;
   error.errno = (constants.errno as Record<string, number>)[code] ?? 0;
-  error.syscall = 'arguments';
+  error.syscall = syscall;
   error.path = path;
   error.pid = pid;
   return error;
+}
+
+/** True for the error of an operation refused because the pinned process is gone. */
+export function isGoneError(error: unknown): boolean {
+  const { code, syscall } = error as Partial<NamespaceError>;
+  return code === 'ESRCH' && (syscall === 'liveness' || syscall === 'pin' || syscall === 'pidfd_open');
 }
 
 function isUint(value: unknown, max: number): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= max;
 }
 
-/** Throws the EINVAL / ENAMETOOLONG the addon would reject with, before any thread is started. */
-function checkTarget(op: string, pid: unknown, path: unknown, maxBytes: number): void {
+/** Throws the EINVAL / ENAMETOOLONG the addon would reject with, before anything is queued. */
+function checkPath(op: string, pid: number, path: unknown, maxBytes: number): asserts path is string {
   const shown = String(path);
-  const where = typeof pid === 'number' ? pid : 0;
-  if (typeof path !== 'string') throw namespaceError(op, shown, where, 'EINVAL', 'path must be a string');
-  if (!path.startsWith('/')) throw namespaceError(op, path, where, 'EINVAL', 'path must be absolute');
-  if (path.includes('\0')) throw namespaceError(op, path, where, 'EINVAL', 'path contains a NUL byte');
+  if (typeof path !== 'string') throw namespaceError(op, shown, pid, 'EINVAL', 'path must be a string');
+  if (!path.startsWith('/')) throw namespaceError(op, path, pid, 'EINVAL', 'path must be absolute');
+  if (path.includes('\0')) throw namespaceError(op, path, pid, 'EINVAL', 'path contains a NUL byte');
   if (Buffer.byteLength(path) > maxBytes) {
     const detail = maxBytes === SOCKET_PATH_MAX ? 'socket paths are at most 107 bytes' : 'path too long';
-    throw namespaceError(op, path, where, 'ENAMETOOLONG', detail);
+    throw namespaceError(op, path, pid, 'ENAMETOOLONG', detail);
   }
-  if (!isUint(pid, 0x7fffffff))
-    throw namespaceError(op, path, where, 'EINVAL', 'pid must be an integer >= 0');
 }
 
-function checkArgument(ok: boolean, op: string, path: string, pid: number, detail: string): void {
-  if (!ok) throw namespaceError(op, path, pid, 'EINVAL', detail);
-}
-
-/**
- * Plants a listening socket at `path`: creates missing parents (0755), refuses (EEXIST) when `path` exists and
- * is not a socket, binds a temporary name in the same directory, chmods, listens, and renames it over `path`,
- * so an existing socket there is replaced atomically. Returns a non-blocking listening fd and the inode/dev.
- */
-export async function listenIn(o: ListenInOptions): Promise<PlantedNode> {
-  const { pid, path, mode = 0o666, backlog = 128 } = o;
-  checkTarget('listenIn', pid, path, SOCKET_PATH_MAX);
-  checkArgument(isUint(mode, 0o7777), 'listenIn', path, pid, 'mode must be permission bits');
-  checkArgument(isUint(backlog, 0x7fffffff), 'listenIn', path, pid, 'backlog must be an integer >= 0');
-  return native.listenIn(pid, path, mode, backlog);
-}
-
-/**
- * Connects a stream socket to `path`. With uid and gid, the connection is made by a thread running as exactly
- * uid/gid/groups (only that thread: the process keeps its identity). Returns a non-blocking fd.
- */
-export async function connectIn(o: ConnectInOptions): Promise<number> {
-  const { pid, path, uid, gid, groups } = o;
-  checkTarget('connectIn', pid, path, SOCKET_PATH_MAX);
-  if (uid === undefined && gid === undefined && groups === undefined) {
-    return native.connectIn(pid, path, null, null, null);
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
   }
-  checkArgument(
-    isUint(uid, ID_MAX) && isUint(gid, ID_MAX),
-    'connectIn',
-    path,
-    pid,
-    'uid and gid must both be given, integers < 2^32 - 1',
+}
+
+/** Disposes of what a late operation produced: an fd, or a planted node's listening fd. */
+function disposeLate(value: unknown): void {
+  if (typeof value === 'number') closeQuietly(value);
+  else if (typeof (value as PlantedNode | null)?.fd === 'number') closeQuietly((value as PlantedNode).fd);
+}
+
+/** `operation`, or ETIMEDOUT after `timeoutMs`; a result that arrives later is disposed of. */
+export function withDeadline<T>(operation: Promise<T>, timeoutMs: number, timedOut: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      reject(timedOut());
+    }, timeoutMs);
+    operation.then(
+      (value) => {
+        clearTimeout(timer);
+        if (late) disposeLate(value);
+        else resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        if (!late) reject(error);
+      },
+    );
+  });
+}
+
+export interface PinOptions {
+  /** Deadline of each operation. Default OPERATION_TIMEOUT_MS. */
+  timeoutMs?: number;
+}
+
+/** One process's pinned mount namespace (pid 0: the host's own, never gone). */
+export class PinnedNamespace {
+  private handle: Handle | null;
+  private readonly timeoutMs: number;
+
+  private constructor(
+    handle: Handle,
+    readonly pid: number,
+    options: PinOptions,
+  ) {
+    this.handle = handle;
+    this.timeoutMs = options.timeoutMs ?? OPERATION_TIMEOUT_MS;
+  }
+
+  /**
+   * Pins the mount namespace of `pid` (0: the host). Throws ESRCH when there is no such process, EPERM with
+   * "pid N is not in a container" when its mount namespace is the daemon's own.
+   */
+  static pin(pid: number, options: PinOptions = {}): PinnedNamespace {
+    return new PinnedNamespace(native.pin(pid), pid, options);
+  }
+
+  get released(): boolean {
+    return this.handle === null;
+  }
+
+  /** false once the pinned process has exited (always true for the host). One system call. */
+  alive(): boolean {
+    return this.handle !== null && native.alive(this.handle);
+  }
+
+  /** Queued operations still finish; later ones are refused. Idempotent. */
+  release(): void {
+    if (this.handle) native.release(this.handle);
+    this.handle = null;
+  }
+
+  /**
+   * Plants a listening socket at `path`: creates missing parents (0755), refuses (EEXIST) when `path` exists
+   * and is not a socket, binds a temporary name in the same directory, chmods, listens, and renames it over
+   * `path`, so an existing socket there is replaced atomically. Returns a non-blocking listening fd and the
+   * inode/dev.
+   */
+  listen(path: string, options: ListenOptions = {}): Promise<PlantedNode> {
+    const { mode = 0o666, backlog = 128 } = options;
+    return this.run('listenIn', path, SOCKET_PATH_MAX, (handle) => {
+      this.check(isUint(mode, 0o7777), 'listenIn', path, 'mode must be permission bits');
+      this.check(isUint(backlog, 0x7fffffff), 'listenIn', path, 'backlog must be an integer >= 0');
+      return native.listenIn(handle, path, mode, backlog);
+    });
+  }
+
+  /**
+   * Connects a stream socket to `path`. With credentials, the connection is made by the worker running as
+   * exactly uid/gid/groups (only that thread, only for that call). Returns a non-blocking fd.
+   */
+  connect(path: string, credentials?: Credentials): Promise<number> {
+    if (!credentials && this.pid === 0 && this.handle) {
+      // The host side needs no namespace and no thread: dialled here, at once.
+      try {
+        checkPath('connectIn', 0, path, SOCKET_PATH_MAX);
+        return Promise.resolve(native.connectHost(path));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.run('connectIn', path, SOCKET_PATH_MAX, (handle) => {
+      if (!credentials) return native.connectIn(handle, path, null, null, null);
+      const { uid, gid, groups = [] } = credentials;
+      this.check(
+        isUint(uid, ID_MAX) && isUint(gid, ID_MAX),
+        'connectIn',
+        path,
+        'uid and gid must both be given, integers < 2^32 - 1',
+      );
+      this.check(
+        Array.isArray(groups) && groups.length <= GROUPS_MAX && groups.every((g) => isUint(g, ID_MAX)),
+        'connectIn',
+        path,
+        'groups must be an array of at most 65536 gids',
+      );
+      return native.connectIn(handle, path, uid, gid, groups);
+    });
+  }
+
+  /** Removes `path` only while it is still inode `ino`; false when it is absent or another inode. Works also
+   * after the pinned process is gone (its namespace is still held), so what we planted can be cleaned up. */
+  unlink(path: string, ino: number): Promise<boolean> {
+    return this.run('unlinkIn', path, PATH_MAX, (handle) => {
+      this.check(isUint(ino, Number.MAX_SAFE_INTEGER), 'unlinkIn', path, 'ino must be an integer >= 0');
+      return native.unlinkIn(handle, path, ino);
+    });
+  }
+
+  /** lstat (a symlink at `path` is described, not followed). Absent → rejects with ENOENT. */
+  stat(path: string): Promise<NodeStat> {
+    return this.run('statIn', path, PATH_MAX, (handle) => native.statIn(handle, path));
+  }
+
+  /**
+   * Plants a device node at `path` with exactly the given mode and owner: parents (0755), mknod at a temporary
+   * name, chown, chmod, rename over `path`. Refuses (EEXIST) when `path` exists and is not a device of that type.
+   */
+  mknod(node: MknodOptions): Promise<{ ino: number; dev: number }> {
+    const { path, mode, major, minor, uid, gid, type = 'char' } = node;
+    return this.run('mknodIn', path, PATH_MAX, (handle) => {
+      const check = (ok: boolean, detail: string) => this.check(ok, 'mknodIn', path, detail);
+      check(type === 'char' || type === 'block', "type must be 'char' or 'block'");
+      check(isUint(mode, 0o7777), 'mode must be permission bits');
+      check(isUint(major, 4095), 'major must be an integer in [0, 4095]');
+      check(isUint(minor, 1048575), 'minor must be an integer in [0, 1048575]');
+      check(isUint(uid, ID_MAX), 'uid must be an integer < 2^32 - 1');
+      check(isUint(gid, ID_MAX), 'gid must be an integer < 2^32 - 1');
+      return native.mknodIn(handle, path, type === 'block', mode, major, minor, uid, gid);
+    });
+  }
+
+  /** Reads a regular file (ordinary symlinks followed inside the namespace). Over maxBytes → EFBIG. A device or
+   * fifo is refused without being opened. */
+  readFile(path: string, maxBytes: number): Promise<Buffer> {
+    return this.run('readFileIn', path, PATH_MAX, (handle) => {
+      this.check(isUint(maxBytes, 2 ** 30), 'readFileIn', path, 'maxBytes must be an integer in [0, 2^30]');
+      return native.readFileIn(handle, path, maxBytes);
+    });
+  }
+
+  private check(ok: boolean, op: string, path: string, detail: string): void {
+    if (!ok) throw namespaceError(op, path, this.pid, 'EINVAL', detail);
+  }
+
+  /** Checks the path, queues the operation on the worker, bounds the wait. Never throws: rejects. */
+  private async run<T>(
+    op: string,
+    path: string,
+    maxBytes: number,
+    queue: (handle: Handle) => Promise<T>,
+  ): Promise<T> {
+    checkPath(op, this.pid, path, maxBytes);
+    if (!this.handle)
+      throw namespaceError(op, path, this.pid, 'EBADF', 'the namespace was released', 'submit');
+    return withDeadline(queue(this.handle), this.timeoutMs, () =>
+      namespaceError(
+        op,
+        path,
+        this.pid,
+        'ETIMEDOUT',
+        `no answer from the namespace within ${this.timeoutMs} ms`,
+        'deadline',
+      ),
+    );
+  }
+}
+
+/** Runs one operation on a pin of `pid` taken for it alone (tools and tests; the daemon keeps its pins). */
+async function once<T>(pid: number, operation: (namespace: PinnedNamespace) => Promise<T>): Promise<T> {
+  const namespace = PinnedNamespace.pin(pid);
+  try {
+    return await operation(namespace);
+  } finally {
+    namespace.release();
+  }
+}
+
+export const listenIn = (o: { pid: number; path: string } & ListenOptions) =>
+  once(o.pid, (ns) => ns.listen(o.path, o));
+export const connectIn = (o: { pid: number; path: string } & Partial<Credentials>) =>
+  once(o.pid, (ns) =>
+    ns.connect(
+      o.path,
+      o.uid === undefined && o.gid === undefined && o.groups === undefined ? undefined : (o as Credentials),
+    ),
   );
-  const groupList = groups ?? [];
-  checkArgument(
-    Array.isArray(groupList) && groupList.length <= GROUPS_MAX && groupList.every((g) => isUint(g, ID_MAX)),
-    'connectIn',
-    path,
-    pid,
-    'groups must be an array of at most 65536 gids',
-  );
-  return native.connectIn(pid, path, uid as number, gid as number, groupList);
-}
-
-/** Removes `path` only if it still is inode `ino`. false (nothing done) when it is absent or another inode. */
-export async function unlinkIn(o: UnlinkInOptions): Promise<boolean> {
-  const { pid, path, ino } = o;
-  checkTarget('unlinkIn', pid, path, PATH_MAX);
-  checkArgument(isUint(ino, Number.MAX_SAFE_INTEGER), 'unlinkIn', path, pid, 'ino must be an integer >= 0');
-  return native.unlinkIn(pid, path, ino);
-}
-
-/** lstat inside the namespace (a symlink at `path` is described, not followed). Absent → rejects with ENOENT. */
-export async function statIn(o: { pid: number; path: string }): Promise<NodeStat> {
-  checkTarget('statIn', o.pid, o.path, PATH_MAX);
-  return native.statIn(o.pid, o.path);
-}
-
-/**
- * Plants a device node at `path` with exactly the given mode and owner: parents (0755), mknod at a temporary
- * name, chown, chmod, rename over `path`. Refuses (EEXIST) when `path` exists and is not a device of that type.
- */
-export async function mknodIn(o: MknodInOptions): Promise<{ ino: number; dev: number }> {
-  const { pid, path, mode, major, minor, uid, gid, type = 'char' } = o;
-  checkTarget('mknodIn', pid, path, PATH_MAX);
-  const check = (ok: boolean, detail: string) => checkArgument(ok, 'mknodIn', path, pid, detail);
-  check(type === 'char' || type === 'block', "type must be 'char' or 'block'");
-  check(isUint(mode, 0o7777), 'mode must be permission bits');
-  check(isUint(major, 4095), 'major must be an integer in [0, 4095]');
-  check(isUint(minor, 1048575), 'minor must be an integer in [0, 1048575]');
-  check(isUint(uid, ID_MAX), 'uid must be an integer < 2^32 - 1');
-  check(isUint(gid, ID_MAX), 'gid must be an integer < 2^32 - 1');
-  return native.mknodIn(pid, path, type === 'block', mode, major, minor, uid, gid);
-}
-
-/** Reads a regular file (symlinks followed inside the namespace). Over maxBytes → rejects with EFBIG. */
-export async function readFileIn(o: ReadFileInOptions): Promise<Buffer> {
-  const { pid, path, maxBytes } = o;
-  checkTarget('readFileIn', pid, path, PATH_MAX);
-  checkArgument(
-    isUint(maxBytes, 2 ** 30),
-    'readFileIn',
-    path,
-    pid,
-    'maxBytes must be an integer in [0, 2^30]',
-  );
-  return native.readFileIn(pid, path, maxBytes);
-}
+export const unlinkIn = (o: { pid: number; path: string; ino: number }) =>
+  once(o.pid, (ns) => ns.unlink(o.path, o.ino));
+export const statIn = (o: { pid: number; path: string }) => once(o.pid, (ns) => ns.stat(o.path));
+export const mknodIn = (o: { pid: number } & MknodOptions) => once(o.pid, (ns) => ns.mknod(o));
+export const readFileIn = (o: { pid: number; path: string; maxBytes: number }) =>
+  once(o.pid, (ns) => ns.readFile(o.path, o.maxBytes));

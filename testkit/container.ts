@@ -2,6 +2,9 @@
 //
 //   unshare --mount --propagation private --pid --fork --kill-child sh -c <init script>
 //
+// (without --pid when `sharedPid`: such a container sees every host process in its /proc, as a container that
+// shares the host's pid namespace does; the attacks on magic links need one.)
+//
 // The init (pid 1 of a new pid namespace, in a private copy of the host's mount namespace) mounts its own /proc,
 // a private tmpfs on /run (and optionally on /tmp), runs the caller's setup commands, prints one ready line with
 // its host-visible pid, then waits on its stdin. Everything else (/usr, /etc, /tmp unless private) is the host's,
@@ -19,6 +22,10 @@ export interface ContainerOptions {
   setup?: string;
   /** Give the container its own empty tmpfs on /tmp too (default: /tmp is the host's). */
   privateTmp?: boolean;
+  /** Give the container its own copy of the host's /etc (default: /etc is the host's). */
+  privateEtc?: boolean;
+  /** Stay in the host's pid namespace: the container's /proc then shows (and leads to) host processes. */
+  sharedPid?: boolean;
   /** How long to wait for the ready line before giving up (a guard against a hung setup). Default 10 s. */
   startTimeoutMs?: number;
 }
@@ -57,6 +64,7 @@ function initScript(opts: ContainerOptions): string {
     'mount -t proc proc /proc',
     'mount -t tmpfs -o mode=0755 pvx-run /run',
     opts.privateTmp ? 'mount -t tmpfs -o mode=1777 pvx-tmp /tmp' : '',
+    opts.privateEtc ? 'mkdir /run/.etc && cp -a /etc/. /run/.etc/ && mount --bind /run/.etc /etc' : '',
     `{\n${opts.setup ?? ':'}\n} >&2`,
     `echo "${READY} \${self_stat%% *}"`,
     // Stay alive until stdin closes (stop(), or the test process died).
@@ -77,7 +85,17 @@ function nsenterArgs(pid: number, cmd: string[]): string[] {
 export async function startContainer(opts: ContainerOptions = {}): Promise<Container> {
   const init = spawnProcess(
     'unshare',
-    ['--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', 'sh', '-c', initScript(opts)],
+    [
+      '--mount',
+      '--propagation',
+      'private',
+      ...(opts.sharedPid ? [] : ['--pid']),
+      '--fork',
+      '--kill-child',
+      'sh',
+      '-c',
+      initScript(opts),
+    ],
     { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   const pid = await waitReady(init, opts.startTimeoutMs ?? 10_000);

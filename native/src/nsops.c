@@ -1,26 +1,32 @@
 /*
- * Namespace operations: listen, connect, unlink-if-inode, stat, mknod and read-file inside the mount namespace
- * of a process (pid 0 = the host's).
+ * Namespace operations on pinned namespaces (pin.c): listen, connect, unlink-if-inode, stat, mknod and read a
+ * small file, each queued to the pin's worker thread, which runs it inside the pinned mount namespace.
  *
- * Each operation is a napi_async_work whose execute callback runs the operation on a fresh pthread and joins it.
- * That thread unshares its fs state (root, cwd, umask) before joining the namespace, and changes credentials
- * with raw syscalls, so neither Node's threads nor libuv's pool threads ever see a changed root, cwd, umask
- * or identity. The thread exits when the operation ends.
+ * Every path is resolved by pvx_resolve (resolve.c): no magic link is ever followed. The directory of a path
+ * becomes an O_PATH fd and the last component is handled relative to it (mkdirat, mknodat, renameat, unlinkat,
+ * fstatat with AT_SYMLINK_NOFOLLOW; bind after fchdir to it on the worker). connect and readFile resolve the whole
+ * path to an O_PATH fd of the final inode and then go through "<fd>" in the daemon's own /proc/self/fd (opened
+ * before any namespace was joined): the kernel then follows our own fd, never a name the container controls.
+ *
+ * JS API (the raw addon; native/namespace.ts wraps it):
+ *   pin(pid) → handle (pid 0: the host)     alive(handle) → boolean     release(handle)
+ *   listenIn(handle, path, mode, backlog) → Promise<{fd, ino, dev}>
+ *   connectIn(handle, path, uid|null, gid|null, groups|null) → Promise<fd>
+ *   unlinkIn(handle, path, ino) → Promise<boolean>      statIn(handle, path) → Promise<stat>
+ *   mknodIn(handle, path, blockDevice, mode, major, minor, uid, gid) → Promise<{ino, dev}>
+ *   readFileIn(handle, path, maxBytes) → Promise<Buffer>
+ *   connectHost(path) → fd (on the JS thread: host side, no credentials, no thread hop)
+ *   kernelFeatures(overrides?) → {openat2, pidfd}
  */
 #include "addon.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -29,9 +35,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "pin.h"
+#include "resolve.h"
+
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1) /* 107: room for the NUL */
 #define GROUPS_MAX 65536                                              /* the kernel's NGROUPS_MAX */
-#define THREAD_STACK_SIZE (256 * 1024)
 #define TEMP_NAME_ATTEMPTS 8
 
 #ifndef SYS_fchmodat2
@@ -39,14 +47,14 @@
 #endif
 
 typedef struct ns_request ns_request;
-typedef void (*ns_run_fn)(ns_request *r);
 typedef napi_value (*ns_result_fn)(napi_env env, ns_request *r);
 
 struct ns_request {
+  pvx_job job; /* first: the worker sees only this */
   /* What to do. */
   const char *op; /* JS name, used in error messages */
-  ns_run_fn run;
   ns_result_fn result;
+  pvx_pin *pin;
   int pid;
   char path[PATH_MAX];
   uint32_t mode;
@@ -60,19 +68,19 @@ struct ns_request {
   bool block_device;
   uint32_t major, minor;
   size_t max_bytes;
-  /* What happened: err != 0 means failure at `step`; `detail` replaces strerror's text when set. */
-  int err;
-  const char *step;
-  const char *detail;
+  /* What happened (failures in job.failure). */
   int fd;
   struct stat st;
   bool removed;
   char *data;
   size_t data_len;
-  /* Plumbing. */
   napi_deferred deferred;
-  napi_async_work work;
 };
+
+/* The JS handle of a pin: released (pin NULL) by release() or when the handle is garbage-collected. */
+typedef struct pin_handle {
+  pvx_pin *pin;
+} pin_handle;
 
 static void request_free(ns_request *r) {
   free(r->groups);
@@ -80,110 +88,46 @@ static void request_free(ns_request *r) {
   free(r);
 }
 
-static int fail(ns_request *r, int err, const char *step) {
-  r->err = err;
-  r->step = step;
-  return -1;
+/* A result that cannot be delivered: close what it produced. */
+static void request_dispose(pvx_job *job) {
+  ns_request *r = (ns_request *)job;
+  if (job->failure.err == 0 && r->fd >= 0) close(r->fd);
+  request_free(r);
 }
 
+static int fail(ns_request *r, int err, const char *step) { return pvx_fail(&r->job.failure, err, step, NULL); }
+
 static int fail_detail(ns_request *r, int err, const char *step, const char *detail) {
-  r->detail = detail;
-  return fail(r, err, step);
+  return pvx_fail(&r->job.failure, err, step, detail);
 }
 
 /* ---- Errors ---- */
 
-static napi_value request_error(napi_env env, const char *op, const char *path, int pid, int err, const char *step,
-                                const char *detail) {
+static napi_value request_error(napi_env env, ns_request *r) {
+  const pvx_failure *why = &r->job.failure;
   char where[PATH_MAX + 32];
-  snprintf(where, sizeof where, "%s (pid %d)", path, pid);
-  napi_value error = pvx_errno_error(env, err, op, where);
+  if (r->pid == 0) snprintf(where, sizeof where, "%s (host)", r->path);
+  else snprintf(where, sizeof where, "%s (pid %d)", r->path, r->pid);
+  napi_value error = pvx_errno_error(env, why->err, r->op, where);
   napi_value value;
-  if (detail != NULL) {
-    const char *name = strerrorname_np(err);
+  if (why->detail != NULL) {
+    const char *name = strerrorname_np(why->err);
     char message[PATH_MAX + 256];
-    snprintf(message, sizeof message, "%s %s: %s (%s)", op, where, name ? name : "E?", detail);
+    snprintf(message, sizeof message, "%s %s: %s (%s)", r->op, where, name ? name : "E?", why->detail);
     napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &value);
     napi_set_named_property(env, error, "message", value);
   }
-  napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &value);
+  napi_create_string_utf8(env, r->path, NAPI_AUTO_LENGTH, &value);
   napi_set_named_property(env, error, "path", value);
-  napi_create_int32(env, pid, &value);
+  napi_create_int32(env, r->pid, &value);
   napi_set_named_property(env, error, "pid", value);
   /* Node's convention: `syscall` names the call that failed. */
-  napi_create_string_utf8(env, step, NAPI_AUTO_LENGTH, &value);
+  napi_create_string_utf8(env, why->step ? why->step : "?", NAPI_AUTO_LENGTH, &value);
   napi_set_named_property(env, error, "syscall", value);
   return error;
 }
 
-/* ---- The dedicated thread ---- */
-
-/* Gives the thread its own fs state and, for pid != 0, joins the mount namespace of pid (cwd becomes its root). */
-static int enter_namespace(ns_request *r) {
-  int ns_fd = -1;
-  if (r->pid != 0) {
-    char ns_path[64];
-    snprintf(ns_path, sizeof ns_path, "/proc/%d/ns/mnt", r->pid);
-    ns_fd = open(ns_path, O_RDONLY | O_CLOEXEC);
-    if (ns_fd < 0) return fail(r, errno == ENOENT ? ESRCH : errno, "open /proc/<pid>/ns/mnt");
-  }
-  if (unshare(CLONE_FS) != 0) {
-    int err = errno;
-    if (ns_fd >= 0) close(ns_fd);
-    return fail(r, err, "unshare");
-  }
-  /* Our own umask now: modes below are exactly what we ask for. */
-  umask(0);
-  if (ns_fd < 0) return 0;
-  int rc = setns(ns_fd, CLONE_NEWNS);
-  int err = errno;
-  close(ns_fd);
-  return rc == 0 ? 0 : fail(r, err, "setns");
-}
-
-static void *ns_thread_main(void *arg) {
-  ns_request *r = arg;
-  /* Named, so that /proc/<pid>/task/<tid>/comm tells these threads apart from Node's. */
-  prctl(PR_SET_NAME, "pvx-ns");
-  if (enter_namespace(r) == 0) r->run(r);
-  return NULL;
-}
-
-static void execute(napi_env env, void *data) {
-  (void)env;
-  ns_request *r = data;
-  pthread_attr_t attr;
-  pthread_t thread;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, THREAD_STACK_SIZE);
-  /* The thread is born with every signal blocked: no handler ever runs with another root or identity. */
-  sigset_t all, previous;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &previous);
-  int rc = pthread_create(&thread, &attr, ns_thread_main, r);
-  pthread_sigmask(SIG_SETMASK, &previous, NULL);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) {
-    fail(r, rc, "pthread_create");
-    return;
-  }
-  pthread_join(thread, NULL);
-}
-
-static void complete(napi_env env, napi_status status, void *data) {
-  ns_request *r = data;
-  if (status != napi_ok && r->err == 0) fail(r, ECANCELED, "async work");
-  if (r->err != 0) {
-    /* A failing operation owns no fd: each step closes what it opened. */
-    napi_reject_deferred(env, r->deferred, request_error(env, r->op, r->path, r->pid, r->err, r->step, r->detail));
-  } else {
-    napi_resolve_deferred(env, r->deferred, r->result(env, r));
-  }
-  napi_delete_async_work(env, r->work);
-  request_free(r);
-}
-
-/* ---- Path helpers (run on the dedicated thread) ---- */
+/* ---- Path helpers (worker) ---- */
 
 /* Splits r->path into its directory and last component; both buffers are PATH_MAX long. */
 static int split_path(ns_request *r, char *dir, char *base) {
@@ -198,30 +142,41 @@ static int split_path(ns_request *r, char *dir, char *base) {
   return 0;
 }
 
-/* mkdir -p dir (0755); components that exist are followed as the namespace resolves them. */
-static int make_parents(ns_request *r, const char *dir) {
-  char prefix[PATH_MAX];
-  size_t len = strlen(dir);
-  for (size_t i = 1; i <= len; i++) {
-    if (dir[i] != '/' && dir[i] != '\0') continue;
-    if (dir[i - 1] == '/') continue; /* "//" or the root */
-    memcpy(prefix, dir, i);
-    prefix[i] = '\0';
-    if (mkdir(prefix, 0755) != 0 && errno != EEXIST) return fail(r, errno, "mkdir");
+/* mkdir -p dir (0755), one component at a time, each resolved without magic links. Returns an O_PATH fd of dir. */
+static int make_directories(ns_request *r, const char *dir) {
+  int current = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (current < 0) return fail(r, errno, "open /");
+  char name[PATH_MAX];
+  for (const char *at = dir; current >= 0;) {
+    while (*at == '/') at++;
+    if (*at == '\0') break;
+    size_t len = strcspn(at, "/");
+    memcpy(name, at, len);
+    name[len] = '\0';
+    at += len;
+    int next = pvx_resolve(current, name, true, &r->job.failure);
+    if (next < 0 && r->job.failure.err == ENOENT) {
+      if (mkdirat(current, name, 0755) != 0 && errno != EEXIST) {
+        fail(r, errno, "mkdir");
+      } else {
+        r->job.failure = (pvx_failure){0};
+        next = pvx_resolve(current, name, true, &r->job.failure);
+      }
+    }
+    close(current);
+    current = next;
   }
-  return 0;
+  return current;
 }
 
-/* Creates the parents and makes dir the thread's cwd, so every later step works on short relative names. */
-static int enter_directory(ns_request *r, char *base) {
+/* Splits r->path and opens its directory (created when `create`) as an O_PATH fd; base gets the last component. */
+static int open_parent(ns_request *r, char *base, bool create) {
   char dir[PATH_MAX];
   if (split_path(r, dir, base) != 0) return -1;
-  if (make_parents(r, dir) != 0) return -1;
-  if (chdir(dir) != 0) return fail(r, errno, "chdir");
-  return 0;
+  return create ? make_directories(r, dir) : pvx_resolve(AT_FDCWD, dir, true, &r->job.failure);
 }
 
-/* ".<base>.pvx<8 hex>", or ".pvx<8 hex>" when that would not fit a sun_path (relative to the cwd). */
+/* ".<base>.pvx<8 hex>", or ".pvx<8 hex>" when that would not fit a sun_path (relative to its directory). */
 static void temp_name(const char *base, char *out, size_t size) {
   uint32_t random_bits;
   if (getrandom(&random_bits, sizeof random_bits, GRND_NONBLOCK) != sizeof random_bits) {
@@ -234,33 +189,47 @@ static void temp_name(const char *base, char *out, size_t size) {
 
 /* chmod that never follows a symlink swapped in at name (fchmodat2, Linux 6.6+). Where that syscall is missing
  * (ENOSYS) or filtered (seccomp: EPERM), plain fchmodat; the random temp name keeps that window narrow. */
-static int chmod_no_follow(const char *name, mode_t mode) {
-  if (syscall(SYS_fchmodat2, AT_FDCWD, name, mode, AT_SYMLINK_NOFOLLOW) == 0) return 0;
+static int chmod_no_follow(int dir, const char *name, mode_t mode) {
+  if (syscall(SYS_fchmodat2, dir, name, mode, AT_SYMLINK_NOFOLLOW) == 0) return 0;
   if (errno != ENOSYS && errno != EPERM) return -1;
-  return fchmodat(AT_FDCWD, name, mode, 0);
+  return fchmodat(dir, name, mode, 0);
 }
 
 /* Refuses when name exists and is not of the file type `kind` (S_IFSOCK, S_IFCHR, S_IFBLK). */
-static int check_replaceable(ns_request *r, const char *name, mode_t kind, const char *refusal) {
+static int check_replaceable(ns_request *r, int dir, const char *name, mode_t kind, const char *refusal) {
   struct stat st;
-  if (fstatat(AT_FDCWD, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return errno == ENOENT ? 0 : fail(r, errno, "lstat");
+  if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return errno == ENOENT ? 0 : fail(r, errno, "lstat");
   return (st.st_mode & S_IFMT) == kind ? 0 : fail_detail(r, EEXIST, "lstat", refusal);
+}
+
+/* The last steps of a plant: read the inode (before the rename, which keeps it: so it is the one we made, and a
+ * failure still leaves nothing at base), then rename temp over base. Removes temp on failure. */
+static int finish_plant(ns_request *r, int dir, const char *temp, const char *base) {
+  if (fstatat(dir, temp, &r->st, AT_SYMLINK_NOFOLLOW) != 0) fail(r, errno, "lstat");
+  else if (renameat(dir, temp, dir, base) != 0) fail(r, errno, "rename");
+  else return 0;
+  unlinkat(dir, temp, 0);
+  return -1;
 }
 
 /* ---- listenIn ---- */
 
-static void run_listen(ns_request *r) {
-  char base[PATH_MAX], temp[PATH_MAX];
-  if (enter_directory(r, base) != 0) return;
-  if (check_replaceable(r, base, S_IFSOCK, "exists and is not a socket") != 0) return;
+static void listen_at(ns_request *r, int dir, const char *base) {
+  char temp[PATH_MAX];
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     fail(r, errno, "socket");
     return;
   }
+  /* bind takes a name relative to the cwd: the directory we resolved. */
+  if (fchdir(dir) != 0) {
+    fail(r, errno, "fchdir");
+    close(fd);
+    return;
+  }
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
   int rc = -1;
-  /* Born with the final permissions; fchmodat below makes them exact whatever the kernel did. */
+  /* Born with the final permissions; chmod below makes them exact whatever the kernel did. */
   umask(~r->mode & 0777);
   for (int attempt = 0; attempt < TEMP_NAME_ATTEMPTS && rc != 0; attempt++) {
     temp_name(base, temp, sizeof temp);
@@ -274,22 +243,27 @@ static void run_listen(ns_request *r) {
     close(fd);
     return;
   }
-  /* The inode is read before the rename (which keeps it): so it is the one we bound, and a failure here
-   * still leaves nothing planted at path. */
-  if (chmod_no_follow(temp, r->mode) != 0) {
+  if (chmod_no_follow(dir, temp, r->mode) != 0) {
     fail(r, errno, "chmod");
+    unlinkat(dir, temp, 0);
   } else if (listen(fd, r->backlog) != 0) {
     fail(r, errno, "listen");
-  } else if (fstatat(AT_FDCWD, temp, &r->st, AT_SYMLINK_NOFOLLOW) != 0) {
-    fail(r, errno, "lstat");
-  } else if (renameat(AT_FDCWD, temp, AT_FDCWD, base) != 0) {
-    fail(r, errno, "rename");
-  } else {
+    unlinkat(dir, temp, 0);
+  } else if (finish_plant(r, dir, temp, base) == 0) {
     r->fd = fd;
     return;
   }
-  unlinkat(AT_FDCWD, temp, 0);
   close(fd);
+}
+
+static void run_listen(pvx_pin *pin, pvx_job *job) {
+  (void)pin;
+  ns_request *r = (ns_request *)job;
+  char base[PATH_MAX];
+  int dir = open_parent(r, base, true);
+  if (dir < 0) return;
+  if (check_replaceable(r, dir, base, S_IFSOCK, "exists and is not a socket") == 0) listen_at(r, dir, base);
+  close(dir);
 }
 
 static napi_value node_ids(napi_env env, ns_request *r) {
@@ -311,36 +285,44 @@ static napi_value result_listen(napi_env env, ns_request *r) {
 
 /* ---- connectIn ---- */
 
-static void run_connect(ns_request *r) {
-  /* Raw syscalls: glibc's wrappers would switch every thread of the process. Order: groups, gid, then uid. */
-  if (r->with_credentials) {
-    if (syscall(SYS_setgroups, r->group_count, r->groups) != 0) {
-      fail(r, errno, "setgroups");
-      return;
-    }
-    if (syscall(SYS_setresgid, r->gid, r->gid, r->gid) != 0) {
-      fail(r, errno, "setresgid");
-      return;
-    }
-    if (syscall(SYS_setresuid, r->uid, r->uid, r->uid) != 0) {
-      fail(r, errno, "setresuid");
-      return;
-    }
-  }
-  /* Non-blocking: a full backlog fails at once (EAGAIN) instead of parking the thread. */
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    fail(r, errno, "socket");
-    return;
-  }
+/* Connects a new non-blocking socket to the socket at `path`, resolved without magic links to an O_PATH fd of
+ * its inode; connect() then names that fd in our own /proc/self/fd (relative to pvx_self_fd_dir on a worker, whose
+ * cwd we may move; absolute on the JS thread, whose root is the host's). Returns the fd or -1. */
+static int connect_resolved(const char *path, bool on_worker, pvx_failure *failure) {
+  int target = pvx_resolve(AT_FDCWD, path, false, failure);
+  if (target < 0) return -1;
+  struct stat st;
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
-  strcpy(addr.sun_path, r->path);
-  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-    fail(r, errno, "connect");
-    close(fd);
-    return;
+  int fd = -1;
+  if (fstat(target, &st) != 0) {
+    pvx_fail(failure, errno, "fstat", NULL);
+  } else if (!S_ISSOCK(st.st_mode)) {
+    pvx_fail(failure, ECONNREFUSED, "connect", "not a socket");
+  } else if (on_worker && (pvx_self_fd_dir < 0 || fchdir(pvx_self_fd_dir) != 0)) {
+    pvx_fail(failure, pvx_self_fd_dir < 0 ? ENOENT : errno, "fchdir /proc/self/fd", NULL);
+  } else if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+    pvx_fail(failure, errno, "socket", NULL);
+  } else {
+    snprintf(addr.sun_path, sizeof addr.sun_path, on_worker ? "%d" : "/proc/self/fd/%d", target);
+    /* Non-blocking: a full backlog fails at once (EAGAIN) instead of parking the thread. */
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+      pvx_fail(failure, errno, "connect", NULL);
+      close(fd);
+      fd = -1;
+    }
   }
-  r->fd = fd;
+  close(target);
+  return fd;
+}
+
+static void run_connect(pvx_pin *pin, pvx_job *job) {
+  ns_request *r = (ns_request *)job;
+  /* With credentials, the path is also resolved as that identity: its directory permissions apply. */
+  if (r->with_credentials &&
+      pvx_pin_assume_identity(pin, r->uid, r->gid, r->groups, r->group_count, &job->failure) != 0)
+    return;
+  r->fd = connect_resolved(r->path, true, &job->failure);
+  if (r->with_credentials) pvx_pin_restore_identity(pin);
 }
 
 static napi_value result_fd(napi_env env, ns_request *r) {
@@ -351,18 +333,24 @@ static napi_value result_fd(napi_env env, ns_request *r) {
 
 /* ---- unlinkIn ---- */
 
-static void run_unlink(ns_request *r) {
+static void run_unlink(pvx_pin *pin, pvx_job *job) {
+  (void)pin;
+  ns_request *r = (ns_request *)job;
+  char base[PATH_MAX];
   struct stat st;
-  if (fstatat(AT_FDCWD, r->path, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+  int dir = open_parent(r, base, false);
+  if (dir < 0) {
+    /* Nothing there: nothing of ours to remove. */
+    if (job->failure.err == ENOENT || job->failure.err == ENOTDIR) job->failure = (pvx_failure){0};
+    return;
+  }
+  if (fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno != ENOENT && errno != ENOTDIR) fail(r, errno, "lstat");
-    return;
+  } else if ((uint64_t)st.st_ino == r->ino) {
+    if (unlinkat(dir, base, 0) == 0) r->removed = true;
+    else if (errno != ENOENT) fail(r, errno, "unlink");
   }
-  if ((uint64_t)st.st_ino != r->ino) return;
-  if (unlinkat(AT_FDCWD, r->path, 0) != 0) {
-    if (errno != ENOENT) fail(r, errno, "unlink");
-    return;
-  }
-  r->removed = true;
+  close(dir);
 }
 
 static napi_value result_removed(napi_env env, ns_request *r) {
@@ -373,8 +361,14 @@ static napi_value result_removed(napi_env env, ns_request *r) {
 
 /* ---- statIn ---- */
 
-static void run_stat(ns_request *r) {
-  if (fstatat(AT_FDCWD, r->path, &r->st, AT_SYMLINK_NOFOLLOW) != 0) fail(r, errno, "lstat");
+static void run_stat(pvx_pin *pin, pvx_job *job) {
+  (void)pin;
+  ns_request *r = (ns_request *)job;
+  char base[PATH_MAX];
+  int dir = open_parent(r, base, false);
+  if (dir < 0) return;
+  if (fstatat(dir, base, &r->st, AT_SYMLINK_NOFOLLOW) != 0) fail(r, errno, "lstat");
+  close(dir);
 }
 
 static const char *type_name(mode_t mode) {
@@ -410,19 +404,13 @@ static napi_value result_stat(napi_env env, ns_request *r) {
 
 /* ---- mknodIn ---- */
 
-static void run_mknod(ns_request *r) {
-  char base[PATH_MAX], temp[PATH_MAX];
-  mode_t kind = r->block_device ? S_IFBLK : S_IFCHR;
-  if (enter_directory(r, base) != 0) return;
-  if (check_replaceable(r, base, kind,
-                        r->block_device ? "exists and is not a block device" : "exists and is not a character device") !=
-      0)
-    return;
+static void mknod_at(ns_request *r, int dir, const char *base, mode_t kind) {
+  char temp[PATH_MAX];
   int rc = -1;
   /* Born with no permissions: nobody opens it before owner and mode are right. */
   for (int attempt = 0; attempt < TEMP_NAME_ATTEMPTS && rc != 0; attempt++) {
     temp_name(base, temp, sizeof temp);
-    rc = mknodat(AT_FDCWD, temp, kind, makedev(r->major, r->minor));
+    rc = mknodat(dir, temp, kind, makedev(r->major, r->minor));
     if (rc != 0 && errno != EEXIST) break;
   }
   if (rc != 0) {
@@ -430,63 +418,82 @@ static void run_mknod(ns_request *r) {
     return;
   }
   /* chown before chmod: chown clears set-id bits. */
-  if (fchownat(AT_FDCWD, temp, r->uid, r->gid, AT_SYMLINK_NOFOLLOW) != 0) {
-    fail(r, errno, "chown");
-  } else if (chmod_no_follow(temp, r->mode) != 0) {
-    fail(r, errno, "chmod");
-  } else if (fstatat(AT_FDCWD, temp, &r->st, AT_SYMLINK_NOFOLLOW) != 0) { /* before rename: see run_listen */
-    fail(r, errno, "lstat");
-  } else if (renameat(AT_FDCWD, temp, AT_FDCWD, base) != 0) {
-    fail(r, errno, "rename");
-  } else {
+  if (fchownat(dir, temp, r->uid, r->gid, AT_SYMLINK_NOFOLLOW) != 0) fail(r, errno, "chown");
+  else if (chmod_no_follow(dir, temp, r->mode) != 0) fail(r, errno, "chmod");
+  else {
+    finish_plant(r, dir, temp, base);
     return;
   }
-  unlinkat(AT_FDCWD, temp, 0);
+  unlinkat(dir, temp, 0);
+}
+
+static void run_mknod(pvx_pin *pin, pvx_job *job) {
+  (void)pin;
+  ns_request *r = (ns_request *)job;
+  char base[PATH_MAX];
+  mode_t kind = r->block_device ? S_IFBLK : S_IFCHR;
+  int dir = open_parent(r, base, true);
+  if (dir < 0) return;
+  if (check_replaceable(r, dir, base, kind,
+                        r->block_device ? "exists and is not a block device" : "exists and is not a character device") ==
+      0)
+    mknod_at(r, dir, base, kind);
+  close(dir);
 }
 
 /* ---- readFileIn ---- */
 
-static void run_read_file(ns_request *r) {
-  /* O_NONBLOCK: opening a fifo must not park the thread; it is refused below anyway. */
-  int fd = open(r->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) {
-    fail(r, errno, "open");
-    return;
+/* Reads all of fd, at most r->max_bytes (EFBIG beyond); `size_hint` is what fstat said. */
+static void read_all(ns_request *r, int fd, size_t size_hint) {
+  /* The size is a hint (the file may grow, /proc files say 0): read until EOF, at most max_bytes + 1. */
+  size_t capacity = size_hint + 1, limit = r->max_bytes + 1;
+  r->data = malloc(capacity);
+  while (r->data != NULL) {
+    ssize_t n = read(fd, r->data + r->data_len, capacity - r->data_len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      fail(r, errno, "read");
+      break;
+    }
+    if (n == 0) break;
+    r->data_len += (size_t)n;
+    if (r->data_len > r->max_bytes) {
+      fail_detail(r, EFBIG, "read", "larger than maxBytes");
+      break;
+    }
+    if (r->data_len == capacity) {
+      capacity = capacity * 2 < limit ? capacity * 2 : limit;
+      char *grown = realloc(r->data, capacity);
+      if (grown == NULL) free(r->data);
+      r->data = grown;
+    }
   }
+  if (r->data == NULL) fail(r, ENOMEM, "malloc");
+}
+
+static void run_read_file(pvx_pin *pin, pvx_job *job) {
+  (void)pin;
+  ns_request *r = (ns_request *)job;
+  int target = pvx_resolve(AT_FDCWD, r->path, false, &job->failure);
+  if (target < 0) return;
   struct stat st;
-  if (fstat(fd, &st) != 0) {
+  char name[16];
+  int fd = -1;
+  /* Checked on the O_PATH fd, before anything is opened: a device or fifo is never opened at all. */
+  if (fstat(target, &st) != 0) {
     fail(r, errno, "fstat");
   } else if (!S_ISREG(st.st_mode)) {
     fail_detail(r, S_ISDIR(st.st_mode) ? EISDIR : EINVAL, "fstat", "not a regular file");
   } else if ((uint64_t)st.st_size > r->max_bytes) {
     fail_detail(r, EFBIG, "fstat", "larger than maxBytes");
   } else {
-    /* The size is a hint (the file may grow, /proc files say 0): read until EOF, at most max_bytes + 1. */
-    size_t capacity = (size_t)st.st_size + 1, limit = r->max_bytes + 1;
-    r->data = malloc(capacity);
-    while (r->data != NULL) {
-      ssize_t n = read(fd, r->data + r->data_len, capacity - r->data_len);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        fail(r, errno, "read");
-        break;
-      }
-      if (n == 0) break;
-      r->data_len += (size_t)n;
-      if (r->data_len > r->max_bytes) {
-        fail_detail(r, EFBIG, "read", "larger than maxBytes");
-        break;
-      }
-      if (r->data_len == capacity) {
-        capacity = capacity * 2 < limit ? capacity * 2 : limit;
-        char *grown = realloc(r->data, capacity);
-        if (grown == NULL) free(r->data);
-        r->data = grown;
-      }
-    }
-    if (r->data == NULL) fail(r, ENOMEM, "malloc");
+    snprintf(name, sizeof name, "%d", target);
+    fd = pvx_self_fd_dir < 0 ? -1 : openat(pvx_self_fd_dir, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) fail(r, pvx_self_fd_dir < 0 ? ENOENT : errno, "open");
+    else read_all(r, fd, (size_t)st.st_size);
   }
-  close(fd);
+  if (fd >= 0) close(fd);
+  close(target);
 }
 
 static napi_value result_buffer(napi_env env, ns_request *r) {
@@ -495,7 +502,7 @@ static napi_value result_buffer(napi_env env, ns_request *r) {
   return buffer;
 }
 
-/* ---- Argument parsing (on the JS thread) ---- */
+/* ---- Argument parsing and delivery (JS thread) ---- */
 
 #define MAX_ARGS 8
 
@@ -517,48 +524,85 @@ static bool is_nullish(napi_env env, napi_value value) {
 
 /* Records an argument error unless an earlier one is already recorded. */
 static void invalid(ns_request *r, const char *detail) {
-  if (r->err == 0) fail_detail(r, EINVAL, "arguments", detail);
+  if (r->job.failure.err == 0) fail_detail(r, EINVAL, "arguments", detail);
 }
 
-/* Reads the path argument; on failure sets r->err/detail (r->path holds what could be read, for the message). */
-static void get_path(napi_env env, napi_value value, ns_request *r, size_t max_len) {
+/* Reads a path argument into buffer (PATH_MAX); returns false with *failure set when it is not acceptable. */
+static bool get_path(napi_env env, napi_value value, char *buffer, size_t max_len, pvx_failure *failure) {
   napi_valuetype type;
   size_t len = 0;
   if (napi_typeof(env, value, &type) != napi_ok || type != napi_string) {
-    fail_detail(r, EINVAL, "arguments", "path must be a string");
-    return;
+    pvx_fail(failure, EINVAL, "arguments", "path must be a string");
+    return false;
   }
   napi_get_value_string_utf8(env, value, NULL, 0, &len);
-  napi_get_value_string_utf8(env, value, r->path, sizeof r->path, NULL);
+  napi_get_value_string_utf8(env, value, buffer, PATH_MAX, NULL);
   if (len > max_len) {
-    fail_detail(r, ENAMETOOLONG, "arguments",
-                max_len == SUN_PATH_MAX ? "socket paths are at most 107 bytes" : "path too long");
-  } else if (strlen(r->path) != len) {
-    fail_detail(r, EINVAL, "arguments", "path contains a NUL byte");
-  } else if (r->path[0] != '/') {
-    fail_detail(r, EINVAL, "arguments", "path must be absolute");
+    pvx_fail(failure, ENAMETOOLONG, "arguments",
+             max_len == SUN_PATH_MAX ? "socket paths are at most 107 bytes" : "path too long");
+  } else if (strlen(buffer) != len) {
+    pvx_fail(failure, EINVAL, "arguments", "path contains a NUL byte");
+  } else if (buffer[0] != '/') {
+    pvx_fail(failure, EINVAL, "arguments", "path must be absolute");
+  } else {
+    return true;
   }
+  return false;
 }
 
-/* Parses the common (pid, path) head of every operation's arguments. */
+/* The pin behind a handle argument, or NULL (not a handle: EINVAL; released: EBADF). */
+static pvx_pin *get_pin(napi_env env, napi_value value, pvx_failure *failure) {
+  napi_valuetype type;
+  pin_handle *handle = NULL;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external ||
+      napi_get_value_external(env, value, (void **)&handle) != napi_ok || handle == NULL) {
+    pvx_fail(failure, EINVAL, "arguments", "not a namespace handle");
+    return NULL;
+  }
+  if (handle->pin == NULL) pvx_fail(failure, EBADF, "arguments", "the namespace was released");
+  return handle->pin;
+}
+
+/* Parses the common (handle, path) head of every operation's arguments. */
 static ns_request *request_new(napi_env env, napi_callback_info info, const char *op, size_t path_max,
                                napi_value *argv, size_t *argc) {
   ns_request *r = calloc(1, sizeof *r);
   if (r == NULL) return NULL;
   r->op = op;
   r->fd = -1;
+  r->job.needs_alive = true;
+  r->job.dispose = request_dispose;
   *argc = MAX_ARGS;
   napi_get_cb_info(env, info, argc, argv, NULL, NULL);
   for (size_t i = *argc; i < MAX_ARGS; i++) napi_get_undefined(env, &argv[i]);
-  double pid = 0;
-  get_path(env, argv[1], r, path_max);
-  if (!get_uint(env, argv[0], INT32_MAX, &pid)) invalid(r, "pid must be an integer >= 0");
-  r->pid = (int)pid;
+  get_path(env, argv[1], r->path, path_max, &r->job.failure);
+  pvx_failure pin_failure = {0};
+  r->pin = get_pin(env, argv[0], &pin_failure);
+  if (r->pin != NULL) r->pid = pvx_pin_pid(r->pin);
+  else if (r->job.failure.err == 0) r->job.failure = pin_failure;
   return r;
 }
 
-/* Queues r, or rejects at once when parsing already failed. Returns the promise. */
-static napi_value start(napi_env env, ns_request *r, ns_run_fn run, ns_result_fn result) {
+/* Settles a finished job's promise (the pin's thread-safe function calls this on the JS thread). */
+static void deliver(napi_env env, napi_value callback, void *context, void *data) {
+  (void)callback;
+  ns_request *r = data;
+  if (env == NULL) {
+    request_dispose(&r->job);
+    return;
+  }
+  if (r->job.failure.err != 0) {
+    /* A failing operation owns no fd: each step closes what it opened. */
+    napi_reject_deferred(env, r->deferred, request_error(env, r));
+  } else {
+    napi_resolve_deferred(env, r->deferred, r->result(env, r));
+  }
+  pvx_pin_settled(context);
+  request_free(r);
+}
+
+/* Queues r to its pin's worker, or rejects at once when parsing already failed. Returns the promise. */
+static napi_value start(napi_env env, ns_request *r, void (*run)(pvx_pin *, pvx_job *), ns_result_fn result) {
   napi_value promise;
   if (r == NULL) {
     napi_throw_error(env, "ENOMEM", "out of memory");
@@ -568,22 +612,99 @@ static napi_value start(napi_env env, ns_request *r, ns_run_fn run, ns_result_fn
     request_free(r);
     return NULL;
   }
-  r->run = run;
+  r->job.run = run;
   r->result = result;
-  napi_value name;
-  napi_create_string_utf8(env, r->op, NAPI_AUTO_LENGTH, &name);
-  if (r->err == 0 &&
-      napi_create_async_work(env, NULL, name, execute, complete, r, &r->work) == napi_ok &&
-      napi_queue_async_work(env, r->work) == napi_ok)
-    return promise;
-  if (r->err == 0) fail(r, EAGAIN, "async work");
-  napi_reject_deferred(env, r->deferred, request_error(env, r->op, r->path, r->pid, r->err, r->step, r->detail));
-  if (r->work != NULL) napi_delete_async_work(env, r->work);
+  if (r->job.failure.err == 0 && pvx_pin_submit(r->pin, &r->job)) return promise;
+  if (r->job.failure.err == 0) fail_detail(r, EBADF, "submit", "the namespace was released");
+  napi_reject_deferred(env, r->deferred, request_error(env, r));
   request_free(r);
   return promise;
 }
 
-/* listenIn(pid, path, mode, backlog) → Promise<{fd, ino, dev}> */
+static void handle_finalize(napi_env env, void *data, void *hint) {
+  (void)env, (void)hint;
+  pin_handle *handle = data;
+  if (handle->pin != NULL) pvx_pin_close(handle->pin);
+  free(handle);
+}
+
+/* Throws the error of a failed pin: "pid N is not in a container" as it stands, else "pin <pid>: CODE (text)". */
+static void throw_pin_error(napi_env env, int pid, const pvx_failure *why) {
+  char where[32];
+  snprintf(where, sizeof where, "pid %d", pid);
+  napi_value error = pvx_errno_error(env, why->err, "pin", where), value;
+  if (why->detail != NULL) {
+    napi_create_string_utf8(env, why->detail, NAPI_AUTO_LENGTH, &value);
+    napi_set_named_property(env, error, "message", value);
+  }
+  napi_create_int32(env, pid, &value);
+  napi_set_named_property(env, error, "pid", value);
+  napi_create_string_utf8(env, why->step, NAPI_AUTO_LENGTH, &value);
+  napi_set_named_property(env, error, "syscall", value);
+  napi_throw(env, error);
+}
+
+/* pin(pid) → handle. pid 0: the host. */
+static napi_value pin(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  double pid;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || !get_uint(env, argv[0], INT32_MAX, &pid)) {
+    pvx_throw_errno(env, EINVAL, "pin", "pid must be an integer >= 0");
+    return NULL;
+  }
+  pin_handle *handle = calloc(1, sizeof *handle);
+  pvx_failure why = {0};
+  char detail[64];
+  if (handle == NULL || (handle->pin = pvx_pin_open(env, (int)pid, deliver, &why, detail, sizeof detail)) == NULL) {
+    if (handle == NULL) why.err = ENOMEM, why.step = "pin";
+    free(handle);
+    throw_pin_error(env, (int)pid, &why);
+    return NULL;
+  }
+  if (napi_create_external(env, handle, handle_finalize, NULL, &result) != napi_ok) {
+    handle_finalize(env, handle, NULL);
+    return NULL;
+  }
+  return result;
+}
+
+/* alive(handle) → false once the pinned process has exited. */
+static napi_value alive(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1) napi_get_undefined(env, &argv[0]);
+  pvx_failure why = {0};
+  pvx_pin *pin = get_pin(env, argv[0], &why);
+  if (pin == NULL) {
+    pvx_throw_errno(env, why.err, "alive", why.detail);
+    return NULL;
+  }
+  napi_value result;
+  napi_get_boolean(env, pvx_pin_alive(pin), &result);
+  return result;
+}
+
+/* release(handle): queued operations still run; later ones are refused (EBADF). Idempotent. */
+static napi_value release(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_valuetype type = napi_undefined;
+  pin_handle *handle = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= 1) napi_typeof(env, argv[0], &type);
+  if (type != napi_external || napi_get_value_external(env, argv[0], (void **)&handle) != napi_ok) {
+    pvx_throw_errno(env, EINVAL, "release", "not a namespace handle");
+    return NULL;
+  }
+  if (handle->pin != NULL) pvx_pin_close(handle->pin);
+  handle->pin = NULL;
+  return NULL;
+}
+
+/* listenIn(handle, path, mode, backlog) → Promise<{fd, ino, dev}> */
 static napi_value listen_in(napi_env env, napi_callback_info info) {
   napi_value argv[MAX_ARGS];
   size_t argc;
@@ -600,12 +721,13 @@ static napi_value listen_in(napi_env env, napi_callback_info info) {
   return start(env, r, run_listen, result_listen);
 }
 
-/* connectIn(pid, path, uid|null, gid|null, groups|null) → Promise<fd> */
+/* connectIn(handle, path, uid|null, gid|null, groups|null) → Promise<fd> */
 static napi_value connect_in(napi_env env, napi_callback_info info) {
   napi_value argv[MAX_ARGS];
   size_t argc;
   ns_request *r = request_new(env, info, "connectIn", SUN_PATH_MAX, argv, &argc);
-  if (r == NULL || r->err != 0 || (is_nullish(env, argv[2]) && is_nullish(env, argv[3]) && is_nullish(env, argv[4])))
+  if (r == NULL || r->job.failure.err != 0 ||
+      (is_nullish(env, argv[2]) && is_nullish(env, argv[3]) && is_nullish(env, argv[4])))
     return start(env, r, run_connect, result_fd);
   double uid, gid;
   uint32_t count = 0;
@@ -623,7 +745,7 @@ static napi_value connect_in(napi_env env, napi_callback_info info) {
     r->group_count = count;
     r->groups = calloc(count > 0 ? count : 1, sizeof *r->groups);
     if (r->groups == NULL) fail(r, ENOMEM, "arguments");
-    for (uint32_t i = 0; i < count && r->err == 0; i++) {
+    for (uint32_t i = 0; i < count && r->job.failure.err == 0; i++) {
       napi_value element;
       double group;
       napi_get_element(env, argv[4], i, &element);
@@ -634,27 +756,28 @@ static napi_value connect_in(napi_env env, napi_callback_info info) {
   return start(env, r, run_connect, result_fd);
 }
 
-/* unlinkIn(pid, path, ino) → Promise<boolean> */
+/* unlinkIn(handle, path, ino) → Promise<boolean>. Runs also after the pinned process is gone (cleanup). */
 static napi_value unlink_in(napi_env env, napi_callback_info info) {
   napi_value argv[MAX_ARGS];
   size_t argc;
   ns_request *r = request_new(env, info, "unlinkIn", PATH_MAX - 1, argv, &argc);
   double ino;
   if (r != NULL) {
+    r->job.needs_alive = false;
     if (get_uint(env, argv[2], 9007199254740991.0, &ino)) r->ino = (uint64_t)ino;
     else invalid(r, "ino must be an integer >= 0");
   }
   return start(env, r, run_unlink, result_removed);
 }
 
-/* statIn(pid, path) → Promise<NodeStat> */
+/* statIn(handle, path) → Promise<NodeStat> */
 static napi_value stat_in(napi_env env, napi_callback_info info) {
   napi_value argv[MAX_ARGS];
   size_t argc;
   return start(env, request_new(env, info, "statIn", PATH_MAX - 1, argv, &argc), run_stat, result_stat);
 }
 
-/* mknodIn(pid, path, blockDevice, mode, major, minor, uid, gid) → Promise<{ino, dev}> */
+/* mknodIn(handle, path, blockDevice, mode, major, minor, uid, gid) → Promise<{ino, dev}> */
 static napi_value mknod_in(napi_env env, napi_callback_info info) {
   napi_value argv[MAX_ARGS];
   size_t argc;
@@ -678,7 +801,7 @@ static napi_value mknod_in(napi_env env, napi_callback_info info) {
   return start(env, r, run_mknod, node_ids);
 }
 
-/* readFileIn(pid, path, maxBytes) → Promise<Buffer> */
+/* readFileIn(handle, path, maxBytes) → Promise<Buffer> */
 static napi_value read_file_in(napi_env env, napi_callback_info info) {
   napi_value argv[MAX_ARGS];
   size_t argc;
@@ -692,14 +815,76 @@ static napi_value read_file_in(napi_env env, napi_callback_info info) {
   return start(env, r, run_read_file, result_buffer);
 }
 
+/* connectHost(path) → fd, on the JS thread: host-side dials without credentials need no thread. */
+static napi_value connect_host(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1) napi_get_undefined(env, &argv[0]);
+  ns_request *r = calloc(1, sizeof *r);
+  if (r == NULL) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  r->op = "connectIn";
+  if (get_path(env, argv[0], r->path, SUN_PATH_MAX, &r->job.failure))
+    r->fd = connect_resolved(r->path, false, &r->job.failure);
+  if (r->job.failure.err != 0) napi_throw(env, request_error(env, r));
+  else napi_create_int32(env, r->fd, &result);
+  bool failed = r->job.failure.err != 0;
+  request_free(r);
+  return failed ? NULL : result;
+}
+
+static bool get_flag(napi_env env, napi_value object, const char *name, bool *out) {
+  bool has = false, value;
+  napi_value property;
+  if (napi_has_named_property(env, object, name, &has) != napi_ok || !has) return false;
+  napi_get_named_property(env, object, name, &property);
+  if (napi_get_value_bool(env, property, &value) != napi_ok) return false;
+  *out = value;
+  return true;
+}
+
+/* kernelFeatures({openat2?, pidfd?}) → what is in use. Features can be turned off (fallbacks, for tests) and
+ * back on, never on where the kernel lacks them. */
+static napi_value kernel_features(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result, value;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_valuetype type = napi_undefined;
+  if (argc >= 1) napi_typeof(env, argv[0], &type);
+  bool flag;
+  if (type == napi_object) {
+    if (get_flag(env, argv[0], "openat2", &flag)) pvx_features.openat2 = flag && pvx_probed_features.openat2;
+    if (get_flag(env, argv[0], "pidfd", &flag)) pvx_features.pidfd = flag && pvx_probed_features.pidfd;
+  }
+  napi_create_object(env, &result);
+  napi_get_boolean(env, pvx_features.openat2, &value);
+  napi_set_named_property(env, result, "openat2", value);
+  napi_get_boolean(env, pvx_features.pidfd, &value);
+  napi_set_named_property(env, result, "pidfd", value);
+  return result;
+}
+
 napi_status pvx_init_nsops(napi_env env, napi_value exports) {
   static const struct {
     const char *name;
     napi_callback fn;
   } functions[] = {
-      {"listenIn", listen_in}, {"connectIn", connect_in}, {"unlinkIn", unlink_in},
-      {"statIn", stat_in},     {"mknodIn", mknod_in},     {"readFileIn", read_file_in},
+      {"pin", pin},
+      {"alive", alive},
+      {"release", release},
+      {"listenIn", listen_in},
+      {"connectIn", connect_in},
+      {"unlinkIn", unlink_in},
+      {"statIn", stat_in},
+      {"mknodIn", mknod_in},
+      {"readFileIn", read_file_in},
+      {"connectHost", connect_host},
+      {"kernelFeatures", kernel_features},
   };
+  pvx_resolve_init();
   for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
     napi_status status = pvx_export(env, exports, functions[i].name, functions[i].fn);
     if (status != napi_ok) return status;

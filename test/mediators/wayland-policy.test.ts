@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { namespaceOf } from '../../daemon/plumbing.js';
+import { hostNamespace } from '../../daemon/plumbing.js';
 import { type LinkContext, TerminalLinkError } from '../../mediators/types.js';
 import { MAX_POLICY_FILE_BYTES, POLICY_ENV, waylandMediator } from '../../mediators/wayland.js';
 import {
@@ -71,7 +71,7 @@ describe('a policy file', () => {
 describe('the mediator', () => {
   const linkWithRole = (role: string) => ({ spec: { role } }) as unknown as LinkContext;
   /** The daemon's own namespace, where it reads the policy file (through the bounded native read). */
-  const host = namespaceOf(0);
+  const host = hostNamespace();
   const withPolicy = (policyFile: string | null) => waylandMediator({ policyFile }, host);
   let dir: string;
   beforeEach(() => {

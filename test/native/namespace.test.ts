@@ -1,13 +1,16 @@
 // Namespace operations against real namespaces (root): sockets and nodes planted inside a container's mount
 // namespace, symlinks resolved as the container sees them, per-thread credentials, and clean failures.
+import { type ChildProcess, spawn } from 'node:child_process';
 import {
   closeSync,
   existsSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   readlinkSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import net from 'node:net';
@@ -16,14 +19,19 @@ import { binding } from '../../native/binding.js';
 import { FdListener } from '../../native/fd-listener.js';
 import {
   connectIn,
+  isGoneError,
+  kernelFeatures,
   listenIn,
   mknodIn,
   type NamespaceError,
+  PinnedNamespace,
   readFileIn,
   statIn,
   unlinkIn,
+  withDeadline,
 } from '../../native/namespace.js';
 import { type Container, startContainer } from '../../testkit/container.js';
+import { eventually } from '../../testkit/mesh.js';
 
 const suffix = `${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
 /** The path the symlinks inside the containers point at; on the host it exists and must stay empty. */
@@ -59,6 +67,17 @@ afterAll(async () => {
 
 function openFdCount(): number {
   return readdirSync('/proc/self/fd').length;
+}
+
+/** Open pidfds: one per pin of a container that is not freed yet. */
+function pidfdCount(): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:[pidfd]';
+    } catch {
+      return false; // the directory's own fd, closed by now
+    }
+  }).length;
 }
 
 /** O_NONBLOCK and O_CLOEXEC both set on fd (from /proc/self/fdinfo, octal flags). */
@@ -534,8 +553,10 @@ describe('statIn and readFileIn', () => {
 describe('bad input', () => {
   it('fails clearly, with the right code, and leaks no fd', async () => {
     const pid = container.pid;
-    // Warm up (the addon, fs caches) so that the count below sees only what the operations themselves open.
+    // Warm up (the addon, fs caches) so that the count below sees only what the operations themselves open,
+    // and let that pin go (a pin closes its pidfd after its worker has ended).
     await failure(connectIn({ pid, path: '/run/absent.sock' }));
+    await eventually(() => pidfdCount() === 0, 5000, 'released pins');
     const fdsBefore = openFdCount();
     const long = `/run/${'a'.repeat(103)}`; // 108 bytes
     const cases: [() => Promise<unknown>, string, RegExp][] = [
@@ -551,7 +572,7 @@ describe('bad input', () => {
       [
         () => listenIn({ pid: NO_SUCH_PID, path: '/run/x.sock' }),
         'ESRCH',
-        new RegExp(`\\(pid ${NO_SUCH_PID}\\): ESRCH`),
+        new RegExp(`^pin pid ${NO_SUCH_PID}: ESRCH`),
       ],
       [() => listenIn({ pid: -1, path: '/run/x.sock' }), 'EINVAL', /pid must be/],
       [
@@ -592,39 +613,51 @@ describe('bad input', () => {
       });
     }
     expect((await readFileIn({ pid, path: '/run/file', maxBytes: 10 })).toString()).toBe('x');
-    expect(openFdCount()).toBe(fdsBefore);
+    // A released pin closes its pidfd once its worker has ended.
+    await eventually(() => openFdCount() === fdsBefore, 5000, `fd count back to ${fdsBefore}`);
   });
 
   it('is validated in C as well (the raw addon, bypassing the TS checks)', async () => {
     type RawOperation = (...args: unknown[]) => Promise<unknown>;
     const raw = binding as Record<
-      'listenIn' | 'connectIn' | 'unlinkIn' | 'statIn' | 'mknodIn' | 'readFileIn',
+      'listenIn' | 'connectIn' | 'unlinkIn' | 'statIn' | 'mknodIn' | 'readFileIn' | 'pin' | 'release',
       RawOperation
     >;
+    const host = raw.pin(0);
+    const released = raw.pin(0);
+    raw.release(released);
+    await eventually(() => pidfdCount() === 0, 5000, 'released pins');
     const fdsBefore = openFdCount();
     const cases: [() => Promise<unknown>, string, RegExp][] = [
-      [() => raw.listenIn(0, 'relative', 0o666, 1), 'EINVAL', /must be absolute/],
-      [() => raw.listenIn(0, `/${'b'.repeat(107)}`, 0o666, 1), 'ENAMETOOLONG', /107/],
-      [() => raw.statIn(0, '/a\0b'), 'EINVAL', /NUL/],
-      [() => raw.statIn(0, 42), 'EINVAL', /must be a string/],
-      [() => raw.statIn(-5, '/'), 'EINVAL', /pid/],
-      [() => raw.statIn(1.5, '/'), 'EINVAL', /pid/],
-      [() => raw.listenIn(0, '/run/pvx-never.sock', 'rw', 1), 'EINVAL', /mode/],
-      [() => raw.connectIn(0, '/run/pvx-never.sock', 1, null, null), 'EINVAL', /uid and gid/],
-      [() => raw.connectIn(0, '/run/pvx-never.sock', 1, 1, [1, 'x']), 'EINVAL', /groups/],
-      [() => raw.mknodIn(0, '/run/pvx-never', 'char', 0o600, 1, 3, 0, 0), 'EINVAL', /blockDevice/],
-      [() => raw.readFileIn(0, '/etc/hostname'), 'EINVAL', /maxBytes/],
-      [() => raw.unlinkIn(0, '/run/pvx-never', 2 ** 60), 'EINVAL', /ino/],
+      [() => raw.listenIn(host, 'relative', 0o666, 1), 'EINVAL', /must be absolute/],
+      [() => raw.listenIn(host, `/${'b'.repeat(107)}`, 0o666, 1), 'ENAMETOOLONG', /107/],
+      [() => raw.statIn(host, '/a\0b'), 'EINVAL', /NUL/],
+      [() => raw.statIn(host, 42), 'EINVAL', /must be a string/],
+      [() => raw.statIn(0, '/'), 'EINVAL', /not a namespace handle/],
+      [() => raw.statIn({}, '/'), 'EINVAL', /not a namespace handle/],
+      [() => raw.statIn(released, '/'), 'EBADF', /released/],
+      [() => raw.pin(-5), 'EINVAL', /pid/],
+      [() => raw.pin(1.5), 'EINVAL', /pid/],
+      [() => raw.listenIn(host, '/run/pvx-never.sock', 'rw', 1), 'EINVAL', /mode/],
+      [() => raw.connectIn(host, '/run/pvx-never.sock', 1, null, null), 'EINVAL', /uid and gid/],
+      [() => raw.connectIn(host, '/run/pvx-never.sock', 1, 1, [1, 'x']), 'EINVAL', /groups/],
+      [() => raw.mknodIn(host, '/run/pvx-never', 'char', 0o600, 1, 3, 0, 0), 'EINVAL', /blockDevice/],
+      [() => raw.readFileIn(host, '/etc/hostname'), 'EINVAL', /maxBytes/],
+      [() => raw.unlinkIn(host, '/run/pvx-never', 2 ** 60), 'EINVAL', /ino/],
     ];
-    for (const [call, code, message] of cases) {
-      const error = await failure(Promise.resolve().then(call));
-      expect({ code: error.code, message: error.message }).toEqual({
-        code,
-        message: expect.stringMatching(message),
-      });
+    try {
+      for (const [call, code, message] of cases) {
+        const error = await failure(Promise.resolve().then(call));
+        expect({ code: error.code, message: error.message }).toEqual({
+          code,
+          message: expect.stringMatching(message),
+        });
+      }
+    } finally {
+      raw.release(host);
     }
     expect(existsSync('/run/pvx-never.sock')).toBe(false);
-    expect(openFdCount()).toBe(fdsBefore);
+    await eventually(() => openFdCount() === fdsBefore, 5000, `fd count back to ${fdsBefore}`);
   });
 
   it('works on the host with pid 0, leaving nothing behind', async () => {
@@ -644,6 +677,265 @@ describe('bad input', () => {
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** Spawns a host process that gets exactly `pid` (through ns_last_pid; other processes may race us: retried). */
+async function hostProcessWithPid(pid: number): Promise<ChildProcess> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
+    const child = spawn('sleep', ['1000'], { stdio: 'ignore' });
+    if (child.pid === pid) return child;
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+  }
+  throw new Error(`could not hand pid ${pid} to a host process`);
+}
+
+async function killed(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+/** Names of this process's threads that are namespace workers. */
+function workerThreads(): number {
+  return readdirSync('/proc/self/task').filter((tid) => {
+    try {
+      return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'pvx-ns';
+    } catch {
+      return false; // ended meanwhile
+    }
+  }).length;
+}
+
+describe.each([
+  { name: 'pidfd', features: { pidfd: true } },
+  { name: '/proc/<pid> directory (kernels before 5.3)', features: { pidfd: false } },
+])('pinning, by $name', ({ features }) => {
+  beforeAll(() => {
+    kernelFeatures(features);
+  });
+  afterAll(() => {
+    kernelFeatures({ pidfd: true });
+  });
+
+  it('follows the pinned process, not its pid: gone is gone, even once the pid is a host process', async () => {
+    const doomed = await startContainer({ setup: 'mkdir -p /run/d' });
+    const pinned = PinnedNamespace.pin(doomed.pid);
+    const reuser: ChildProcess[] = [];
+    try {
+      expect(pinned.alive()).toBe(true);
+      const planted = await pinned.listen('/run/d/s.sock');
+      closeSync(planted.fd);
+      await doomed.stop();
+      expect(pinned.alive()).toBe(false);
+      reuser.push(await hostProcessWithPid(doomed.pid));
+      // The pid names a live host process now; the pin still says gone and refuses to act.
+      expect(pinned.alive()).toBe(false);
+      const refused = await failure(pinned.listen('/run/d/t.sock'));
+      expect({ code: refused.code, syscall: refused.syscall }).toEqual({
+        code: 'ESRCH',
+        syscall: 'liveness',
+      });
+      expect(isGoneError(refused)).toBe(true);
+      expect(await failure(pinned.connect('/run/d/s.sock'))).toMatchObject({ code: 'ESRCH' });
+      // Cleanup still works, in the dead container's namespace (which the pin holds), not on the host.
+      expect(await pinned.unlink('/run/d/s.sock', planted.ino)).toBe(true);
+      // And pinning that pid again refuses the host process.
+      expect(() => PinnedNamespace.pin(doomed.pid)).toThrow(
+        expect.objectContaining({ code: 'EPERM', message: `pid ${doomed.pid} is not in a container` }),
+      );
+    } finally {
+      pinned.release();
+      for (const child of reuser) await killed(child);
+      await doomed.stop();
+    }
+  });
+
+  it('refuses a host process, and this process itself', async () => {
+    const sleeper = spawn('sleep', ['1000'], { stdio: 'ignore' });
+    try {
+      for (const pid of [sleeper.pid as number, process.pid]) {
+        expect(() => PinnedNamespace.pin(pid)).toThrow(
+          expect.objectContaining({
+            code: 'EPERM',
+            syscall: 'pin',
+            message: `pid ${pid} is not in a container`,
+          }),
+        );
+      }
+      expect(() => PinnedNamespace.pin(NO_SUCH_PID)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
+    } finally {
+      await killed(sleeper);
+    }
+  });
+});
+
+describe('pinned namespaces', () => {
+  it('keep one worker thread for their whole life, ended on release', async () => {
+    const threadsBefore = workerThreads();
+    const pinned = PinnedNamespace.pin(container.pid);
+    const planted = await pinned.listen('/run/workers/s.sock');
+    const server = await adopt(planted.fd, (socket) => socket.destroy());
+    try {
+      const fds = await Promise.all(Array.from({ length: 100 }, () => pinned.connect('/run/workers/s.sock')));
+      for (const fd of fds) closeSync(fd);
+      expect(workerThreads()).toBe(threadsBefore + 1);
+    } finally {
+      pinned.release();
+      await closeServer(server);
+    }
+    await eventually(() => workerThreads() === threadsBefore, 5000, 'the worker to end');
+    await expect(pinned.stat('/run')).rejects.toMatchObject({ code: 'EBADF' });
+    expect(pinned.alive()).toBe(false);
+  });
+
+  it('dial the host without a thread, and still refuse magic links there', async () => {
+    const host = PinnedNamespace.pin(0);
+    const dir = `/tmp/pvx-hostdial-${suffix}`;
+    mkdirSync(dir, { recursive: true });
+    const server = net.createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => server.listen(`${dir}/s.sock`, resolve));
+    const threadsBefore = workerThreads();
+    try {
+      closeSync(await host.connect(`${dir}/s.sock`));
+      expect(workerThreads()).toBe(threadsBefore);
+      const refused = await failure(host.connect(`/proc/self/root${dir}/s.sock`));
+      expect(refused.code).toBe('ELOOP');
+    } finally {
+      host.release();
+      await closeServer(server);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('bound every operation: a late result is disposed of and the caller gets ETIMEDOUT', async () => {
+    const fdsBefore = openFdCount();
+    let finish: (fd: number) => void = () => {};
+    const stuck = new Promise<number>((resolve) => {
+      finish = resolve;
+    });
+    const timedOut = Object.assign(new Error('late'), { code: 'ETIMEDOUT' });
+    await expect(withDeadline(stuck, 50, () => timedOut)).rejects.toBe(timedOut);
+    // The operation finishes after all: its fd is closed, nobody leaks it.
+    const [late] = [openSync('/dev/null', 'r')];
+    finish(late as number);
+    await eventually(() => openFdCount() === fdsBefore, 2000, 'the late fd closed');
+  });
+});
+
+describe.each([
+  { name: 'openat2(RESOLVE_NO_MAGICLINKS)', features: { openat2: true } },
+  { name: 'the component walk (kernels before 5.6)', features: { openat2: false } },
+])('magic links, refused by $name', ({ features }) => {
+  /** A host directory with a live socket and a sentinel file; the attacks aim at them. */
+  const hostDir = `/tmp/pvx-magic-${suffix}`;
+  const sentinel = `${hostDir}/sentinel`;
+  const sentinelBytes = `host file ${suffix}\n`;
+  let hostServer: net.Server;
+  let hostConnections = 0;
+  let hostDirFd: number;
+  /** A container whose /proc shows host processes (it shares the host's pid namespace). */
+  let shared: Container;
+
+  beforeAll(async () => {
+    kernelFeatures(features);
+    mkdirSync(hostDir, { recursive: true });
+    writeFileSync(sentinel, sentinelBytes);
+    hostServer = net.createServer((socket) => {
+      hostConnections += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => hostServer.listen(`${hostDir}/api.sock`, resolve));
+    hostDirFd = openSync(hostDir, 'r');
+    shared = await startContainer({
+      sharedPid: true,
+      privateTmp: true,
+      setup: [
+        'mkdir -p /run/l',
+        `ln -s /proc/${process.pid}/root${hostDir} /run/l/root`,
+        `ln -s /proc/${process.pid}/fd/${hostDirFd} /run/l/fd`,
+        `ln -s /proc/self/root${hostDir} /run/l/self`,
+        // A chain: an ordinary symlink to an ordinary symlink to the magic one.
+        'ln -s /run/l/root /run/l/hop1 && ln -s /run/l/hop1 /run/l/hop2',
+        'ln -s /run/l/loop /run/l/loop',
+        'mkdir -p /run/ok && ln -s /run/ok /run/l/plain',
+      ].join('\n'),
+    });
+  });
+
+  afterAll(async () => {
+    kernelFeatures({ openat2: true });
+    await shared?.stop();
+    closeSync(hostDirFd);
+    await closeServer(hostServer);
+    rmSync(hostDir, { recursive: true, force: true });
+  });
+
+  const magicPaths = () => [
+    `/proc/${process.pid}/root${hostDir}`,
+    `/proc/self/root${hostDir}`,
+    `/proc/${process.pid}/fd/${hostDirFd}`,
+    '/run/l/root',
+    '/run/l/fd',
+    '/run/l/self',
+    '/run/l/hop2',
+  ];
+
+  it('the attack paths do lead to the host (control: the naive /proc/<pid>/root/<path> resolution)', async () => {
+    // (Not the chain of ordinary symlinks: their absolute targets resolve on the host this way.)
+    for (const dir of magicPaths().filter((path) => path !== '/run/l/hop2')) {
+      const seen = readFileSync(`/proc/${shared.pid}/root${dir}/sentinel`, 'utf8');
+      expect({ dir, seen }).toEqual({ dir, seen: sentinelBytes });
+    }
+    // And from inside the container itself, for the paths that do not name "self".
+    const inside = await shared.exec(['cat', `/run/l/hop2/sentinel`, `/run/l/fd/sentinel`]);
+    expect(inside.stdout).toBe(sentinelBytes.repeat(2));
+  });
+
+  it('refuses to dial, plant, mknod, stat, read or unlink through them; the host is untouched', async () => {
+    const pinned = PinnedNamespace.pin(shared.pid);
+    const { ino } = statSync(sentinel);
+    try {
+      for (const dir of magicPaths()) {
+        const attempts: [string, Promise<unknown>][] = [
+          ['connect', pinned.connect(`${dir}/api.sock`)],
+          ['connect with credentials', pinned.connect(`${dir}/api.sock`, { uid: 0, gid: 0 })],
+          ['listen', pinned.listen(`${dir}/planted.sock`)],
+          ['listen over the sentinel', pinned.listen(`${dir}/sentinel`)],
+          ['mknod', pinned.mknod({ path: `${dir}/node`, mode: 0o666, major: 1, minor: 3, uid: 0, gid: 0 })],
+          ['stat', pinned.stat(`${dir}/sentinel`)],
+          ['readFile', pinned.readFile(`${dir}/sentinel`, 4096)],
+          ['unlink', pinned.unlink(`${dir}/sentinel`, ino)],
+        ];
+        for (const [what, attempt] of attempts) {
+          const error = await failure(attempt);
+          expect({ dir, what, code: error.code }).toEqual({ dir, what, code: 'ELOOP' });
+        }
+      }
+      expect(hostConnections).toBe(0);
+      expect(readdirSync(hostDir).sort()).toEqual(['api.sock', 'sentinel']);
+      expect(readFileSync(sentinel, 'utf8')).toBe(sentinelBytes);
+      expect(statSync(sentinel).ino).toBe(ino);
+    } finally {
+      pinned.release();
+    }
+  });
+
+  it('still follows ordinary symlinks inside the container, and fails a symlink loop clearly', async () => {
+    const pinned = PinnedNamespace.pin(shared.pid);
+    try {
+      const planted = await pinned.listen('/run/l/plain/ok.sock');
+      closeSync(planted.fd);
+      expect(await pinned.stat('/run/ok/ok.sock')).toMatchObject({ type: 'socket', ino: planted.ino });
+      const loop = await failure(pinned.connect('/run/l/loop/x.sock'));
+      expect(loop.code).toBe('ELOOP');
+      expect(loop.message).toMatch(/^connectIn \/run\/l\/loop\/x\.sock \(pid \d+\): ELOOP \(/);
+    } finally {
+      pinned.release();
     }
   });
 });
