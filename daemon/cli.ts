@@ -1,10 +1,15 @@
 #!/usr/bin/env node
-// The pv-xconnect executable: parse the command line, run the daemon, clean up on SIGTERM/SIGINT, tell a service
-// manager (NOTIFY_SOCKET) when it is ready and when it stops.
+// The pv-xconnect executable: parse the command line, run the daemon, clean up on SIGTERM/SIGINT, poll at once on
+// SIGHUP, tell a service manager (NOTIFY_SOCKET) when it is ready and when it stops. The signal guard comes first
+// (see its header).
+import './signal-guard.js';
 import './supported-node.js';
 import { createLogger } from '../log/logger.js';
 import { packageVersion } from '../native/package-root.js';
 import { parseCli, USAGE, UsageError } from './options.js';
+
+/** Shutdown removes every link; should anything hang, the process still exits after this long. */
+const SHUTDOWN_LIMIT_MS = 30_000;
 
 let options: ReturnType<typeof parseCli>;
 try {
@@ -61,6 +66,10 @@ const shutdown = (signal: string) => {
   stopping = true;
   log.info('shutting down', { signal });
   notify('STOPPING=1');
+  setTimeout(() => {
+    log.error('shutdown did not finish in time, exiting', { limitMs: SHUTDOWN_LIMIT_MS });
+    process.exit(1);
+  }, SHUTDOWN_LIMIT_MS).unref();
   daemon.stop().then(
     () => process.exit(0),
     (error: Error) => {
@@ -71,6 +80,11 @@ const shutdown = (signal: string) => {
 };
 process.on('SIGTERM', () => shutdown('SIGTERM'));
 process.on('SIGINT', () => shutdown('SIGINT'));
+// SIGHUP: a graph poll now, and nothing else (without a handler Node would die with no cleanup).
+process.on('SIGHUP', () => {
+  log.info('polling now', { signal: 'SIGHUP' });
+  daemon.pollNow();
+});
 // One link's failure must never take the daemon down: log what escaped and keep serving.
 process.on('uncaughtException', (error) =>
   log.error('internal error', { error: error.stack ?? String(error) }),

@@ -8,12 +8,11 @@ import {
 } from '../mediators/registry.js';
 import { DEFAULT_RELAY_LIMITS } from '../mediators/relay.js';
 import { parseGraph } from '../protocols/graph/xconnect-graph.js';
-import { fetchGraph, MAX_GRAPH_BYTES } from './graph-client.js';
+import { fetchDeadlineMs, fetchGraph, MAX_GRAPH_BYTES } from './graph-client.js';
 import type { LinkLimits } from './link.js';
-import type { Server } from './node-http.js';
 import { hostNamespace } from './plumbing.js';
 import { Reconciler } from './reconciler.js';
-import { type GraphStatus, startStatusApi } from './status-api.js';
+import { type GraphStatus, type StatusApi, startStatusApi } from './status-api.js';
 
 export interface DaemonOptions {
   ctrlSocket: string;
@@ -34,14 +33,17 @@ export class Daemon {
     error: null,
     lastPoll: null,
     lastSuccess: null,
+    lastApplied: null,
     polls: 0,
     failures: 0,
   };
   /** The previous poll's warnings: only new ones are logged. */
   private warned = new Set<string>();
-  private statusServer: Server | null = null;
+  private statusApi: StatusApi | null = null;
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | null = null;
+  /** A poll was asked for (SIGHUP) while one ran: another one follows it at once. */
+  private pollAgain = false;
   private running = false;
   private graphApplied!: () => void;
   /** Resolves once the first graph has been applied: the daemon is ready. */
@@ -62,14 +64,15 @@ export class Daemon {
     this.reconciler = new Reconciler(mediators, limits, options.log);
   }
 
+  /** Serves the status API (refusing to start while another daemon answers on it), then polls. */
   async start(): Promise<void> {
-    this.running = true;
     if (this.options.statusSocket) {
-      this.statusServer = await startStatusApi(this.options.statusSocket, {
+      this.statusApi = await startStatusApi(this.options.statusSocket, {
         links: () => this.reconciler.list(),
         graph: () => this.graphStatus,
       });
     }
+    this.running = true;
     this.options.log.info('started', {
       ctrlSocket: this.options.ctrlSocket,
       intervalMs: this.options.intervalMs,
@@ -84,12 +87,9 @@ export class Daemon {
     clearTimeout(this.timer);
     await this.polling;
     await this.reconciler.shutdown();
-    if (this.statusServer) {
-      const server = this.statusServer;
-      this.statusServer = null;
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
+    const statusApi = this.statusApi;
+    this.statusApi = null;
+    await statusApi?.close();
     this.options.log.info('stopped');
   }
 
@@ -97,9 +97,24 @@ export class Daemon {
   poll(): Promise<void> {
     this.polling = this.pollOnce().finally(() => {
       this.polling = null;
-      if (this.running) this.timer = setTimeout(() => void this.poll(), this.options.intervalMs);
+      if (!this.running) return;
+      const again = this.pollAgain;
+      this.pollAgain = false;
+      if (again) void this.poll();
+      else this.timer = setTimeout(() => void this.poll(), this.options.intervalMs);
     });
     return this.polling;
+  }
+
+  /** A poll now (SIGHUP), not waiting for the interval; right after the current one if one runs. */
+  pollNow(): void {
+    if (!this.running) return;
+    if (this.polling) {
+      this.pollAgain = true;
+      return;
+    }
+    clearTimeout(this.timer);
+    void this.poll();
   }
 
   private async pollOnce(): Promise<void> {
@@ -111,7 +126,7 @@ export class Daemon {
     try {
       text = await fetchGraph({
         socketPath: this.options.ctrlSocket,
-        timeoutMs: Math.max(1000, Math.min(this.options.intervalMs, 10_000)),
+        timeoutMs: fetchDeadlineMs(this.options.intervalMs),
         maxBytes: MAX_GRAPH_BYTES,
       });
       parsed = parseGraph(text);
@@ -131,6 +146,7 @@ export class Daemon {
     }
     this.warned = new Set(parsed.warnings);
     const result = await this.reconciler.apply(parsed.links);
+    status.lastApplied = new Date();
     this.graphApplied();
     if (result.created + result.replaced + result.removed > 0) {
       this.options.log.debug('reconciled', { ...result });

@@ -38,6 +38,8 @@ Environment only:
 
 With NOTIFY_SOCKET set (systemd Type=notify, or any supervisor speaking that protocol), READY=1 is sent once the
 first graph has been applied, and STOPPING=1 when shutting down.
+
+Signals: SIGTERM/SIGINT remove what was planted and exit; SIGHUP polls pv-ctrl now.
 `;
 
 export class UsageError extends Error {

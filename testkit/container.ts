@@ -14,6 +14,7 @@
 // every process started through spawn()/exec(). Should the test process die instead, the init sees EOF on its
 // stdin and exits, and --kill-child makes unshare take it down too: nothing outlives the test.
 import { type ChildProcess, spawn as spawnProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 
 export interface ContainerOptions {
   /** Shell commands run inside by the init before it reports ready (`set -e`: a failing command fails the
@@ -175,4 +176,27 @@ function waitReady(init: ChildProcess, timeoutMs: number): Promise<number> {
     init.once('error', (error) => fail(error.message));
     init.once('exit', (code, signal) => fail(`exited (${signal ?? code})`));
   });
+}
+
+/**
+ * A host process (`sleep`) that gets exactly `pid`, freed by a container that died: pid reuse, as it happens
+ * when pid_max is small. Through /proc/sys/kernel/ns_last_pid; other processes may take the pid first, so it is
+ * retried. Kill it with `killed()`.
+ */
+export async function hostProcessWithPid(pid: number): Promise<ChildProcess> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
+    const child = spawnProcess('sleep', ['1000'], { stdio: 'ignore' });
+    if (child.pid === pid) return child;
+    await killed(child);
+  }
+  throw new Error(`could not hand pid ${pid} to a host process`);
+}
+
+/** Kills a child process and resolves once it has exited. */
+export async function killed(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exit = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exit;
 }

@@ -1,6 +1,6 @@
 // Building blocks for daemon tests: providers served from this process on sockets planted inside a container's
 // namespace, clients connecting from inside a container, graph entries, and small waiting helpers.
-import { openSync, readdirSync, readSync, rmSync, writeSync } from 'node:fs';
+import { openSync, readdirSync, readlinkSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Daemon, type DaemonOptions } from '../daemon/daemon.js';
@@ -117,6 +117,17 @@ export function contentOf(fd: number): string {
 
 export function openFdCount(): number {
   return readdirSync('/proc/self/fd').length;
+}
+
+/** Open pidfds: one per pinned container namespace not freed yet (a released pin frees it after its worker). */
+export function pidfdCount(): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:[pidfd]';
+    } catch {
+      return false; // the directory's own fd, closed by now
+    }
+  }).length;
 }
 
 export function closeAll(fds: number[]): void {

@@ -19,6 +19,7 @@ import {
   openFdCount,
   PATIENCE_MS,
   type Provider,
+  pidfdCount,
   readBytes,
   readToEnd,
   settled,
@@ -133,6 +134,8 @@ describe('resources', () => {
       PATIENCE_MS,
       'idle',
     );
+    // The daemon's two pins stay; the test client's own pin (one per connection) is freed after its worker.
+    await eventually(() => pidfdCount() === 2, PATIENCE_MS, 'the client pins freed');
     const baseline = openFdCount();
 
     for (let i = 0; i < 200; i += 1) await roundTrip(Buffer.from(`cycle ${i}`));

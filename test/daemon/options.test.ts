@@ -13,6 +13,7 @@ describe('parseCli', () => {
       help: false,
       version: false,
     });
+    expect(parseCli(['--version'], {}).version).toBe(true);
   });
 
   it('reads the mediator settings from the environment', () => {

@@ -30,8 +30,8 @@ import {
   unlinkIn,
   withDeadline,
 } from '../../native/namespace.js';
-import { type Container, startContainer } from '../../testkit/container.js';
-import { eventually } from '../../testkit/mesh.js';
+import { type Container, hostProcessWithPid, killed, startContainer } from '../../testkit/container.js';
+import { eventually, pidfdCount } from '../../testkit/mesh.js';
 
 const suffix = `${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
 /** The path the symlinks inside the containers point at; on the host it exists and must stay empty. */
@@ -67,17 +67,6 @@ afterAll(async () => {
 
 function openFdCount(): number {
   return readdirSync('/proc/self/fd').length;
-}
-
-/** Open pidfds: one per pin of a container that is not freed yet. */
-function pidfdCount(): number {
-  return readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:[pidfd]';
-    } catch {
-      return false; // the directory's own fd, closed by now
-    }
-  }).length;
 }
 
 /** O_NONBLOCK and O_CLOEXEC both set on fd (from /proc/self/fdinfo, octal flags). */
@@ -680,25 +669,6 @@ describe('bad input', () => {
     }
   });
 });
-
-/** Spawns a host process that gets exactly `pid` (through ns_last_pid; other processes may race us: retried). */
-async function hostProcessWithPid(pid: number): Promise<ChildProcess> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
-    const child = spawn('sleep', ['1000'], { stdio: 'ignore' });
-    if (child.pid === pid) return child;
-    child.kill('SIGKILL');
-    await new Promise((resolve) => child.once('exit', resolve));
-  }
-  throw new Error(`could not hand pid ${pid} to a host process`);
-}
-
-async function killed(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await exited;
-}
 
 /** Names of this process's threads that are namespace workers. */
 function workerThreads(): number {
