@@ -2,6 +2,7 @@
 //   build/Release/pvx_native.node                 built from native/src here (a checkout, or the install fallback)
 //   prebuilds/linux-<arch>/pvx_native.node        prebuilt, shipped in the npm package and in device bundles
 // The layout is prebuildify's; the loader is ours so that the daemon keeps zero runtime dependencies.
+// PVX_NATIVE_ADDON names another build to load instead (the sanitizer build of `npm run test:asan`).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ const CANDIDATES = [
 
 function loadAddon(): unknown {
   const require = createRequire(import.meta.url);
+  if (process.env.PVX_NATIVE_ADDON) return require(process.env.PVX_NATIVE_ADDON);
   const failures: string[] = [];
   for (const candidate of CANDIDATES) {
     const path = join(PACKAGE_ROOT, candidate);

@@ -549,7 +549,10 @@ describe('bad input', () => {
 
 describe('poll handles', () => {
   it('are closed when a worker that still polls is terminated', async () => {
-    const addon = join(import.meta.dirname, '..', '..', 'build', 'Release', 'pvx_native.node');
+    // The build the binding loaded (the sanitizer run's, under `npm run test:asan`).
+    const addon =
+      process.env.PVX_NATIVE_ADDON ||
+      join(import.meta.dirname, '..', '..', 'build', 'Release', 'pvx_native.node');
     const worker = new Worker(
       `const { parentPort, workerData } = require('node:worker_threads');
        const native = require(workerData.addon);
