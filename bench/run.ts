@@ -2,6 +2,7 @@
 const groups: Record<string, string[]> = {
   native: ['./native-fd.js', './native-ns.js'],
   unix: ['./unix.js'],
+  pins: ['./pins.js'],
   wayland: ['./wayland.js'],
   rest: ['./rest.js'],
   dbus: ['./dbus.js'],
