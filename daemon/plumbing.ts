@@ -151,12 +151,14 @@ class EndNamespace implements Namespace {
     if (pinned.pid === 0 || !PROCESS_FILE.test(name)) {
       throw this.label(new Error(`readProcessFile ${name}: only /proc/<pid>/<name> of a container`));
     }
+    const gone = () => {
+      this.reportGone();
+      return this.label(Object.assign(new Error(`${this.end} gone`), { code: 'ESRCH' }));
+    };
+    if (!pinned.alive()) throw gone();
     const text = await this.guard(readFile(`/proc/${pinned.pid}/${name}`, 'utf8'));
     // Alive after the read: the pid named the pinned process throughout, so the file was its own.
-    if (!pinned.alive()) {
-      this.reportGone();
-      throw this.label(Object.assign(new Error(`${this.end} gone`), { code: 'ESRCH' }));
-    }
+    if (!pinned.alive()) throw gone();
     if (Buffer.byteLength(text) > maxBytes)
       throw this.label(new Error(`/proc/<pid>/${name}: over ${maxBytes} bytes`));
     return text;
