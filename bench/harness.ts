@@ -105,3 +105,17 @@ export async function relayedConnections(paths: string[]): Promise<Socket[]> {
   }
   return sockets;
 }
+
+/** Connections per second to an echo behind `path`, each one connected, one byte echoed, closed. */
+export async function setupRate(path: string, connections: number): Promise<number> {
+  const start = nowMs();
+  for (let i = 0; i < connections; i += 1) {
+    const socket = await connect(path);
+    await new Promise((resolve) => {
+      socket.once('data', resolve);
+      socket.write('x');
+    });
+    socket.destroy();
+  }
+  return connections / ((nowMs() - start) / 1000);
+}

@@ -8,7 +8,7 @@
 //    rounds alternate between the two builds so that both see the same load.
 // Needs root. Writes bench/results/pins.json.
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../daemon/log.js';
@@ -18,12 +18,15 @@ import { listenIn } from '../native/namespace.js';
 import { type GraphEntry, parseGraph } from '../protocols/graph/xconnect-graph.js';
 import { type Container, startContainer } from '../test/helpers/container.js';
 import {
+  echo,
+  hostLink,
   nowMs,
   percentile,
   record,
   root,
   round,
   serveGraph,
+  setupRate,
   startDaemonProcess,
   stopProcess,
   waitFor,
@@ -35,12 +38,6 @@ const SWEEPS = 200;
 const SETUPS_PER_ROUND = 300;
 const ROUNDS = 6;
 const PROVIDER_SOCKET = '/run/p/echo.sock';
-
-const echo = (socket: Socket) => {
-  socket.on('data', (data: Buffer) => socket.write(data));
-  socket.on('end', () => socket.end());
-  socket.on('error', () => {});
-};
 
 /** An echo server on a socket planted in `pid`'s namespace (0: the host). */
 async function echoServer(pid: number, path: string): Promise<Server> {
@@ -115,42 +112,13 @@ async function pollCost(provider: Container, consumers: Container[]) {
   };
 }
 
-function connect(path: string): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = createConnection(path, () => resolve(socket));
-    socket.once('error', reject);
-  });
-}
-
-async function setupRate(path: string): Promise<number> {
-  const start = nowMs();
-  for (let i = 0; i < SETUPS_PER_ROUND; i += 1) {
-    const socket = await connect(path);
-    await new Promise((resolve) => {
-      socket.once('data', resolve);
-      socket.write('x');
-    });
-    socket.destroy();
-  }
-  return SETUPS_PER_ROUND / ((nowMs() - start) / 1000);
-}
-
 /** Setup rates of one build's daemon, for a host-side and a container link; the daemon runs only meanwhile. */
 async function setupRound(build: string, dir: string, provider: Container, consumer: Container) {
   const ctrlPath = join(dir, `ctrl-${Math.random().toString(36).slice(2)}.sock`);
   const hostTarget = join(dir, `mesh-${Math.random().toString(36).slice(2)}.sock`);
   const graph = [
     { ...link(consumer, provider, 'setup'), target: null },
-    {
-      consumer: '_pv_',
-      consumer_pid: 0,
-      provider: '_pv_',
-      provider_pid: 0,
-      name: 'setup-host',
-      type: 'unix',
-      socket: join(dir, 'echo.sock'),
-      target: hostTarget,
-    },
+    hostLink('setup-host', join(dir, 'echo.sock'), hostTarget),
   ];
   const ctrl = await serveGraph(ctrlPath, () => graph);
   const daemon = startDaemonProcess(ctrlPath, 1, build);
@@ -162,7 +130,10 @@ async function setupRound(build: string, dir: string, provider: Container, consu
       20_000,
       `the daemon of ${build}`,
     );
-    return { host: await setupRate(hostTarget), container: await setupRate(containerTarget) };
+    return {
+      host: await setupRate(hostTarget, SETUPS_PER_ROUND),
+      container: await setupRate(containerTarget, SETUPS_PER_ROUND),
+    };
   } finally {
     await stopProcess(daemon);
     ctrl.close();

@@ -80,20 +80,6 @@ async function pingPong(path: string): Promise<number[]> {
   return samples.sort((a, b) => a - b);
 }
 
-/** Connections per second, each one connected, one byte echoed, closed. */
-async function setupRate(path: string): Promise<number> {
-  const start = nowMs();
-  for (let i = 0; i < SETUPS; i += 1) {
-    const socket = await connect(path);
-    await new Promise((resolve) => {
-      socket.once('data', resolve);
-      socket.write('x');
-    });
-    socket.destroy();
-  }
-  return SETUPS / ((nowMs() - start) / 1000);
-}
-
 async function reconcileTimes(dir: string, providerPath: string) {
   const rows = [];
   for (const size of [10, 100, 1000]) {
@@ -196,7 +182,7 @@ export async function run(): Promise<void> {
   for (const [name, path] of Object.entries(paths)) {
     const mibPerSecond = await throughput(path.sink);
     const latency = await pingPong(path.echo);
-    const setups = await setupRate(path.echo);
+    const setups = await setupRate(path.echo, SETUPS);
     const row = {
       path: name,
       'MiB/s (64 KiB writes)': round(mibPerSecond),

@@ -140,8 +140,9 @@ export class Link {
   }
 
   /**
-   * Pins both ends, or leaves the link pending (a process already gone) or failed (a pid that is not a
-   * container's, or pinning failed): then it waits for the graph to change, as retrying would pin the same pid.
+   * Pins both ends, or leaves the link pending (a process already gone) or failed: a pid that is not a
+   * container's waits for the graph to change (pinning it again would refuse it again); any other failure to pin
+   * is retried.
    */
   private pinEnds(consumerPid: number, providerPid: number): LinkContext | null {
     const ends: [End, number][] = [
@@ -165,7 +166,8 @@ export class Link {
         this.log.info('link pending', { reason: this.error });
       } else {
         this.setState('failed', `${end}: ${message}`);
-        this.log.warn('link failed', { error: this.error });
+        if (code === 'EPERM') this.log.warn('link failed', { error: this.error });
+        else this.scheduleRetry();
       }
       return null;
     }

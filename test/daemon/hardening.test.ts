@@ -4,13 +4,12 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Daemon } from '../../daemon/daemon.js';
 import type { LinkLimits } from '../../daemon/link.js';
 import type { FdSocket } from '../../native/fd-socket.js';
 import { statIn } from '../../native/namespace.js';
 import { type Container, startContainer } from '../../testkit/container.js';
-import { FakeCtrl } from '../../testkit/fake-ctrl.js';
 import {
   connectFrom,
   eventually,
@@ -24,62 +23,40 @@ import {
   readToEnd,
   settled,
   startProvider,
-  startTestDaemon,
 } from '../../testkit/mesh.js';
+import { daemonTestbed } from '../../testkit/testbed.js';
 
 const INTERVAL_MS = 200;
-let work: string;
-let ctrl: FakeCtrl;
-let daemon: Daemon | null = null;
-const cleanups: (() => Promise<void> | void)[] = [];
+const bed = daemonTestbed('hardening', INTERVAL_MS);
 
-async function startDaemon(limits?: Partial<LinkLimits>): Promise<Daemon> {
-  daemon = await startTestDaemon(ctrl, { intervalMs: INTERVAL_MS, limits });
-  return daemon;
+function startDaemon(limits?: Partial<LinkLimits>): Promise<Daemon> {
+  return bed.startDaemon({ limits });
 }
 
 const unixLink = (consumer: Container | null, provider: Container | null, overrides: Partial<GraphEntry>) =>
   graphEntry('unix', consumer, provider, { name: 'echo', ...overrides });
 
-beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'pvx-hardening-'));
-  ctrl = new FakeCtrl(join(work, 'pv-ctrl'));
-  await ctrl.start();
-});
-
-afterEach(async () => {
-  await daemon?.stop();
-  daemon = null;
-  ctrl.setGraph([]);
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-afterAll(async () => {
-  await ctrl.stop();
-  rmSync(work, { recursive: true, force: true });
-});
-
 async function container(setup?: string): Promise<Container> {
   const started = await startContainer({ privateTmp: true, setup });
-  cleanups.push(() => started.stop());
+  bed.defer(() => started.stop());
   return started;
 }
 
 async function provider(pid: number, path: string, handle?: (socket: FdSocket) => void): Promise<Provider> {
   const started = await startProvider(pid, path, handle);
-  cleanups.push(() => started.close());
+  bed.defer(() => started.close());
   return started;
 }
 
 describe('hostile containers', () => {
   it('never plants through a consumer symlink that points at a host path', async () => {
     const hostDir = mkdtempSync(join(tmpdir(), 'pvx-hostlike-'));
-    cleanups.push(() => rmSync(hostDir, { recursive: true, force: true }));
+    bed.defer(() => rmSync(hostDir, { recursive: true, force: true }));
     const P = await container();
     await provider(P.pid, '/run/p/echo.sock');
     // Inside C, /run/pv leads to a path that exists on the host only.
     const C = await container(`ln -s ${hostDir} /run/pv`);
-    ctrl.setGraph([unixLink(C, P, {})]);
+    bed.ctrl.setGraph([unixLink(C, P, {})]);
     const running = await startDaemon();
     const [state] = running.reconciler.list();
     expect(state?.state).toBe('failed');
@@ -89,18 +66,18 @@ describe('hostile containers', () => {
 
   it('never dials a host socket that a provider symlink points at', async () => {
     const hostDir = mkdtempSync(join(tmpdir(), 'pvx-hostsock-'));
-    cleanups.push(() => rmSync(hostDir, { recursive: true, force: true }));
+    bed.defer(() => rmSync(hostDir, { recursive: true, force: true }));
     let hostConnections = 0;
     const hostServer = createServer((socket) => {
       hostConnections += 1;
       socket.destroy();
     });
     await new Promise<void>((resolve) => hostServer.listen(join(hostDir, 'api.sock'), resolve));
-    cleanups.push(() => new Promise<void>((resolve) => hostServer.close(() => resolve())));
+    bed.defer(() => new Promise<void>((resolve) => hostServer.close(() => resolve())));
 
     const P = await container(`mkdir -p /run/p && ln -s ${hostDir}/api.sock /run/p/api.sock`);
     const C = await container();
-    ctrl.setGraph([unixLink(C, P, { socket: '/run/p/api.sock' })]);
+    bed.ctrl.setGraph([unixLink(C, P, { socket: '/run/p/api.sock' })]);
     const running = await startDaemon();
     const [state] = running.reconciler.list();
     expect(state?.state).toBe('failed');
@@ -117,7 +94,7 @@ describe('resources', () => {
     const P = await container();
     const C = await container();
     await provider(P.pid, '/run/p/echo.sock');
-    ctrl.setGraph([unixLink(C, P, {})]);
+    bed.ctrl.setGraph([unixLink(C, P, {})]);
     const running = await startDaemon();
     const target = '/run/pv/services/echo.sock';
     const roundTrip = async (payload: Buffer) => {
@@ -162,7 +139,7 @@ describe('resources', () => {
       socket.on('drain', flood);
       flood();
     });
-    ctrl.setGraph([unixLink(C, P, { name: 'flood', socket: '/run/p/flood.sock' })]);
+    bed.ctrl.setGraph([unixLink(C, P, { name: 'flood', socket: '/run/p/flood.sock' })]);
     await startDaemon();
     const client = await connectFrom(C.pid, '/run/pv/services/flood.sock');
     // Read one chunk to prove the flood flows, then stop reading: every buffer on the way fills, and the
@@ -185,7 +162,7 @@ describe('connection limits', () => {
     const P = await container();
     const C = await container();
     await provider(P.pid, '/run/p/echo.sock');
-    ctrl.setGraph([unixLink(C, P, {})]);
+    bed.ctrl.setGraph([unixLink(C, P, {})]);
     const running = await startDaemon({ maxConnections: 2 });
     const target = '/run/pv/services/echo.sock';
     const held = [await connectFrom(C.pid, target), await connectFrom(C.pid, target)];
@@ -209,7 +186,7 @@ describe('connection limits', () => {
     const C = await container();
     // A provider that never answers and never closes.
     await provider(P.pid, '/run/p/mute.sock', (socket) => socket.on('data', () => {}));
-    ctrl.setGraph([unixLink(C, P, { name: 'mute', socket: '/run/p/mute.sock' })]);
+    bed.ctrl.setGraph([unixLink(C, P, { name: 'mute', socket: '/run/p/mute.sock' })]);
     const running = await startDaemon({ idleHalfOpenMs: 300 });
     const client = await connectFrom(C.pid, '/run/pv/services/mute.sock');
     const closed = readToEnd(client);
@@ -227,7 +204,7 @@ describe('connection limits', () => {
 describe('scale', () => {
   it('creates 1000 host-side links and does not recreate them on unchanged polls', async () => {
     const shm = mkdtempSync('/dev/shm/pvx-links-');
-    cleanups.push(() => rmSync(shm, { recursive: true, force: true }));
+    bed.defer(() => rmSync(shm, { recursive: true, force: true }));
     mkdirSync(join(shm, 'links'));
     await provider(0, join(shm, 'provider.sock'));
     const graph = Array.from({ length: 1000 }, (_, i) =>
@@ -237,15 +214,15 @@ describe('scale', () => {
         target: join(shm, 'links', `l${i}.sock`),
       }),
     );
-    ctrl.setGraph(graph);
+    bed.ctrl.setGraph(graph);
     const running = await startDaemon();
     const first = running.reconciler.list();
     expect(first).toHaveLength(1000);
     expect(first.filter((l) => l.state !== 'active').map((l) => l.error)).toEqual([]);
     expect(readdirSync(join(shm, 'links'))).toHaveLength(1000);
 
-    const polls = ctrl.requests;
-    await eventually(() => ctrl.requests >= polls + 3, PATIENCE_MS, 'three more polls');
+    const polls = bed.ctrl.requests;
+    await eventually(() => bed.ctrl.requests >= polls + 3, PATIENCE_MS, 'three more polls');
     const later = running.reconciler.list();
     expect(later.every((l, i) => l === first[i])).toBe(true);
 
@@ -263,9 +240,9 @@ describe('the pv-xconnect executable', () => {
   it('removes every planted socket on SIGTERM and exits 0', async () => {
     expect(existsSync(cli), 'run `npm run build` first').toBe(true);
     const shm = mkdtempSync('/dev/shm/pvx-cli-');
-    cleanups.push(() => rmSync(shm, { recursive: true, force: true }));
+    bed.defer(() => rmSync(shm, { recursive: true, force: true }));
     await provider(0, join(shm, 'provider.sock'));
-    ctrl.setGraph(
+    bed.ctrl.setGraph(
       ['a', 'b', 'c'].map((name) =>
         unixLink(null, null, { name, socket: join(shm, 'provider.sock'), target: join(shm, `${name}.sock`) }),
       ),
@@ -275,7 +252,7 @@ describe('the pv-xconnect executable', () => {
       [
         cli,
         '--ctrl-socket',
-        ctrl.socketPath,
+        bed.ctrl.socketPath,
         '--interval',
         '0.2',
         '--status-socket',

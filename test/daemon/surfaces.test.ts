@@ -13,39 +13,19 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
-import { request } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Daemon } from '../../daemon/daemon.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { fetchGraph } from '../../daemon/graph-client.js';
 import { labelValue } from '../../daemon/status-api.js';
 import { killed } from '../../testkit/container.js';
 import { FakeCtrl } from '../../testkit/fake-ctrl.js';
 import { eventually, graphEntry, startProvider, startTestDaemon } from '../../testkit/mesh.js';
 import { ExpositionError, parseExposition } from '../../testkit/prometheus.js';
+import { daemonTestbed, getStatus } from '../../testkit/testbed.js';
 
 const cli = join(process.cwd(), 'dist', 'daemon', 'cli.js');
-let work: string;
-let ctrl: FakeCtrl;
-const cleanups: (() => Promise<void> | void)[] = [];
-
-beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'pvx-surfaces-'));
-  ctrl = new FakeCtrl(join(work, 'pv-ctrl'));
-  await ctrl.start();
-});
-
-afterEach(async () => {
-  ctrl.setGraph([]);
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-afterAll(async () => {
-  await ctrl.stop();
-  rmSync(work, { recursive: true, force: true });
-});
+const bed = daemonTestbed('surfaces', 200);
 
 interface Running {
   child: ChildProcess;
@@ -56,7 +36,7 @@ interface Running {
 
 /** The pv-xconnect executable against the fake pv-ctrl; `shell` wraps the exec (e.g. `umask 000`). */
 function runDaemon(statusSocket: string, options: { interval?: string; shell?: string } = {}): Running {
-  const args = [cli, '--ctrl-socket', ctrl.socketPath, '--interval', options.interval ?? '0.2'];
+  const args = [cli, '--ctrl-socket', bed.ctrl.socketPath, '--interval', options.interval ?? '0.2'];
   args.push('--status-socket', statusSocket);
   const quoted = [process.execPath, ...args].map((arg) => `'${arg}'`).join(' ');
   const child = spawn('sh', ['-c', `${options.shell ?? ':'} && exec ${quoted}`], { stdio: 'pipe' });
@@ -65,26 +45,12 @@ function runDaemon(statusSocket: string, options: { interval?: string; shell?: s
     stderr += part;
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  cleanups.push(() => killed(child));
+  bed.defer(() => killed(child));
   return { child, log: () => stderr, exited };
 }
 
-function get(socketPath: string, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    request({ socketPath, path }, (res) => {
-      let body = '';
-      res.on('data', (part) => {
-        body += part;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    })
-      .on('error', reject)
-      .end();
-  });
-}
-
 const healthy = (socketPath: string) => () =>
-  get(socketPath, '/health').then(
+  getStatus(socketPath, '/health').then(
     (answer) => answer.status === 200,
     () => false,
   );
@@ -113,7 +79,7 @@ function tcpListeners(pid: number): string[] {
 
 describe('the status socket', () => {
   it('is mode 0600 in a directory created 0700, also under umask 000', async () => {
-    const dir = join(work, 'made-here', 'deeper');
+    const dir = join(bed.work, 'made-here', 'deeper');
     const socketPath = join(dir, 'status.sock');
     runDaemon(socketPath, { shell: 'umask 000' });
     await eventually(healthy(socketPath), 10_000, 'the status API');
@@ -122,10 +88,10 @@ describe('the status socket', () => {
   });
 
   it('is refused in a world-writable directory, or one owned by someone else', async () => {
-    const open = join(work, 'world-writable');
+    const open = join(bed.work, 'world-writable');
     mkdirSync(open);
     chmodSync(open, 0o777);
-    const theirs = join(work, 'theirs');
+    const theirs = join(bed.work, 'theirs');
     mkdirSync(theirs, { mode: 0o755 });
     chownSync(theirs, 1000, 1000);
     for (const dir of [open, theirs]) {
@@ -137,13 +103,13 @@ describe('the status socket', () => {
   });
 
   it('belongs to one daemon: a second one exits 1 while the first answers; a stale socket is taken over', async () => {
-    const socketPath = join(work, 'one', 'status.sock');
+    const socketPath = join(bed.work, 'one', 'status.sock');
     const first = runDaemon(socketPath);
     await eventually(healthy(socketPath), 10_000, 'the first daemon');
     const second = runDaemon(socketPath);
     expect(await second.exited).toBe(1);
     expect(second.log()).toContain(`another pv-xconnect is running: ${socketPath} answers`);
-    expect((await get(socketPath, '/health')).status).toBe(200);
+    expect((await getStatus(socketPath, '/health')).status).toBe(200);
     // The first dies without cleanup: its socket stays, answering nothing. A new daemon takes it over.
     first.child.kill('SIGKILL');
     await first.exited;
@@ -153,7 +119,7 @@ describe('the status socket', () => {
     expect(statSync(socketPath).ino).not.toBe(staleInode);
     third.child.kill('SIGTERM');
     expect(await third.exited).toBe(0);
-    expect(readdirSync(join(work, 'one'))).toEqual([]);
+    expect(readdirSync(join(bed.work, 'one'))).toEqual([]);
   });
 });
 
@@ -164,27 +130,27 @@ describe('signals', () => {
       ['--inspect-port=0', '-e', 'console.log("up"); setInterval(() => {}, 1000)'],
       { stdio: ['ignore', 'pipe', 'ignore'] },
     );
-    cleanups.push(() => killed(plain));
+    bed.defer(() => killed(plain));
     // Running code: Node's own SIGUSR1 handling is in place (before it, the signal would kill it).
     await new Promise((resolve) => plain.stdout?.once('data', resolve));
     plain.kill('SIGUSR1');
     await eventually(() => tcpListeners(plain.pid as number).length > 0, 10_000, 'the control inspector');
 
-    const socketPath = join(work, 'usr1', 'status.sock');
+    const socketPath = join(bed.work, 'usr1', 'status.sock');
     const daemon = runDaemon(socketPath);
     await eventually(healthy(socketPath), 10_000, 'the daemon');
     daemon.child.kill('SIGUSR1');
     await eventually(() => daemon.log().includes('SIGUSR1 ignored'), 5000, 'the signal handled');
     expect(tcpListeners(daemon.child.pid as number)).toEqual([]);
-    expect((await get(socketPath, '/health')).status).toBe(200);
+    expect((await getStatus(socketPath, '/health')).status).toBe(200);
   });
 
   it('SIGHUP polls pv-ctrl at once and keeps every link as it was', async () => {
     const dir = mkdtempSync('/dev/shm/pvx-hup-');
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    bed.defer(() => rmSync(dir, { recursive: true, force: true }));
     const provider = await startProvider(0, join(dir, 'provider.sock'));
-    cleanups.push(() => provider.close());
-    ctrl.setGraph(
+    bed.defer(() => provider.close());
+    bed.ctrl.setGraph(
       ['a', 'b'].map((name) =>
         graphEntry('unix', null, null, {
           name,
@@ -197,17 +163,19 @@ describe('signals', () => {
     // An interval long enough that any poll after the first one is the signal's.
     const daemon = runDaemon(socketPath, { interval: '3600' });
     const states = async () =>
-      (JSON.parse((await get(socketPath, '/links')).body) as { state: string }[]).map((link) => link.state);
+      (JSON.parse((await getStatus(socketPath, '/links')).body) as { state: string }[]).map(
+        (link) => link.state,
+      );
     await eventually(async () => (await states()).join() === 'active,active', 10_000, 'two active links');
     const inodes = () => ['a', 'b'].map((name) => statSync(join(dir, `${name}.sock`)).ino);
     const before = inodes();
-    const polls = ctrl.requests;
+    const polls = bed.ctrl.requests;
     daemon.child.kill('SIGHUP');
-    await eventually(() => ctrl.requests === polls + 1, 5000, 'a poll');
+    await eventually(() => bed.ctrl.requests === polls + 1, 5000, 'a poll');
     daemon.child.kill('SIGHUP');
-    await eventually(() => ctrl.requests === polls + 2, 5000, 'another poll');
+    await eventually(() => bed.ctrl.requests === polls + 2, 5000, 'another poll');
     expect(inodes()).toEqual(before);
-    expect((await get(socketPath, '/health')).status).toBe(200);
+    expect((await getStatus(socketPath, '/health')).status).toBe(200);
     expect(daemon.log()).not.toContain('shutting down');
     expect(daemon.child.exitCode).toBe(null);
   });
@@ -227,31 +195,26 @@ describe('the executable', () => {
 });
 
 describe('readiness', () => {
-  let daemon: Daemon | null = null;
-  afterEach(async () => {
-    await daemon?.stop();
-    daemon = null;
-    ctrl.setAnswer({ status: 200, body: '[]' });
-  });
+  afterEach(() => bed.ctrl.setAnswer({ status: 200, body: '[]' }));
 
   it('/ready is 503 until a graph is applied and while fetches fail; /health stays 200', async () => {
-    const socketPath = join(work, 'ready.sock');
-    ctrl.setAnswer({ status: 500, body: 'State not loaded yet' });
-    daemon = await startTestDaemon(ctrl, { statusSocket: socketPath, intervalMs: 3600_000 });
-    expect(await get(socketPath, '/ready')).toEqual({
+    const socketPath = join(bed.work, 'ready.sock');
+    bed.ctrl.setAnswer({ status: 500, body: 'State not loaded yet' });
+    const daemon = await bed.startDaemon({ statusSocket: socketPath, intervalMs: 3600_000 });
+    expect(await getStatus(socketPath, '/ready')).toEqual({
       status: 503,
       body: 'pv-ctrl answered 500: State not loaded yet\n',
     });
-    expect((await get(socketPath, '/health')).status).toBe(200);
-    ctrl.setGraph([]);
+    expect((await getStatus(socketPath, '/health')).status).toBe(200);
+    bed.ctrl.setGraph([]);
     await daemon.poll();
-    expect(await get(socketPath, '/ready')).toEqual({ status: 200, body: 'ready\n' });
-    ctrl.setAnswer({ raw: 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n[' });
+    expect(await getStatus(socketPath, '/ready')).toEqual({ status: 200, body: 'ready\n' });
+    bed.ctrl.setAnswer({ raw: 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n[' });
     await daemon.poll();
-    const answer = await get(socketPath, '/ready');
+    const answer = await getStatus(socketPath, '/ready');
     expect(answer.status).toBe(503);
     expect(answer.body).toMatch(/^last graph fetch failed: pv-ctrl/);
-    expect((await get(socketPath, '/health')).status).toBe(200);
+    expect((await getStatus(socketPath, '/health')).status).toBe(200);
   });
 });
 
@@ -263,7 +226,7 @@ describe('a pv-ctrl that trickles', () => {
   });
 
   it('cannot hold a graph fetch past its deadline, however steadily it sends', async () => {
-    const socketPath = join(work, 'trickle.sock');
+    const socketPath = join(bed.work, 'trickle.sock');
     const body = `[${' '.repeat(1000)}]`;
     const closedEarly: boolean[] = [];
     server = createServer((socket: Socket) => {
@@ -304,9 +267,9 @@ describe('/metrics', () => {
 
   it('escapes label values exactly as the text format defines, and every series is unique', async () => {
     const dir = mkdtempSync('/dev/shm/pvx-metrics-');
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    bed.defer(() => rmSync(dir, { recursive: true, force: true }));
     const provider = await startProvider(0, join(dir, 'provider.sock'));
-    cleanups.push(() => provider.close());
+    bed.defer(() => provider.close());
     // Two links per name that differ only by target, names full of what needs escaping.
     const entries = hostile.flatMap((name, i) =>
       ['x', 'y'].map((suffix) => ({
@@ -317,12 +280,11 @@ describe('/metrics', () => {
         target: join(dir, `${i}${suffix} ${name}.sock`),
       })),
     );
-    ctrl.setGraph(entries);
+    bed.ctrl.setGraph(entries);
     const socketPath = join(dir, 'status.sock');
-    const daemon = await startTestDaemon(ctrl, { statusSocket: socketPath });
-    cleanups.push(() => daemon.stop());
+    const daemon = await bed.startDaemon({ statusSocket: socketPath });
     expect(daemon.reconciler.list().map((link) => link.state)).toEqual(entries.map(() => 'active'));
-    const { status, body } = await get(socketPath, '/metrics');
+    const { status, body } = await getStatus(socketPath, '/metrics');
     expect(status).toBe(200);
     const families = parseExposition(body);
     const up = families.get('pvx_link_up')?.samples ?? [];

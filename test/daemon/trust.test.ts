@@ -8,7 +8,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, write
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Daemon } from '../../daemon/daemon.js';
 import type { Link } from '../../daemon/link.js';
 import { renderMetrics } from '../../daemon/status-api.js';
@@ -20,56 +20,24 @@ import {
   killed,
   startContainer,
 } from '../../testkit/container.js';
-import { FakeCtrl } from '../../testkit/fake-ctrl.js';
-import {
-  connectFrom,
-  eventually,
-  graphEntry,
-  readToEnd,
-  startProvider,
-  startTestDaemon,
-} from '../../testkit/mesh.js';
+import { connectFrom, eventually, graphEntry, readToEnd, startProvider } from '../../testkit/mesh.js';
 import { parseExposition } from '../../testkit/prometheus.js';
+import { daemonTestbed } from '../../testkit/testbed.js';
 
 const INTERVAL_MS = 200;
 const unique = `${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
 
-let work: string;
-let ctrl: FakeCtrl;
-let daemon: Daemon | null = null;
-const cleanups: (() => Promise<void> | void)[] = [];
-
-beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'pvx-trust-'));
-  ctrl = new FakeCtrl(join(work, 'pv-ctrl'));
-  await ctrl.start();
-});
-
-afterEach(async () => {
-  await daemon?.stop();
-  daemon = null;
-  ctrl.setGraph([]);
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-afterAll(async () => {
-  await ctrl.stop();
-  rmSync(work, { recursive: true, force: true });
-});
-
-async function startDaemon(): Promise<Daemon> {
-  daemon = await startTestDaemon(ctrl, { intervalMs: INTERVAL_MS });
-  return daemon;
-}
+const bed = daemonTestbed('trust', INTERVAL_MS);
+const startDaemon = () => bed.startDaemon();
 
 async function container(options: ContainerOptions = {}): Promise<Container> {
   const started = await startContainer({ privateTmp: true, ...options });
-  cleanups.push(() => started.stop());
+  bed.defer(() => started.stop());
   return started;
 }
 
 function hostProcess(child: ChildProcess): ChildProcess {
-  cleanups.push(() => killed(child));
+  bed.defer(() => killed(child));
   return child;
 }
 
@@ -77,7 +45,7 @@ function hostProcess(child: ChildProcess): ChildProcess {
 function sentinels(paths: string[]) {
   const before = paths.map((path) => {
     writeFileSync(path, `sentinel ${path} ${unique}\n`);
-    cleanups.push(() => rmSync(path, { force: true }));
+    bed.defer(() => rmSync(path, { force: true }));
     return { path, bytes: readFileSync(path), ino: statSync(path).ino };
   });
   return {
@@ -98,7 +66,7 @@ async function hostService(path: string): Promise<{ connections: () => number }>
     socket.destroy();
   });
   await new Promise<void>((resolve) => server.listen(path, resolve));
-  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  bed.defer(() => new Promise<void>((resolve) => server.close(() => resolve())));
   return { connections: () => connections };
 }
 
@@ -132,7 +100,7 @@ describe('a pid reused by a host process', () => {
     const hostRun = `/run/pvx-sentinel-${unique}`;
     const hostEtc = `/etc/pvx-sentinel-${unique}`;
     const P = await container();
-    await startProvider(P.pid, '/run/p/echo.sock').then((p) => cleanups.push(() => p.close()));
+    await startProvider(P.pid, '/run/p/echo.sock').then((p) => bed.defer(() => p.close()));
     const C = await container({ privateEtc: true });
     // Created after C copied the host's /etc: C's targets are free, the host's hold the sentinels.
     const files = sentinels([hostTmp, hostRun, hostEtc]);
@@ -141,7 +109,7 @@ describe('a pid reused by a host process', () => {
       [hostTmp, hostRun, hostEtc].map((target, i) =>
         graphEntry('unix', C, P, { name: `l${i}`, target, socket: '/run/p/echo.sock', role }),
       );
-    ctrl.setGraph(links('any'));
+    bed.ctrl.setGraph(links('any'));
     const running = await startDaemon();
     for (const name of ['l0', 'l1', 'l2'])
       expect(stateOf(running, name)).toEqual({ state: 'active', error: null });
@@ -157,7 +125,7 @@ describe('a pid reused by a host process', () => {
     );
     expect(stateOf(running, 'l0')).toEqual({ state: 'pending', error: 'consumer gone' });
     // Force a re-plant: a change of spec makes new links, which pin that pid afresh.
-    ctrl.setGraph(links('admin'));
+    bed.ctrl.setGraph(links('admin'));
     await settledWithRole(running, ['l0', 'l1', 'l2'], 'admin');
     for (const name of ['l0', 'l1', 'l2']) {
       expect(stateOf(running, name)).toEqual({
@@ -166,7 +134,6 @@ describe('a pid reused by a host process', () => {
       });
     }
     // A daemon starting afresh on that graph refuses the same way.
-    await running.stop();
     const fresh = await startDaemon();
     expect(stateOf(fresh, 'l2')).toEqual({
       state: 'failed',
@@ -179,10 +146,10 @@ describe('a pid reused by a host process', () => {
     const providerPath = `/run/pvx-provider-${unique}.sock`;
     const host = await hostService(providerPath);
     const P = await container();
-    await startProvider(P.pid, providerPath).then((p) => cleanups.push(() => p.close()));
+    await startProvider(P.pid, providerPath).then((p) => bed.defer(() => p.close()));
     const C = await container();
     const link = (role: string) => graphEntry('unix', C, P, { name: 'svc', socket: providerPath, role });
-    ctrl.setGraph([link('any')]);
+    bed.ctrl.setGraph([link('any')]);
     const running = await startDaemon();
     expect(stateOf(running, 'svc')).toEqual({ state: 'active', error: null });
 
@@ -200,7 +167,7 @@ describe('a pid reused by a host process', () => {
     await expect(statIn({ pid: C.pid, path: '/run/pv/services/svc.sock' })).rejects.toMatchObject({
       code: 'ENOENT',
     });
-    ctrl.setGraph([link('admin')]);
+    bed.ctrl.setGraph([link('admin')]);
     await settledWithRole(running, ['svc'], 'admin');
     expect(stateOf(running, 'svc')).toEqual({
       state: 'failed',
@@ -222,9 +189,9 @@ describe('a host pid in the graph', () => {
     const busInode = statSync(hostBus).ino;
     const hostPid = hostProcess(spawn('sleep', ['1000'], { stdio: 'ignore' })).pid as number;
     const P = await container();
-    await startProvider(P.pid, providerPath).then((p) => cleanups.push(() => p.close()));
+    await startProvider(P.pid, providerPath).then((p) => bed.defer(() => p.close()));
     const C = await container();
-    ctrl.setGraph([
+    bed.ctrl.setGraph([
       graphEntry('unix', { pid: hostPid }, P, {
         name: 'as-consumer',
         target: hostTarget,
@@ -249,8 +216,8 @@ describe('a host pid in the graph', () => {
     });
     expect(stateOf(running, 'the-daemon').error).toBe(`consumer: pid ${process.pid} is not in a container`);
     // Polls go on; nothing changes.
-    const polls = ctrl.requests;
-    await eventually(() => ctrl.requests >= polls + 2, INTERVAL_MS * 10, 'two more polls');
+    const polls = bed.ctrl.requests;
+    await eventually(() => bed.ctrl.requests >= polls + 2, INTERVAL_MS * 10, 'two more polls');
     expect(files.intact()).toEqual(files.expected());
     expect(host.connections()).toBe(0);
     expect(stateOf(running, 'over-a-bus').error).toBe(`consumer: pid ${hostPid} is not in a container`);
@@ -268,7 +235,7 @@ describe('a container that shares the host pid namespace', () => {
     const hostDirs = ['/etc', '/tmp', '/run'];
     const files = sentinels(hostDirs.map((dir) => `${dir}/${name}`));
     const P = await container();
-    await startProvider(P.pid, '/run/p/echo.sock').then((p) => cleanups.push(() => p.close()));
+    await startProvider(P.pid, '/run/p/echo.sock').then((p) => bed.defer(() => p.close()));
     const C = await container({ sharedPid: true });
     const links = (role: string) =>
       hostDirs.map((dir, i) =>
@@ -279,7 +246,7 @@ describe('a container that shares the host pid namespace', () => {
           socket: '/run/p/echo.sock',
         }),
       );
-    ctrl.setGraph(links('any'));
+    bed.ctrl.setGraph(links('any'));
     const running = await startDaemon();
     for (const i of [0, 1, 2]) expect(theLink(running, `swap${i}`).state).toBe('active');
     // The consumer replaces each target's directory by a symlink to the host's directory through /proc.
@@ -294,7 +261,7 @@ describe('a container that shares the host pid namespace', () => {
     // Control: from inside, that path now shows the host's sentinel.
     expect((await C.exec(['cat', `/run/pv/etc/${name}`])).stdout).toBe(`sentinel /etc/${name} ${unique}\n`);
     // Forced re-plant (a new spec), then removal from the graph (an unlink of the old target).
-    ctrl.setGraph(links('admin'));
+    bed.ctrl.setGraph(links('admin'));
     await settledWithRole(running, ['swap0', 'swap1', 'swap2'], 'admin');
     for (const i of [0, 1, 2]) {
       expect(stateOf(running, `swap${i}`)).toMatchObject({
@@ -302,17 +269,17 @@ describe('a container that shares the host pid namespace', () => {
         error: expect.stringMatching(/ELOOP/),
       });
     }
-    ctrl.setGraph([]);
+    bed.ctrl.setGraph([]);
     await eventually(() => running.reconciler.list().length === 0, INTERVAL_MS * 10, 'links removed');
     expect(files.intact()).toEqual(files.expected());
   });
 
   it('cannot point the provider socket through /proc/self/root, /proc/<pid>/root or /proc/<pid>/fd/N', async () => {
     const hostDir = mkdtempSync(join(tmpdir(), 'pvx-hostapi-'));
-    cleanups.push(() => rmSync(hostDir, { recursive: true, force: true }));
+    bed.defer(() => rmSync(hostDir, { recursive: true, force: true }));
     const host = await hostService(join(hostDir, 'api.sock'));
     const dirFd = openSync(hostDir, 'r');
-    cleanups.push(() => closeSync(dirFd));
+    bed.defer(() => closeSync(dirFd));
     const P = await container({
       sharedPid: true,
       setup: `mkdir -p /run/p && ln -s /proc/${process.pid}/root${hostDir} /run/p/hostdir`,
@@ -324,7 +291,7 @@ describe('a container that shares the host pid namespace', () => {
       `/proc/${process.pid}/fd/${dirFd}/api.sock`,
       '/run/p/hostdir/api.sock',
     ];
-    ctrl.setGraph(paths.map((socket, i) => graphEntry('unix', C, P, { name: `magic${i}`, socket })));
+    bed.ctrl.setGraph(paths.map((socket, i) => graphEntry('unix', C, P, { name: `magic${i}`, socket })));
     const running = await startDaemon();
     for (const i of paths.keys()) {
       expect(stateOf(running, `magic${i}`)).toMatchObject({
@@ -340,8 +307,8 @@ describe('a container that shares the host pid namespace', () => {
     expect(control.code).toBe(0);
     await eventually(() => host.connections() === 1, 2000, 'the control connection');
     // The daemon retried meanwhile: still nothing of its own.
-    const polls = ctrl.requests;
-    await eventually(() => ctrl.requests >= polls + 2, INTERVAL_MS * 10, 'two more polls');
+    const polls = bed.ctrl.requests;
+    await eventually(() => bed.ctrl.requests >= polls + 2, INTERVAL_MS * 10, 'two more polls');
     expect(host.connections()).toBe(1);
   });
 });
@@ -349,16 +316,16 @@ describe('a container that shares the host pid namespace', () => {
 describe('a provider that dies', () => {
   it('shows pending / provider gone in /links and /metrics within one interval', async () => {
     const P = await container();
-    await startProvider(P.pid, '/run/p/echo.sock').then((p) => cleanups.push(() => p.close()));
+    await startProvider(P.pid, '/run/p/echo.sock').then((p) => bed.defer(() => p.close()));
     const C = await container();
-    ctrl.setGraph([graphEntry('unix', C, P, { name: 'dies', socket: '/run/p/echo.sock' })]);
+    bed.ctrl.setGraph([graphEntry('unix', C, P, { name: 'dies', socket: '/run/p/echo.sock' })]);
     const running = await startDaemon();
     expect(stateOf(running, 'dies')).toEqual({ state: 'active', error: null });
-    const polls = ctrl.requests;
+    const polls = bed.ctrl.requests;
     await P.stop();
     await eventually(() => theLink(running, 'dies').state === 'pending', INTERVAL_MS * 10, 'pending');
     // Noticed by the first poll after the death (or sooner, by a failed dial): within one interval.
-    expect(ctrl.requests - polls).toBeLessThanOrEqual(2);
+    expect(bed.ctrl.requests - polls).toBeLessThanOrEqual(2);
     expect(stateOf(running, 'dies')).toEqual({ state: 'pending', error: 'provider gone' });
     const metrics = parseExposition(
       renderMetrics({ links: () => running.reconciler.list(), graph: () => running.graph() }),

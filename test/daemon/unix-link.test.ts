@@ -1,7 +1,6 @@
 // The daemon end to end with real namespaces: a provider container P, a consumer container C, a fake pv-ctrl.
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +24,7 @@ import {
   startProvider,
   startTestDaemon,
 } from '../../testkit/mesh.js';
+import { getStatus as getStatusOf } from '../../testkit/testbed.js';
 
 const INTERVAL_MS = 200;
 const PROVIDER_SOCKET = '/run/p/echo.sock';
@@ -54,17 +54,7 @@ function targetExists(container: Container, path = TARGET): Promise<boolean> {
 }
 
 function getStatus(path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    request({ socketPath: join(work, 'status.sock'), path }, (res) => {
-      let body = '';
-      res.on('data', (part) => {
-        body += part;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    })
-      .on('error', reject)
-      .end();
-  });
+  return getStatusOf(join(work, 'status.sock'), path);
 }
 
 beforeAll(async () => {
