@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Pins } from '../../daemon/plumbing.js';
 import { startContainer } from '../../testkit/container.js';
-import { eventually } from '../../testkit/mesh.js';
+import { eventually, PATIENCE_MS } from '../../testkit/mesh.js';
 
 function workerThreads(): number {
   return readdirSync('/proc/self/task').filter((tid) => {
@@ -33,7 +33,7 @@ describe('Pins', () => {
       expect(pins.size).toBe(1);
       second.release();
       expect(pins.size).toBe(0);
-      await eventually(() => workerThreads() === before, 5000, 'the worker to end');
+      await eventually(() => workerThreads() === before, PATIENCE_MS, 'the worker to end');
       expect(gone).toEqual([]);
     } finally {
       await container.stop();

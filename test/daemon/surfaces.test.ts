@@ -20,7 +20,7 @@ import { fetchGraph } from '../../daemon/graph-client.js';
 import { labelValue } from '../../daemon/status-api.js';
 import { killed } from '../../testkit/container.js';
 import { FakeCtrl } from '../../testkit/fake-ctrl.js';
-import { eventually, graphEntry, startProvider, startTestDaemon } from '../../testkit/mesh.js';
+import { eventually, graphEntry, PATIENCE_MS, startProvider, startTestDaemon } from '../../testkit/mesh.js';
 import { ExpositionError, parseExposition } from '../../testkit/prometheus.js';
 import { daemonTestbed, getStatus } from '../../testkit/testbed.js';
 
@@ -82,7 +82,7 @@ describe('the status socket', () => {
     const dir = join(bed.work, 'made-here', 'deeper');
     const socketPath = join(dir, 'status.sock');
     runDaemon(socketPath, { shell: 'umask 000' });
-    await eventually(healthy(socketPath), 10_000, 'the status API');
+    await eventually(healthy(socketPath), PATIENCE_MS, 'the status API');
     expect(statSync(socketPath).mode & 0o7777).toBe(0o600);
     expect(statSync(dir).mode & 0o7777).toBe(0o700);
   });
@@ -105,7 +105,7 @@ describe('the status socket', () => {
   it('belongs to one daemon: a second one exits 1 while the first answers; a stale socket is taken over', async () => {
     const socketPath = join(bed.work, 'one', 'status.sock');
     const first = runDaemon(socketPath);
-    await eventually(healthy(socketPath), 10_000, 'the first daemon');
+    await eventually(healthy(socketPath), PATIENCE_MS, 'the first daemon');
     const second = runDaemon(socketPath);
     expect(await second.exited).toBe(1);
     expect(second.log()).toContain(`another pv-xconnect is running: ${socketPath} answers`);
@@ -115,7 +115,7 @@ describe('the status socket', () => {
     await first.exited;
     const staleInode = statSync(socketPath).ino;
     const third = runDaemon(socketPath);
-    await eventually(healthy(socketPath), 10_000, 'the third daemon');
+    await eventually(healthy(socketPath), PATIENCE_MS, 'the third daemon');
     expect(statSync(socketPath).ino).not.toBe(staleInode);
     third.child.kill('SIGTERM');
     expect(await third.exited).toBe(0);
@@ -134,13 +134,17 @@ describe('signals', () => {
     // Running code: Node's own SIGUSR1 handling is in place (before it, the signal would kill it).
     await new Promise((resolve) => plain.stdout?.once('data', resolve));
     plain.kill('SIGUSR1');
-    await eventually(() => tcpListeners(plain.pid as number).length > 0, 10_000, 'the control inspector');
+    await eventually(
+      () => tcpListeners(plain.pid as number).length > 0,
+      PATIENCE_MS,
+      'the control inspector',
+    );
 
     const socketPath = join(bed.work, 'usr1', 'status.sock');
     const daemon = runDaemon(socketPath);
-    await eventually(healthy(socketPath), 10_000, 'the daemon');
+    await eventually(healthy(socketPath), PATIENCE_MS, 'the daemon');
     daemon.child.kill('SIGUSR1');
-    await eventually(() => daemon.log().includes('SIGUSR1 ignored'), 5000, 'the signal handled');
+    await eventually(() => daemon.log().includes('SIGUSR1 ignored'), PATIENCE_MS, 'the signal handled');
     expect(tcpListeners(daemon.child.pid as number)).toEqual([]);
     expect((await getStatus(socketPath, '/health')).status).toBe(200);
   });
@@ -166,14 +170,18 @@ describe('signals', () => {
       (JSON.parse((await getStatus(socketPath, '/links')).body) as { state: string }[]).map(
         (link) => link.state,
       );
-    await eventually(async () => (await states()).join() === 'active,active', 10_000, 'two active links');
+    await eventually(
+      async () => (await states()).join() === 'active,active',
+      PATIENCE_MS,
+      'two active links',
+    );
     const inodes = () => ['a', 'b'].map((name) => statSync(join(dir, `${name}.sock`)).ino);
     const before = inodes();
     const polls = bed.ctrl.requests;
     daemon.child.kill('SIGHUP');
-    await eventually(() => bed.ctrl.requests === polls + 1, 5000, 'a poll');
+    await eventually(() => bed.ctrl.requests === polls + 1, PATIENCE_MS, 'a poll');
     daemon.child.kill('SIGHUP');
-    await eventually(() => bed.ctrl.requests === polls + 2, 5000, 'another poll');
+    await eventually(() => bed.ctrl.requests === polls + 2, PATIENCE_MS, 'another poll');
     expect(inodes()).toEqual(before);
     expect((await getStatus(socketPath, '/health')).status).toBe(200);
     expect(daemon.log()).not.toContain('shutting down');
@@ -246,7 +254,7 @@ describe('a pv-ctrl that trickles', () => {
     await expect(fetchGraph({ socketPath, timeoutMs: 1000, maxBytes: 1 << 20 })).rejects.toThrow(
       'pv-ctrl did not answer within 1000 ms',
     );
-    await eventually(() => closedEarly.length === 1, 5000, 'the connection closed');
+    await eventually(() => closedEarly.length === 1, PATIENCE_MS, 'the connection closed');
     expect(closedEarly).toEqual([true]);
 
     // And so the daemon's polls (interval 1 s: a deadline of 1 s) end, each with that reason.
@@ -254,7 +262,7 @@ describe('a pv-ctrl that trickles', () => {
     const daemon = await startTestDaemon(trickled, { intervalMs: 1000 });
     try {
       expect(daemon.graph()).toMatchObject({ error: 'pv-ctrl did not answer within 1000 ms', polls: 1 });
-      await eventually(() => daemon.graph().polls >= 2, 5000, 'the next poll');
+      await eventually(() => daemon.graph().polls >= 2, PATIENCE_MS, 'the next poll');
     } finally {
       await daemon.stop();
     }

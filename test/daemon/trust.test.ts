@@ -20,7 +20,14 @@ import {
   killed,
   startContainer,
 } from '../../testkit/container.js';
-import { connectFrom, eventually, graphEntry, readToEnd, startProvider } from '../../testkit/mesh.js';
+import {
+  connectFrom,
+  eventually,
+  graphEntry,
+  PATIENCE_MS,
+  readToEnd,
+  startProvider,
+} from '../../testkit/mesh.js';
 import { parseExposition } from '../../testkit/prometheus.js';
 import { daemonTestbed } from '../../testkit/testbed.js';
 
@@ -84,7 +91,7 @@ function settledWithRole(running: Daemon, names: string[], role: string): Promis
         const link = theLink(running, name);
         return link.spec.role === role && link.state !== 'pending';
       }),
-    INTERVAL_MS * 10,
+    PATIENCE_MS,
     `links ${names.join(', ')} with role ${role}`,
   );
 }
@@ -120,7 +127,7 @@ describe('a pid reused by a host process', () => {
     // The graph still names that pid: the links go pending, and stay so.
     await eventually(
       () => ['l0', 'l1', 'l2'].every((name) => theLink(running, name).state === 'pending'),
-      INTERVAL_MS * 10,
+      PATIENCE_MS,
       'pending links',
     );
     expect(stateOf(running, 'l0')).toEqual({ state: 'pending', error: 'consumer gone' });
@@ -161,7 +168,7 @@ describe('a pid reused by a host process', () => {
       () => 0,
     );
     expect(early).toBe(0);
-    await eventually(() => theLink(running, 'svc').state === 'pending', INTERVAL_MS * 10, 'pending');
+    await eventually(() => theLink(running, 'svc').state === 'pending', PATIENCE_MS, 'pending');
     expect(stateOf(running, 'svc')).toEqual({ state: 'pending', error: 'provider gone' });
     // Nothing stays planted in the consumer while the provider is gone.
     await expect(statIn({ pid: C.pid, path: '/run/pv/services/svc.sock' })).rejects.toMatchObject({
@@ -217,7 +224,7 @@ describe('a host pid in the graph', () => {
     expect(stateOf(running, 'the-daemon').error).toBe(`consumer: pid ${process.pid} is not in a container`);
     // Polls go on; nothing changes.
     const polls = bed.ctrl.requests;
-    await eventually(() => bed.ctrl.requests >= polls + 2, INTERVAL_MS * 10, 'two more polls');
+    await eventually(() => bed.ctrl.requests >= polls + 2, PATIENCE_MS, 'two more polls');
     expect(files.intact()).toEqual(files.expected());
     expect(host.connections()).toBe(0);
     expect(stateOf(running, 'over-a-bus').error).toBe(`consumer: pid ${hostPid} is not in a container`);
@@ -270,7 +277,7 @@ describe('a container that shares the host pid namespace', () => {
       });
     }
     bed.ctrl.setGraph([]);
-    await eventually(() => running.reconciler.list().length === 0, INTERVAL_MS * 10, 'links removed');
+    await eventually(() => running.reconciler.list().length === 0, PATIENCE_MS, 'links removed');
     expect(files.intact()).toEqual(files.expected());
   });
 
@@ -305,10 +312,10 @@ describe('a container that shares the host pid namespace', () => {
     // Control: from inside P those paths do reach the host socket.
     const control = await P.exec(['socat', '-u', 'OPEN:/dev/null', `UNIX-CONNECT:${paths[1]}`]);
     expect(control.code).toBe(0);
-    await eventually(() => host.connections() === 1, 2000, 'the control connection');
+    await eventually(() => host.connections() === 1, PATIENCE_MS, 'the control connection');
     // The daemon retried meanwhile: still nothing of its own.
     const polls = bed.ctrl.requests;
-    await eventually(() => bed.ctrl.requests >= polls + 2, INTERVAL_MS * 10, 'two more polls');
+    await eventually(() => bed.ctrl.requests >= polls + 2, PATIENCE_MS, 'two more polls');
     expect(host.connections()).toBe(1);
   });
 });
@@ -323,7 +330,7 @@ describe('a provider that dies', () => {
     expect(stateOf(running, 'dies')).toEqual({ state: 'active', error: null });
     const polls = bed.ctrl.requests;
     await P.stop();
-    await eventually(() => theLink(running, 'dies').state === 'pending', INTERVAL_MS * 10, 'pending');
+    await eventually(() => theLink(running, 'dies').state === 'pending', PATIENCE_MS, 'pending');
     // Noticed by the first poll after the death (or sooner, by a failed dial): within one interval.
     expect(bed.ctrl.requests - polls).toBeLessThanOrEqual(2);
     expect(stateOf(running, 'dies')).toEqual({ state: 'pending', error: 'provider gone' });

@@ -31,7 +31,7 @@ import {
   withDeadline,
 } from '../../native/namespace.js';
 import { type Container, hostProcessWithPid, killed, startContainer } from '../../testkit/container.js';
-import { eventually, pidfdCount } from '../../testkit/mesh.js';
+import { eventually, PATIENCE_MS, pidfdCount } from '../../testkit/mesh.js';
 
 const suffix = `${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
 /** The path the symlinks inside the containers point at; on the host it exists and must stay empty. */
@@ -545,7 +545,7 @@ describe('bad input', () => {
     // Warm up (the addon, fs caches) so that the count below sees only what the operations themselves open,
     // and let that pin go (a pin closes its pidfd after its worker has ended).
     await failure(connectIn({ pid, path: '/run/absent.sock' }));
-    await eventually(() => pidfdCount() === 0, 5000, 'released pins');
+    await eventually(() => pidfdCount() === 0, PATIENCE_MS, 'released pins');
     const fdsBefore = openFdCount();
     const long = `/run/${'a'.repeat(103)}`; // 108 bytes
     const cases: [() => Promise<unknown>, string, RegExp][] = [
@@ -603,7 +603,7 @@ describe('bad input', () => {
     }
     expect((await readFileIn({ pid, path: '/run/file', maxBytes: 10 })).toString()).toBe('x');
     // A released pin closes its pidfd once its worker has ended.
-    await eventually(() => openFdCount() === fdsBefore, 5000, `fd count back to ${fdsBefore}`);
+    await eventually(() => openFdCount() === fdsBefore, PATIENCE_MS, `fd count back to ${fdsBefore}`);
   });
 
   it('is validated in C as well (the raw addon, bypassing the TS checks)', async () => {
@@ -615,7 +615,7 @@ describe('bad input', () => {
     const host = raw.pin(0);
     const released = raw.pin(0);
     raw.release(released);
-    await eventually(() => pidfdCount() === 0, 5000, 'released pins');
+    await eventually(() => pidfdCount() === 0, PATIENCE_MS, 'released pins');
     const fdsBefore = openFdCount();
     const cases: [() => Promise<unknown>, string, RegExp][] = [
       [() => raw.listenIn(host, 'relative', 0o666, 1), 'EINVAL', /must be absolute/],
@@ -646,7 +646,7 @@ describe('bad input', () => {
       raw.release(host);
     }
     expect(existsSync('/run/pvx-never.sock')).toBe(false);
-    await eventually(() => openFdCount() === fdsBefore, 5000, `fd count back to ${fdsBefore}`);
+    await eventually(() => openFdCount() === fdsBefore, PATIENCE_MS, `fd count back to ${fdsBefore}`);
   });
 
   it('works on the host with pid 0, leaving nothing behind', async () => {
@@ -758,7 +758,7 @@ describe('pinned namespaces', () => {
       pinned.release();
       await closeServer(server);
     }
-    await eventually(() => workerThreads() === threadsBefore, 5000, 'the worker to end');
+    await eventually(() => workerThreads() === threadsBefore, PATIENCE_MS, 'the worker to end');
     await expect(pinned.stat('/run')).rejects.toMatchObject({ code: 'EBADF' });
     expect(pinned.alive()).toBe(false);
   });
@@ -793,7 +793,7 @@ describe('pinned namespaces', () => {
     // The operation finishes after all: its fd is closed, nobody leaks it.
     const [late] = [openSync('/dev/null', 'r')];
     finish(late as number);
-    await eventually(() => openFdCount() === fdsBefore, 2000, 'the late fd closed');
+    await eventually(() => openFdCount() === fdsBefore, PATIENCE_MS, 'the late fd closed');
   });
 });
 
