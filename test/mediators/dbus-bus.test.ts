@@ -123,7 +123,9 @@ afterAll(async () => {
 
 describe('the upstream connection', () => {
   it('carries the role uid, gid and groups from the provider passwd and group files', async () => {
-    // The daemon's own reachability probe dialled it already, as itself: only the connection's dial counts.
+    // The daemon's own reachability probe dialled it already, as itself (its connection may still wait to be
+    // accepted here): only the connection's dial counts.
+    await eventually(() => upstreamCredentials.some((peer) => peer.uid === 0), PATIENCE_MS, 'the probe');
     const before = upstreamCredentials.length;
     const client = await connectFrom(C.pid, '/run/pv/services/credentials.sock');
     const dialled = await eventually(() => upstreamCredentials[before], PATIENCE_MS, 'the mediator to dial');
