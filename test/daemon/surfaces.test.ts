@@ -1,5 +1,5 @@
 // The daemon's own surfaces, tried from outside: the status socket (mode, directory, one daemon at a time),
-// signals (SIGUSR1 never opens the inspector, SIGHUP polls and nothing else), --version, /health and /ready,
+// signals (SIGUSR1 never opens the inspector, SIGHUP polls and nothing else), /health and /ready,
 // /metrics under a strict parser, and a pv-ctrl that trickles its answer.
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
@@ -186,19 +186,6 @@ describe('signals', () => {
     expect((await getStatus(socketPath, '/health')).status).toBe(200);
     expect(daemon.log()).not.toContain('shutting down');
     expect(daemon.child.exitCode).toBe(null);
-  });
-});
-
-describe('the executable', () => {
-  it('prints its version', async () => {
-    const child = spawn(process.execPath, [cli, '--version'], { stdio: 'pipe' });
-    let stdout = '';
-    child.stdout.on('data', (part) => {
-      stdout += part;
-    });
-    const code = await new Promise((resolve) => child.once('exit', resolve));
-    const { version } = JSON.parse(readFileSync(join(process.cwd(), 'package.json'), 'utf8'));
-    expect({ code, stdout }).toEqual({ code: 0, stdout: `pv-xconnect ${version}\n` });
   });
 });
 
