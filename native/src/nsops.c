@@ -142,10 +142,11 @@ static int split_path(ns_request *r, char *dir, char *base) {
   return 0;
 }
 
-/* mkdir -p dir (0755), one component at a time, each resolved without magic links. Returns an O_PATH fd of dir. */
-static int make_directories(ns_request *r, const char *dir) {
-  int current = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (current < 0) return fail(r, errno, "open /");
+/* mkdir -p dir (0755) below root, one component at a time, each resolved without magic links. Returns an O_PATH fd
+ * of dir. */
+static int make_directories(ns_request *r, int root, const char *dir) {
+  int current = fcntl(root, F_DUPFD_CLOEXEC, 0);
+  if (current < 0) return fail(r, errno, "dup the root");
   char name[PATH_MAX];
   for (const char *at = dir; current >= 0;) {
     while (*at == '/') at++;
@@ -154,13 +155,13 @@ static int make_directories(ns_request *r, const char *dir) {
     memcpy(name, at, len);
     name[len] = '\0';
     at += len;
-    int next = pvx_resolve(current, name, true, &r->job.failure);
+    int next = pvx_resolve(root, current, name, true, &r->job.failure);
     if (next < 0 && r->job.failure.err == ENOENT) {
       if (mkdirat(current, name, 0755) != 0 && errno != EEXIST) {
         fail(r, errno, "mkdir");
       } else {
         r->job.failure = (pvx_failure){0};
-        next = pvx_resolve(current, name, true, &r->job.failure);
+        next = pvx_resolve(root, current, name, true, &r->job.failure);
       }
     }
     close(current);
@@ -169,11 +170,12 @@ static int make_directories(ns_request *r, const char *dir) {
   return current;
 }
 
-/* Splits r->path and opens its directory (created when `create`) as an O_PATH fd; base gets the last component. */
-static int open_parent(ns_request *r, char *base, bool create) {
+/* Splits r->path and opens its directory (created when `create`) below root as an O_PATH fd; base gets the last
+ * component. */
+static int open_parent(ns_request *r, int root, char *base, bool create) {
   char dir[PATH_MAX];
   if (split_path(r, dir, base) != 0) return -1;
-  return create ? make_directories(r, dir) : pvx_resolve(AT_FDCWD, dir, true, &r->job.failure);
+  return create ? make_directories(r, root, dir) : pvx_resolve(root, AT_FDCWD, dir, true, &r->job.failure);
 }
 
 /* ".<base>.pvx<8 hex>", or ".pvx<8 hex>" when that would not fit a sun_path (relative to its directory). */
@@ -257,10 +259,9 @@ static void listen_at(ns_request *r, int dir, const char *base) {
 }
 
 static void run_listen(pvx_pin *pin, pvx_job *job) {
-  (void)pin;
   ns_request *r = (ns_request *)job;
   char base[PATH_MAX];
-  int dir = open_parent(r, base, true);
+  int dir = open_parent(r, pvx_pin_root(pin), base, true);
   if (dir < 0) return;
   if (check_replaceable(r, dir, base, S_IFSOCK, "exists and is not a socket") == 0) listen_at(r, dir, base);
   close(dir);
@@ -285,11 +286,11 @@ static napi_value result_listen(napi_env env, ns_request *r) {
 
 /* ---- connectIn ---- */
 
-/* Connects a new non-blocking socket to the socket at `path`, resolved without magic links to an O_PATH fd of
- * its inode; connect() then names that fd in our own /proc/self/fd (relative to pvx_self_fd_dir on a worker, whose
- * cwd we may move; absolute on the JS thread, whose root is the host's). Returns the fd or -1. */
-static int connect_resolved(const char *path, bool on_worker, pvx_failure *failure) {
-  int target = pvx_resolve(AT_FDCWD, path, false, failure);
+/* Connects a new non-blocking socket to the socket at `path` below root, resolved without magic links to an
+ * O_PATH fd of its inode; connect() then names that fd in our own /proc/self/fd (relative to pvx_self_fd_dir on a
+ * worker, whose cwd we may move; absolute on the JS thread, whose root is the host's). Returns the fd or -1. */
+static int connect_resolved(int root, const char *path, bool on_worker, pvx_failure *failure) {
+  int target = pvx_resolve(root, AT_FDCWD, path, false, failure);
   if (target < 0) return -1;
   struct stat st;
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -321,7 +322,7 @@ static void run_connect(pvx_pin *pin, pvx_job *job) {
   if (r->with_credentials &&
       pvx_pin_assume_identity(pin, r->uid, r->gid, r->groups, r->group_count, &job->failure) != 0)
     return;
-  r->fd = connect_resolved(r->path, true, &job->failure);
+  r->fd = connect_resolved(pvx_pin_root(pin), r->path, true, &job->failure);
   if (r->with_credentials) pvx_pin_restore_identity(pin);
 }
 
@@ -334,11 +335,10 @@ static napi_value result_fd(napi_env env, ns_request *r) {
 /* ---- unlinkIn ---- */
 
 static void run_unlink(pvx_pin *pin, pvx_job *job) {
-  (void)pin;
   ns_request *r = (ns_request *)job;
   char base[PATH_MAX];
   struct stat st;
-  int dir = open_parent(r, base, false);
+  int dir = open_parent(r, pvx_pin_root(pin), base, false);
   if (dir < 0) {
     /* Nothing there: nothing of ours to remove. */
     if (job->failure.err == ENOENT || job->failure.err == ENOTDIR) job->failure = (pvx_failure){0};
@@ -362,10 +362,9 @@ static napi_value result_removed(napi_env env, ns_request *r) {
 /* ---- statIn ---- */
 
 static void run_stat(pvx_pin *pin, pvx_job *job) {
-  (void)pin;
   ns_request *r = (ns_request *)job;
   char base[PATH_MAX];
-  int dir = open_parent(r, base, false);
+  int dir = open_parent(r, pvx_pin_root(pin), base, false);
   if (dir < 0) return;
   if (fstatat(dir, base, &r->st, AT_SYMLINK_NOFOLLOW) != 0) fail(r, errno, "lstat");
   close(dir);
@@ -428,11 +427,10 @@ static void mknod_at(ns_request *r, int dir, const char *base, mode_t kind) {
 }
 
 static void run_mknod(pvx_pin *pin, pvx_job *job) {
-  (void)pin;
   ns_request *r = (ns_request *)job;
   char base[PATH_MAX];
   mode_t kind = r->block_device ? S_IFBLK : S_IFCHR;
-  int dir = open_parent(r, base, true);
+  int dir = open_parent(r, pvx_pin_root(pin), base, true);
   if (dir < 0) return;
   if (check_replaceable(r, dir, base, kind,
                         r->block_device ? "exists and is not a block device" : "exists and is not a character device") ==
@@ -472,9 +470,8 @@ static void read_all(ns_request *r, int fd, size_t size_hint) {
 }
 
 static void run_read_file(pvx_pin *pin, pvx_job *job) {
-  (void)pin;
   ns_request *r = (ns_request *)job;
-  int target = pvx_resolve(AT_FDCWD, r->path, false, &job->failure);
+  int target = pvx_resolve(pvx_pin_root(pin), AT_FDCWD, r->path, false, &job->failure);
   if (target < 0) return;
   struct stat st;
   char name[16];
@@ -827,8 +824,11 @@ static napi_value connect_host(napi_env env, napi_callback_info info) {
     return NULL;
   }
   r->op = "connectIn";
-  if (get_path(env, argv[0], r->path, SUN_PATH_MAX, &r->job.failure))
-    r->fd = connect_resolved(r->path, false, &r->job.failure);
+  /* The host's root, this thread's (kept: it never changes). */
+  static int host_root = -1;
+  if (get_path(env, argv[0], r->path, SUN_PATH_MAX, &r->job.failure) &&
+      (host_root >= 0 || (host_root = pvx_open_root(&r->job.failure)) >= 0))
+    r->fd = connect_resolved(host_root, r->path, false, &r->job.failure);
   if (r->job.failure.err != 0) napi_throw(env, request_error(env, r));
   else napi_create_int32(env, r->fd, &result);
   bool failed = r->job.failure.err != 0;

@@ -70,6 +70,7 @@ struct pvx_pin {
 
   /* Worker only. */
   pvx_failure broken; /* why every job is refused (err 0: it is not) */
+  int root;           /* the namespace's root directory, once joined */
   uid_t own_uid;
   gid_t own_gid;
   gid_t *own_groups;
@@ -80,6 +81,7 @@ static void pin_free(pvx_pin *pin) {
   if (pin->pidfd >= 0) close(pin->pidfd);
   if (pin->piddir >= 0) close(pin->piddir);
   if (pin->nsfd >= 0) close(pin->nsfd);
+  if (pin->root >= 0) close(pin->root);
   pthread_mutex_destroy(&pin->lock);
   pthread_cond_destroy(&pin->wake);
   free(pin->own_groups);
@@ -94,6 +96,8 @@ static void unref_and_unlock(pvx_pin *pin) {
 }
 
 int pvx_pin_pid(const pvx_pin *pin) { return pin->pid; }
+
+int pvx_pin_root(const pvx_pin *pin) { return pin->root; }
 
 bool pvx_pin_alive(const pvx_pin *pin) {
   if (pin->pidfd >= 0) {
@@ -159,7 +163,7 @@ pvx_pin *pvx_pin_open(napi_env env, int pid, napi_threadsafe_function_call_js de
     return NULL;
   }
   pin->pid = pid;
-  pin->pidfd = pin->piddir = pin->nsfd = -1;
+  pin->pidfd = pin->piddir = pin->nsfd = pin->root = -1;
   pin->env = env;
   pthread_mutex_init(&pin->lock, NULL);
   pthread_cond_init(&pin->wake, NULL);
@@ -250,6 +254,7 @@ static void enter(pvx_pin *pin) {
       return;
     }
   }
+  if ((pin->root = pvx_open_root(&pin->broken)) < 0) return;
   pin->own_uid = geteuid();
   pin->own_gid = getegid();
   long count = syscall(SYS_GETGROUPS, 0, NULL);
@@ -289,10 +294,14 @@ static void *worker_main(void *arg) {
     else if (job->needs_alive && !pvx_pin_alive(pin))
       pvx_fail(&job->failure, ESRCH, "liveness", "the pinned process is gone");
     else job->run(pin, job);
-    /* Hold no directory of the namespace busy between jobs. */
-    if (chdir("/") != 0 && pin->broken.err == 0) pvx_fail(&pin->broken, errno, "chdir /", NULL);
+    /* Hold no other directory of the namespace busy between jobs. */
+    if (pin->root >= 0 && fchdir(pin->root) != 0 && pin->broken.err == 0)
+      pvx_fail(&pin->broken, errno, "fchdir /", NULL);
     deliver(pin, job);
   }
+  /* Closed before the thread ends: once it is gone, so is its hold on the namespace's root. */
+  if (pin->root >= 0) close(pin->root);
+  pin->root = -1;
   pthread_mutex_lock(&pin->lock);
   if (!pin->tsfn_gone) napi_release_threadsafe_function(pin->tsfn, napi_tsfn_release);
   unref_and_unlock(pin);

@@ -33,6 +33,9 @@ pvx_pin *pvx_pin_open(napi_env env, int pid, napi_threadsafe_function_call_js de
 
 int pvx_pin_pid(const pvx_pin *pin);
 
+/* On the worker: the namespace's root directory (O_PATH), the start of every path resolved there. */
+int pvx_pin_root(const pvx_pin *pin);
+
 /* false once the pinned process has exited (a readable pidfd, or a /proc/<pid> directory whose process is
  * gone). Always true for the host. One system call; callable from any thread. */
 bool pvx_pin_alive(const pvx_pin *pin);

@@ -39,7 +39,7 @@
 #define MAX_SYMLINK_HOPS 40 /* the kernel's MAXSYMLINKS */
 
 pvx_kernel_features pvx_probed_features, pvx_features;
-int pvx_self_fd_dir = -1;
+int pvx_proc_dir = -1, pvx_self_fd_dir = -1;
 
 static const char MAGIC_LINK_REFUSED[] = "a magic link (/proc/<pid>/root, /proc/<pid>/fd/...) or over 40 symlinks";
 static const char PROC_SYMLINK_REFUSED[] = "a symlink on procfs (a magic link) on the path";
@@ -60,7 +60,8 @@ static void probe(void) {
   pvx_probed_features.pidfd = fd >= 0 || errno != ENOSYS;
   if (fd >= 0) close(fd);
   pvx_features = pvx_probed_features;
-  pvx_self_fd_dir = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  pvx_proc_dir = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (pvx_proc_dir >= 0) pvx_self_fd_dir = openat(pvx_proc_dir, "self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
 void pvx_resolve_init(void) {
@@ -69,11 +70,28 @@ void pvx_resolve_init(void) {
   pthread_once(&once, probe);
 }
 
-static int resolve_openat2(int dirfd, const char *path, bool directory, pvx_failure *failure) {
+int pvx_open_root(pvx_failure *failure) {
+  /* thread-self (Linux 3.17) of our own procfs: the calling thread's root, whatever namespace it joined. */
+  int fd = pvx_proc_dir < 0 ? -1 : openat(pvx_proc_dir, "thread-self/root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  return fd >= 0 ? fd : pvx_fail(failure, errno, "open the root", NULL);
+}
+
+/* An absolute path as one relative to the root: without its leading slashes ("." for the root itself). */
+static const char *below_root(const char *path) {
+  while (*path == '/') path++;
+  return *path == '\0' ? "." : path;
+}
+
+static int resolve_openat2(int root, int dirfd, const char *path, bool directory, pvx_failure *failure) {
   struct open_how how = {
       .flags = O_PATH | O_CLOEXEC | (directory ? O_DIRECTORY : 0),
       .resolve = RESOLVE_NO_MAGICLINKS,
   };
+  if (path[0] == '/') {
+    dirfd = root;
+    path = below_root(path);
+  }
   for (int attempt = 0;; attempt++) {
     int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
     if (fd >= 0) return fd;
@@ -83,14 +101,8 @@ static int resolve_openat2(int dirfd, const char *path, bool directory, pvx_fail
   }
 }
 
-static int open_root(pvx_failure *failure) {
-  int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-  return fd >= 0 ? fd : pvx_fail(failure, errno, "open /", NULL);
-}
-
-/* Where a walk of `path` starts: the thread's root for an absolute path, else (a copy of) dirfd. */
-static int walk_start(int dirfd, const char *path, pvx_failure *failure) {
-  if (path[0] == '/') return open_root(failure);
+/* A copy of dirfd (AT_FDCWD: of the cwd) for a walk to move along. */
+static int walk_from(int dirfd, pvx_failure *failure) {
   int fd = dirfd == AT_FDCWD ? open(".", O_PATH | O_DIRECTORY | O_CLOEXEC) : fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
   return fd >= 0 ? fd : pvx_fail(failure, errno, "open", NULL);
 }
@@ -117,11 +129,11 @@ static int splice_link(char *pending, size_t size, const char *target, const cha
   return 0;
 }
 
-static int resolve_walk(int dirfd, const char *path, bool directory, pvx_failure *failure) {
+static int resolve_walk(int root, int dirfd, const char *path, bool directory, pvx_failure *failure) {
   char pending[2 * PATH_MAX];
   if (strlen(path) >= PATH_MAX) return pvx_fail(failure, ENAMETOOLONG, "walk", NULL);
   strcpy(pending, path);
-  int current = walk_start(dirfd, path, failure);
+  int current = walk_from(path[0] == '/' ? root : dirfd, failure);
   int hops = 0;
   size_t at = 0;
   while (current >= 0) {
@@ -156,7 +168,7 @@ static int resolve_walk(int dirfd, const char *path, bool directory, pvx_failure
     at = 0;
     if (target[0] == '/') {
       close(current);
-      current = open_root(failure);
+      current = walk_from(root, failure);
     }
   }
   if (current < 0) return -1;
@@ -168,10 +180,10 @@ static int resolve_walk(int dirfd, const char *path, bool directory, pvx_failure
   return -1;
 }
 
-int pvx_resolve(int dirfd, const char *path, bool directory, pvx_failure *failure) {
+int pvx_resolve(int root, int dirfd, const char *path, bool directory, pvx_failure *failure) {
   pvx_failure why = {0};
-  int fd = pvx_features.openat2 ? resolve_openat2(dirfd, path, directory, &why)
-                                : resolve_walk(dirfd, path, directory, &why);
+  int fd = pvx_features.openat2 ? resolve_openat2(root, dirfd, path, directory, &why)
+                                : resolve_walk(root, dirfd, path, directory, &why);
   if (fd < 0) *failure = why;
   return fd;
 }

@@ -545,7 +545,7 @@ describe('bad input', () => {
     // Warm up (the addon, fs caches) so that the count below sees only what the operations themselves open,
     // and let that pin go (a pin closes its pidfd after its worker has ended).
     await failure(connectIn({ pid, path: '/run/absent.sock' }));
-    await eventually(() => pidfdCount() === 0, PATIENCE_MS, 'released pins');
+    await eventually(() => pidfdCount() === 0 && workerThreads() === 0, PATIENCE_MS, 'released pins');
     const fdsBefore = openFdCount();
     const long = `/run/${'a'.repeat(103)}`; // 108 bytes
     const cases: [() => Promise<unknown>, string, RegExp][] = [
@@ -612,11 +612,12 @@ describe('bad input', () => {
       'listenIn' | 'connectIn' | 'unlinkIn' | 'statIn' | 'mknodIn' | 'readFileIn' | 'pin' | 'release',
       RawOperation
     >;
+    // Counted before the pins below: a released pin's worker closes its fds, then ends.
+    await eventually(() => pidfdCount() === 0 && workerThreads() === 0, PATIENCE_MS, 'released pins');
+    const fdsBefore = openFdCount();
     const host = raw.pin(0);
     const released = raw.pin(0);
     raw.release(released);
-    await eventually(() => pidfdCount() === 0, PATIENCE_MS, 'released pins');
-    const fdsBefore = openFdCount();
     const cases: [() => Promise<unknown>, string, RegExp][] = [
       [() => raw.listenIn(host, 'relative', 0o666, 1), 'EINVAL', /must be absolute/],
       [() => raw.listenIn(host, `/${'b'.repeat(107)}`, 0o666, 1), 'ENAMETOOLONG', /107/],
@@ -646,7 +647,11 @@ describe('bad input', () => {
       raw.release(host);
     }
     expect(existsSync('/run/pvx-never.sock')).toBe(false);
-    await eventually(() => openFdCount() === fdsBefore, PATIENCE_MS, `fd count back to ${fdsBefore}`);
+    await eventually(
+      () => workerThreads() === 0 && openFdCount() === fdsBefore,
+      PATIENCE_MS,
+      `fd count back to ${fdsBefore}`,
+    );
   });
 
   it('works on the host with pid 0, leaving nothing behind', async () => {
@@ -783,6 +788,8 @@ describe('pinned namespaces', () => {
   });
 
   it('bound every operation: a late result is disposed of and the caller gets ETIMEDOUT', async () => {
+    // Pins released by earlier tests close their fds once their workers end.
+    await eventually(() => pidfdCount() === 0 && workerThreads() === 0, PATIENCE_MS, 'released pins');
     const fdsBefore = openFdCount();
     let finish: (fd: number) => void = () => {};
     const stuck = new Promise<number>((resolve) => {
