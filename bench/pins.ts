@@ -1,6 +1,6 @@
 // `npm run bench -- pins`: what pinned namespaces cost and save.
 //
-// 1. Polls of 1000 container links (test/helpers/container.ts containers: own mount and pid namespaces), the
+// 1. Polls of 1000 container links (testkit/container.ts containers: own mount and pid namespaces), the
 //    consumers spread over 1 and over 100 containers: the first reconcile (pins, plants, dials) against an
 //    unchanged one, which does the liveness check of every pinned process and nothing else; and that check alone.
 // 2. Connection setup rate through the real daemon process (connect, one byte echoed, close), for a host-side link
@@ -11,26 +11,19 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { silentLogger } from '../daemon/log.js';
+import { hostNamespace } from '../daemon/plumbing.js';
 import { Reconciler } from '../daemon/reconciler.js';
-import { defaultMediators } from '../mediators/registry.js';
+import { silentLogger } from '../log/logger.js';
+import { DEFAULT_MEDIATOR_SETTINGS, defaultMediators } from '../mediators/registry.js';
+import { DEFAULT_RELAY_LIMITS } from '../mediators/relay.js';
 import { listenIn } from '../native/namespace.js';
+import { PACKAGE_ROOT } from '../native/package-root.js';
 import { type GraphEntry, parseGraph } from '../protocols/graph/xconnect-graph.js';
-import { type Container, startContainer } from '../test/helpers/container.js';
-import {
-  echo,
-  hostLink,
-  nowMs,
-  percentile,
-  record,
-  root,
-  round,
-  serveGraph,
-  setupRate,
-  startDaemonProcess,
-  stopProcess,
-  waitFor,
-} from './harness.js';
+import { type Container, startContainer } from '../testkit/container.js';
+import { startDaemonProcess, stopProcess } from '../testkit/daemon-process.js';
+import { FakeCtrl } from '../testkit/fake-ctrl.js';
+import { eventually } from '../testkit/mesh.js';
+import { echo, hostLink, nowMs, percentile, record, round, setupRate } from './harness.js';
 
 const LINKS = 1000;
 const UNCHANGED_POLLS = 20;
@@ -75,8 +68,8 @@ async function pollCost(provider: Container, consumers: Container[]) {
     ),
   ).links;
   const reconciler = new Reconciler(
-    defaultMediators(),
-    { maxConnections: 1024, idleHalfOpenMs: 60_000, retryBaseMs: 1000, retryMaxMs: 30_000 },
+    defaultMediators(DEFAULT_MEDIATOR_SETTINGS, hostNamespace()),
+    { maxConnections: 1024, ...DEFAULT_RELAY_LIMITS, retryBaseMs: 1000, retryMaxMs: 30_000 },
     silentLogger,
   );
   let start = nowMs();
@@ -120,12 +113,12 @@ async function setupRound(build: string, dir: string, provider: Container, consu
     { ...link(consumer, provider, 'setup'), target: null },
     hostLink('setup-host', join(dir, 'echo.sock'), hostTarget),
   ];
-  const ctrl = await serveGraph(ctrlPath, () => graph);
-  const daemon = startDaemonProcess(ctrlPath, 1, build);
+  const ctrl = await FakeCtrl.serving(ctrlPath, graph);
+  const daemon = startDaemonProcess(ctrlPath, 1, join(build, 'dist', 'daemon', 'cli.js'));
   // The bench connects from the host side: the consumer's target seen through its root (no symlinks there).
   const containerTarget = `/proc/${consumer.pid}/root/run/pv/services/setup.sock`;
   try {
-    await waitFor(
+    await eventually(
       () => daemon.exitCode === null && [hostTarget, containerTarget].every((p) => existsSocket(p)),
       20_000,
       `the daemon of ${build}`,
@@ -136,7 +129,7 @@ async function setupRound(build: string, dir: string, provider: Container, consu
     };
   } finally {
     await stopProcess(daemon);
-    ctrl.close();
+    await ctrl.stop();
   }
 }
 
@@ -161,7 +154,7 @@ export async function run(): Promise<void> {
     const polls = [await pollCost(provider, consumers.slice(0, 1)), await pollCost(provider, consumers)];
 
     const baseline = process.env.PVX_BASELINE;
-    const builds = baseline ? { this: root, baseline } : { this: root };
+    const builds = baseline ? { this: PACKAGE_ROOT, baseline } : { this: PACKAGE_ROOT };
     const rates: Record<string, { host: number[]; container: number[] }> = {};
     for (let round = 0; round < ROUNDS; round += 1) {
       for (const [name, build] of Object.entries(builds)) {

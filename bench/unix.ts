@@ -22,6 +22,7 @@ import {
   relayedConnections,
   round,
   rssKiB,
+  setupRate,
   startSocat,
 } from './harness.js';
 

@@ -93,6 +93,11 @@ export class Daemon {
     this.options.log.info('stopped');
   }
 
+  /** The poller's state, as GET /graph shows it. */
+  graph(): GraphStatus {
+    return this.graphStatus;
+  }
+
   /** One poll and reconcile, then the next is scheduled (polls never overlap). */
   poll(): Promise<void> {
     this.polling = this.pollOnce().finally(() => {

@@ -166,7 +166,7 @@ export class Link {
         this.log.info('link pending', { reason: this.error });
       } else {
         this.setState('failed', `${end}: ${message}`);
-        if (code === 'EPERM') this.log.warn('link failed', { error: this.error });
+        if (code === 'EPERM') this.log.warn('link failed', { error: this.error, retry: false });
         else this.scheduleRetry();
       }
       return null;

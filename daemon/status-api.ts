@@ -4,7 +4,7 @@
 import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
-import { closeFd } from '../native/fd-socket.js';
+import { closeFd } from '../native/fds.js';
 import { PinnedNamespace } from '../native/namespace.js';
 import type { Link } from './link.js';
 import { createServer, type ServerResponse } from './node-http.js';

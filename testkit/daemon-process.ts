@@ -77,12 +77,17 @@ export async function startNotifySocket(address: string): Promise<NotifySocket> 
   };
 }
 
-/** pv-xconnect (dist/daemon/cli.js) against `ctrlSocket`, quiet, polling every `intervalSeconds`, no status socket. */
-export function startDaemonProcess(ctrlSocket: string, intervalSeconds = 0.2): ChildProcess {
+/** pv-xconnect (dist/daemon/cli.js) against `ctrlSocket`, quiet, polling every `intervalSeconds`, no status socket.
+ * `cli`: another build's executable (a benchmark's baseline). */
+export function startDaemonProcess(
+  ctrlSocket: string,
+  intervalSeconds = 0.2,
+  cli = DAEMON_CLI,
+): ChildProcess {
   return spawn(
     process.execPath,
     [
-      DAEMON_CLI,
+      cli,
       '--ctrl-socket',
       ctrlSocket,
       '--interval',
