@@ -22,6 +22,10 @@ export interface GraphEntry {
   target?: string | null;
   socket: string;
   uid?: number;
+  /** The provider service's access policy (protocols/graph/allow.ts), copied from its services.json entry. */
+  allow?: unknown;
+  /** Who the daemon is when it dials the provider of a unix or rest link: `root` (default) or `role`. */
+  credentials?: string;
 }
 
 export interface LinkSpec {
@@ -40,7 +44,22 @@ export interface LinkSpec {
   socket: string;
   /** Resolved uid for host-side D-Bus links. */
   uid: number | null;
+  /**
+   * The provider's `allow` list as the graph carries it, validated when the link comes up (a malformed one fails
+   * only its link); undefined: the graph has none (the provider's own policy file may).
+   */
+  allow: unknown;
+  /** Identity of the provider dial for unix and rest links (see DIAL_IDENTITIES). */
+  credentials: DialIdentity;
 }
+
+/**
+ * Who the daemon is when it dials the provider of a unix or rest link: `root` (the default: providers written for
+ * upstream, which always dials as root, keep working) or `role` (the role's uid, gid and groups from the
+ * provider's own /etc/passwd and /etc/group, as D-Bus links always do).
+ */
+export const DIAL_IDENTITIES = ['root', 'role'] as const;
+export type DialIdentity = (typeof DIAL_IDENTITIES)[number];
 
 export interface ParsedGraph {
   links: LinkSpec[];
@@ -67,6 +86,8 @@ export function specHash(link: LinkSpec): string {
     link.interface,
     link.socket,
     link.uid,
+    link.allow === undefined ? null : JSON.stringify(link.allow),
+    link.credentials,
   ]);
 }
 
@@ -160,6 +181,14 @@ function parseLink(entry: unknown): LinkSpec | string {
     if (uid === null || uid < 0 || uid > 0xfffffffe) return 'uid: must be an integer uid';
   }
 
+  const credentials = field.credentials ?? 'root';
+  if (typeof credentials !== 'string' || !(DIAL_IDENTITIES as readonly string[]).includes(credentials)) {
+    return `credentials: must be one of ${DIAL_IDENTITIES.join(', ')}`;
+  }
+  if (credentials === 'role' && linkType !== 'unix' && linkType !== 'rest') {
+    return `credentials: 'role' applies to unix and rest links, not ${linkType}`;
+  }
+
   return {
     consumer,
     consumerPid,
@@ -172,6 +201,8 @@ function parseLink(entry: unknown): LinkSpec | string {
     target,
     socket,
     uid,
+    allow: field.allow === null ? undefined : field.allow,
+    credentials: credentials as DialIdentity,
   };
 }
 

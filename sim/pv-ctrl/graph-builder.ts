@@ -29,13 +29,14 @@ export interface PlatformServices {
   run: Pick<RunManifest, 'required' | 'optional'>;
 }
 
-/** A link object exactly as `GET /xconnect-graph` serves it: every field filled in but `uid` (host-side links only)
- * and `target` (null: the requirement names none, the daemon plants at its default path). */
-export type GraphEntry = Required<Omit<WireEntry, 'type' | 'target' | 'uid'>> & {
-  type: LinkType;
-  target: string | null;
-  uid?: number;
-};
+/** A link object exactly as `GET /xconnect-graph` serves it: every field filled in but `uid` (host-side links only),
+ * `target` (null: the requirement names none, the daemon plants at its default path), and the provider service's
+ * `allow` and `credentials` (only when its services.json entry states them). */
+export type GraphEntry = Required<Omit<WireEntry, 'type' | 'target' | 'uid' | 'allow' | 'credentials'>> &
+  Pick<WireEntry, 'uid' | 'allow' | 'credentials'> & {
+    type: LinkType;
+    target: string | null;
+  };
 
 /** The hosted system bus as the graph needs it: where its socket is on the host and each role's uid. */
 export interface HostedBusGraph {

@@ -28,6 +28,8 @@ describe('parseGraph', () => {
         target: '/run/pv/services/raw-unix.sock',
         socket: '/run/nm/api.sock',
         uid: null,
+        allow: undefined,
+        credentials: 'root',
       },
     ]);
   });
@@ -77,6 +79,33 @@ describe('parseGraph', () => {
     expect(warnings[0]).toContain(reason);
   });
 
+  it("carries the provider's allow list as given (validated per link) and the dial identity", () => {
+    const allow = ['operator', { role: 'viewer', methods: ['GET'], bogus: 1 }];
+    const { links, warnings } = parseGraph(
+      JSON.stringify([
+        { ...base, type: 'rest', allow, credentials: 'role' },
+        { ...base, name: 'b', allow: null },
+        { ...base, name: 'c', allow: 'not even a list' },
+      ]),
+    );
+    expect(warnings).toEqual([]);
+    expect(links.map((link) => [link.allow, link.credentials])).toEqual([
+      [allow, 'role'],
+      [undefined, 'root'],
+      ['not even a list', 'root'],
+    ]);
+  });
+
+  it.each([
+    [{ credentials: 'nobody' }, 'credentials: must be one of root, role'],
+    [{ credentials: 0 }, 'credentials: must be one of root, role'],
+    [{ type: 'dbus', credentials: 'role' }, "credentials: 'role' applies to unix and rest links, not dbus"],
+  ])('skips an entry with %j', (fields, reason) => {
+    const { links, warnings } = parseGraph(JSON.stringify([{ ...base, ...fields }]));
+    expect(links).toEqual([]);
+    expect(warnings).toEqual([`graph[0] skipped: ${reason}`]);
+  });
+
   it('keeps the first of two entries with the same key', () => {
     const { links, warnings } = parseGraph(JSON.stringify([base, { ...base, provider: 'other' }]));
     expect(links.map((link) => link.provider)).toEqual(['nm']);
@@ -102,5 +131,13 @@ describe('link identity', () => {
     expect(linkKey(a)).toBe(linkKey(b));
     expect(specHash(a)).not.toBe(specHash(b));
     expect(specHash(a)).toBe(specHash({ ...a }));
+  });
+
+  it('re-establishes a link whose allow list or dial identity changed', () => {
+    const variants = [{}, { allow: ['operator'] }, { allow: ['viewer'] }, { credentials: 'role' }];
+    const links = variants.flatMap((fields) => parseGraph(JSON.stringify([{ ...base, ...fields }])).links);
+    expect(links).toHaveLength(4);
+    expect(new Set(links.map(linkKey)).size).toBe(1);
+    expect(new Set(links.map(specHash)).size).toBe(4);
   });
 });
