@@ -7,13 +7,16 @@ import {
   type LinkCounters,
   type Mediator,
   type Namespace,
+  type Refusal,
   type RelayLimits,
   TerminalLinkError,
 } from '../mediators/types.js';
 import { FdListener } from '../native/fd-listener.js';
 import { FdSocket } from '../native/fd-socket.js';
 import { closeFd } from '../native/fds.js';
+import type { Narrowing } from '../protocols/graph/allow.js';
 import { HOST, type LinkSpec, linkKey, specHash } from '../protocols/graph/xconnect-graph.js';
+import { narrowingsFor } from './access.js';
 import type { End, EndError, Lease, Pins } from './plumbing.js';
 
 export type LinkState = 'pending' | 'active' | 'failed';
@@ -26,6 +29,9 @@ export interface LinkLimits extends RelayLimits {
 }
 
 export const SOCKET_MODE = 0o666;
+
+/** Distinct refusals logged per link; beyond them refusals are only counted (a consumer must not flood the log). */
+const MAX_LOGGED_REFUSALS = 256;
 
 /** The host pid (0 = the host itself) of one end, or null while that container is not running. */
 export function endPid(name: string, pid: number): number | null {
@@ -68,6 +74,7 @@ export class Link {
     connections: { active: 0, total: 0, rejected: 0, failed: 0 },
     bytes: { toProvider: 0, toConsumer: 0 },
     fds: { toProvider: 0, toConsumer: 0 },
+    denied: 0,
   };
 
   private readonly log: Logger;
@@ -82,6 +89,10 @@ export class Link {
   private stopped = false;
   /** The end whose pinned process is gone: the link stays down until the graph names another process. */
   private gone: End | null = null;
+  /** What the access policy lets the role do, decided each time the link comes up. */
+  private narrowings: readonly Narrowing[] | null = null;
+  /** Refusals already logged, as `rule\nwhat`. */
+  private readonly refusalsLogged = new Set<string>();
 
   constructor(
     readonly spec: LinkSpec,
@@ -210,6 +221,9 @@ export class Link {
   }
 
   private async bringUp(mediator: Mediator, context: LinkContext): Promise<void> {
+    // Before any mediator runs: a role the policy does not list gets nothing planted.
+    this.narrowings = await narrowingsFor(this.spec, context.provider);
+    if (this.down) return;
     this.mediatorState = await mediator.add(context);
     this.prepared = true;
     if (this.down || !mediator.onConnection) return;
@@ -264,6 +278,18 @@ export class Link {
     }
   }
 
+  /** Counts a refusal by the access policy; logs each distinct one once, so a provider can write its policy. */
+  private refused({ rule, what }: Refusal): void {
+    this.counters.denied += 1;
+    const key = `${rule}\n${what}`;
+    if (this.refusalsLogged.has(key) || this.refusalsLogged.size >= MAX_LOGGED_REFUSALS) return;
+    this.refusalsLogged.add(key);
+    this.log.info('access denied', { role: this.spec.role, rule, what });
+    if (this.refusalsLogged.size === MAX_LOGGED_REFUSALS) {
+      this.log.info('access denied: further distinct refusals of this link are counted, not logged');
+    }
+  }
+
   private scheduleRetry(): void {
     const delay = Math.min(this.limits.retryBaseMs * 2 ** this.attempts, this.limits.retryMaxMs);
     this.attempts += 1;
@@ -281,8 +307,12 @@ export class Link {
 
   private createContext(consumer: Namespace, provider: Namespace): LinkContext {
     const { spec } = this;
+    const link = this;
     return {
       spec,
+      get narrowings() {
+        return link.narrowings;
+      },
       log: this.log,
       counters: this.counters,
       consumer,
@@ -292,6 +322,7 @@ export class Link {
       note: (text) => {
         this.note = text;
       },
+      refused: (refusal) => this.refused(refusal),
     };
   }
 }

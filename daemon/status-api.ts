@@ -53,6 +53,7 @@ export function linkStatus(link: Link, graphError: string | null) {
     bytes: { ...counters.bytes },
     fds: { ...counters.fds },
     rejected: counters.connections.rejected,
+    denied: counters.denied,
     graphError,
   };
 }
@@ -159,6 +160,12 @@ export function renderMetrics(source: StatusSource): string {
     'counter',
     'Accepted connections closed because the provider could not be dialled.',
     perLink((l) => l.counters.connections.failed),
+  );
+  metric(
+    'pvx_link_denied_total',
+    'counter',
+    "Calls, requests or binds refused by the provider's access policy.",
+    perLink((l) => l.counters.denied),
   );
   metric('pvx_link_bytes_total', 'counter', 'Bytes relayed.', [
     ...perLink((l) => l.counters.bytes.toProvider, ',direction="to_provider"'),

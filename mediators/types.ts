@@ -4,6 +4,7 @@
 import type { Logger } from '../log/logger.js';
 import type { FdSocket } from '../native/fd-socket.js';
 import type { MknodOptions, NodeStat } from '../native/namespace.js';
+import type { Narrowing } from '../protocols/graph/allow.js';
 import type { LinkSpec, LinkType } from '../protocols/graph/xconnect-graph.js';
 
 export interface Credentials {
@@ -53,6 +54,16 @@ export interface LinkCounters {
   connections: { active: number; total: number; rejected: number; failed: number };
   bytes: Traffic;
   fds: Traffic;
+  /** Calls, requests or binds the link's access policy refused since the link was established. */
+  denied: number;
+}
+
+/** Something the link's access policy refused: counted, and logged once per distinct (rule, what). */
+export interface Refusal {
+  /** The rule that refused it, in the policy's terms (e.g. `viewer: members`, `viewer: own`). */
+  rule: string;
+  /** What was refused, enough to write the policy from (e.g. `call org.example.Admin.Reboot on /`, `POST /x`). */
+  what: string;
 }
 
 export interface RelayLimits {
@@ -69,8 +80,17 @@ export interface LinkContext {
   readonly consumer: Namespace;
   readonly provider: Namespace;
   readonly relayLimits: RelayLimits;
+  /**
+   * What the provider's access policy lets the link's role do beyond using the link (docs/architecture.md, "Role-
+   * based access policy"): null, no narrowing (no policy, or the role is listed by a plain string entry);
+   * otherwise the role's object entries, of which any one may allow a thing. A role the policy does not list
+   * never gets this far: its link fails before any mediator runs.
+   */
+  readonly narrowings: readonly Narrowing[] | null;
   /** A socket connected to the provider's `socket` inside its namespace. */
   dialProvider(credentials?: Credentials): Promise<FdSocket>;
+  /** Reports a refusal by the access policy (the mediator answers the consumer itself). */
+  refused(refusal: Refusal): void;
   /** A remark about an active link shown in its status (null clears it). */
   note(text: string | null): void;
 }

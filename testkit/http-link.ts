@@ -149,6 +149,8 @@ export const TEST_SPEC: LinkSpec = {
   target: '/run/pv/services/api.sock',
   socket: '/run/svc/api.sock',
   uid: null,
+  allow: undefined,
+  credentials: 'root',
 };
 
 const unusedNamespace = new Proxy({} as Namespace, {
@@ -166,6 +168,7 @@ export async function restConnection(spec: Partial<LinkSpec> = {}): Promise<Rest
     connections: { active: 0, total: 0, rejected: 0, failed: 0 },
     bytes: { toProvider: 0, toConsumer: 0 },
     fds: { toProvider: 0, toConsumer: 0 },
+    denied: 0,
   };
   const link: LinkContext = {
     spec: { ...TEST_SPEC, ...spec },
@@ -174,8 +177,10 @@ export async function restConnection(spec: Partial<LinkSpec> = {}): Promise<Rest
     consumer: unusedNamespace,
     provider: unusedNamespace,
     relayLimits: DEFAULT_RELAY_LIMITS,
+    narrowings: null,
     dialProvider: async () => providerEnd,
     note: () => {},
+    refused: () => {},
   };
   const state = await restMediator.add(link);
   restMediator.onConnection?.(consumerEnd, link, state);

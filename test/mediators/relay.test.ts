@@ -82,6 +82,7 @@ function relayed(options: { highWaterMark?: number } = {}): Relayed {
     connections: { active: 0, total: 0, rejected: 0, failed: 0 },
     bytes: { toProvider: 0, toConsumer: 0 },
     fds: { toProvider: 0, toConsumer: 0 },
+    denied: 0,
   };
   const filter = { toProvider: new LineFilter(), toConsumer: new LineFilter() };
   const running = relay(consumer, provider, {
