@@ -66,7 +66,7 @@ struct pvx_pin {
   pvx_job *head, *tail;
   bool closing;
   bool tsfn_gone; /* finalized: never call it again */
-  int refs;       /* the worker and the thread-safe function */
+  int refs;       /* the worker, the thread-safe function and the caller's handle */
 
   /* Worker only. */
   pvx_failure broken; /* why every job is refused (err 0: it is not) */
@@ -88,7 +88,8 @@ static void pin_free(pvx_pin *pin) {
   free(pin);
 }
 
-/* Drops one reference (the worker's or the thread-safe function's); the last one frees. Call with the lock held. */
+/* Drops one reference (the worker's, the thread-safe function's or the handle's); the last one frees. Call with
+ * the lock held. */
 static void unref_and_unlock(pvx_pin *pin) {
   bool last = --pin->refs == 0;
   pthread_mutex_unlock(&pin->lock);
@@ -181,7 +182,9 @@ pvx_pin *pvx_pin_open(napi_env env, int pid, napi_threadsafe_function_call_js de
   }
   /* An idle pin does not keep the process alive; pvx_pin_submit refs it while jobs are queued. */
   napi_unref_threadsafe_function(env, pin->tsfn);
-  pin->refs = 2;
+  /* The handle's reference matters when the environment shuts down: the thread-safe function is finalized
+   * and the worker ends before the handle's finalizer runs, which must not find the pin freed. */
+  pin->refs = 3;
 
   pthread_attr_t attr;
   pthread_t thread;
@@ -230,7 +233,7 @@ void pvx_pin_close(pvx_pin *pin) {
   pthread_mutex_lock(&pin->lock);
   pin->closing = true;
   pthread_cond_signal(&pin->wake);
-  pthread_mutex_unlock(&pin->lock);
+  unref_and_unlock(pin);
 }
 
 /* ---- The worker ---- */

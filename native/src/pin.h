@@ -46,7 +46,8 @@ bool pvx_pin_submit(pvx_pin *pin, pvx_job *job);
 /* Called on the JS thread when a delivered job has been settled: lets the event loop exit when nothing is queued. */
 void pvx_pin_settled(pvx_pin *pin);
 
-/* Lets the worker finish what is queued and end; the pin frees itself afterwards (JS thread). */
+/* Lets the worker finish what is queued and end, and drops the caller's reference: the pin must not be used
+ * afterwards (it frees itself once the worker and the thread-safe function are done too). JS thread, once. */
 void pvx_pin_close(pvx_pin *pin);
 
 /* On the worker: take uid/gid/groups as the thread's effective identity (the saved uid stays, so that

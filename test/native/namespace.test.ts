@@ -1,6 +1,7 @@
 // Namespace operations against real namespaces (root): sockets and nodes planted inside a container's mount
 // namespace, symlinks resolved as the container sees them, per-thread credentials, and clean failures.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import {
   closeSync,
   existsSync,
@@ -14,6 +15,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import net from 'node:net';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binding } from '../../native/binding.js';
 import { FdListener } from '../../native/fd-listener.js';
@@ -751,6 +754,8 @@ describe.each([
 
 describe('pinned namespaces', () => {
   it('keep one worker thread for their whole life, ended on release', async () => {
+    // Workers of pins released by earlier tests end on their own time.
+    await eventually(() => workerThreads() === 0, PATIENCE_MS, 'released pins');
     const threadsBefore = workerThreads();
     const pinned = PinnedNamespace.pin(container.pid);
     const planted = await pinned.listen('/run/workers/s.sock');
@@ -766,6 +771,38 @@ describe('pinned namespaces', () => {
     await eventually(() => workerThreads() === threadsBefore, PATIENCE_MS, 'the worker to end');
     await expect(pinned.stat('/run')).rejects.toMatchObject({ code: 'EBADF' });
     expect(pinned.alive()).toBe(false);
+  });
+
+  it('end with a worker environment that still holds them, freed once (its handle finalized last)', async () => {
+    // Pins released by earlier tests close their fds once their workers end.
+    await eventually(() => pidfdCount() === 0 && workerThreads() === 0, PATIENCE_MS, 'released pins');
+    // The build the binding loaded (the sanitizer run's, under `npm run test:asan`, which turns a use after free
+    // at the environment's teardown into a failure of this file).
+    const addon =
+      process.env.PVX_NATIVE_ADDON ||
+      join(import.meta.dirname, '..', '..', 'build', 'Release', 'pvx_native.node');
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const native = require(workerData.addon);
+       // Held to the end: the environment's teardown, not a release, closes them. The port keeps the worker
+       // running until it is terminated.
+       parentPort.on('message', () => {});
+       globalThis.pins = [native.pin(workerData.pid), native.pin(0)];
+       native.statIn(globalThis.pins[0], '/run').then(() => parentPort.postMessage('ready'));`,
+      { eval: true, workerData: { addon, pid: container.pid } },
+    );
+    try {
+      expect(await once(worker, 'message')).toEqual(['ready']);
+      // One per pin, each named by itself once it runs.
+      await eventually(() => workerThreads() === 2 && pidfdCount() === 1, PATIENCE_MS, "the pins' workers");
+    } finally {
+      expect(await worker.terminate()).toBe(1);
+    }
+    await eventually(
+      () => workerThreads() === 0 && pidfdCount() === 0,
+      PATIENCE_MS,
+      'the worker environment to release its pins',
+    );
   });
 
   it('dial the host without a thread, and still refuse magic links there', async () => {
