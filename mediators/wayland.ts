@@ -25,8 +25,6 @@ export interface WaylandOptions {
   policyFile: string | null;
 }
 
-export const DEFAULT_WAYLAND_OPTIONS: WaylandOptions = { policyFile: null };
-
 export interface WaylandLinkState {
   visible: (iface: string) => boolean;
 }
