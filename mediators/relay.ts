@@ -77,8 +77,9 @@ export interface Relay {
 /** The relay's limits unless the daemon is told otherwise (docs/daemon.md, "Limits"). */
 export const DEFAULT_RELAY_LIMITS: RelayLimits = { idleHalfOpenMs: 60_000, messageStallMs: 10_000 };
 
-/** How long a rejected sender gets to read our reply before its socket is closed. */
-const REPLY_LINGER_MS = 1000;
+/** How long a side gets to read what was queued for it (a reply to a rejected sender, the last words of a peer
+ * that went away) once the connection is over, before its socket is closed. */
+const LINGER_MS = 1000;
 
 /** One direction of the connection. */
 interface Flow {
@@ -148,19 +149,25 @@ export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOpti
     dispose();
   };
 
-  // A filter refused the stream: nothing more goes onward, the sender gets its reply, and what it still sends is
-  // read and dropped until it closes (so it sees the reply, not a reset) or the linger is over.
-  const reject = ({ from, to, direction }: Flow, error: unknown) => {
-    log.warn('connection rejected', { direction, reason: (error as Error).message });
+  // The connection is over but for `survivor`: it still gets what was queued for it, then the end of the stream,
+  // and what it still sends is read and dropped until it closes (so it sees all of it, not a reset) or the linger
+  // is over.
+  const windDown = (survivor: FdSocket) => {
     finished = true;
     clearInterval(reaper);
-    to.destroy();
     dispose();
-    from.resume();
-    from.end();
-    const linger = setTimeout(() => from.destroy(), REPLY_LINGER_MS);
+    survivor.resume();
+    survivor.end();
+    const linger = setTimeout(() => survivor.destroy(), LINGER_MS);
     linger.unref();
-    from.once('close', () => clearTimeout(linger));
+    survivor.once('close', () => clearTimeout(linger));
+  };
+
+  // A filter refused the stream: nothing more goes onward and the sender gets its reply.
+  const reject = ({ from, to, direction }: Flow, error: unknown) => {
+    log.warn('connection rejected', { direction, reason: (error as Error).message });
+    to.destroy();
+    windDown(from);
   };
 
   const updateReading = (flow: Flow) => {
@@ -256,12 +263,13 @@ export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOpti
     reaper.unref();
   };
 
-  const onError = (side: string) => (error: Error) => {
+  // A side that fails is gone, but what it sent before is not lost: the other side winds down.
+  const onError = (side: string, other: FdSocket) => (error: Error) => {
     log.debug('connection error', { side, error: error.message });
-    finish();
+    if (!finished) windDown(other);
   };
-  consumer.on('error', onError('consumer'));
-  provider.on('error', onError('provider'));
+  consumer.on('error', onError('consumer', provider));
+  provider.on('error', onError('provider', consumer));
 
   // A side that closes ends the connection: the other side is closed too (it has nothing left to talk to).
   let closed = 0;

@@ -26,8 +26,10 @@
  * listener is added unless pause() was called first. The socket closes itself once the peer's EOF was
  * read and our end() has been flushed. Write errors (EPIPE, ECONNRESET, EBADF for a bad fd in write())
  * and read errors destroy the socket with that error. A peer that closes with our data unread resets the
- * connection: what it sent before is still delivered (while flowing), then ECONNRESET. write() after
- * destroy() discards the data, closes the fds and returns false; write() after end() throws
+ * connection: what it sent before is still delivered (while flowing), then ECONNRESET. A write that fails
+ * with EPIPE (the peer reads no more) ends only our writing while the peer's input is being read: what it sent
+ * before it closed is still delivered, then 'end', then the EPIPE error. write() after destroy() (or after such
+ * an EPIPE) discards the data, closes the fds and returns false; write() after end() throws
  * ERR_STREAM_WRITE_AFTER_END.
  *
  * transferTo() moves a given number of bytes from one socket to another inside the kernel (splice through a
@@ -120,6 +122,8 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
   #needDrain = false;
   #endRequested = false;
   #writableFinished = false;
+  /** An EPIPE from a send while the peer's input is still read: the socket's error once that input has ended. */
+  #writeError: Error | null = null;
 
   /** null until reading is requested (first 'data' listener or resume()); false after pause(). */
   #flowing: boolean | null = null;
@@ -163,7 +167,7 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
       checkFds(attached);
       if (data.length === 0) throw new RangeError('fds need at least one byte of data to travel with');
     }
-    if (this.#destroyed) {
+    if (this.#destroyed || this.#writeError) {
       if (attached) closeFds(attached);
       return false;
     }
@@ -179,7 +183,7 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
 
   /** Half-closes (shutdown SHUT_WR) once everything written before has been sent. */
   end(): void {
-    if (this.#endRequested || this.#destroyed) return;
+    if (this.#endRequested || this.#destroyed || this.#writeError) return;
     this.#endRequested = true;
     this.#scheduleFlush();
   }
@@ -408,7 +412,7 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
       try {
         sent = fdio.send(this.fd, batch.buffers, batch.offset, batch.fds);
       } catch (error) {
-        this.destroy(toError(error));
+        this.#failWrite(toError(error));
         return;
       }
       if (sent < 0) {
@@ -444,12 +448,27 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
     }
   }
 
+  /**
+   * A send failed. EPIPE says that the peer reads no more, not that it sent nothing more: while its input is (or
+   * will be) read, the rest of it is still delivered and the error follows its end. Anything else ends the socket.
+   */
+  #failWrite(error: Error): void {
+    if ((error as NodeJS.ErrnoException).code !== 'EPIPE' || this.#flowing === null || this.#readableEnded) {
+      this.destroy(error);
+      return;
+    }
+    this.#writeError = error;
+    this.#writes.clear();
+    this.#setWaitingWritable(false);
+  }
+
   #setWaitingWritable(waiting: boolean): void {
     this.#waitingWritable = waiting;
     this.#updatePoll();
   }
 
   #closeIfDone(): void {
-    if (this.#readableEnded && this.#writableFinished) this.destroy();
+    if (this.#readableEnded && (this.#writableFinished || this.#writeError))
+      this.destroy(this.#writeError ?? undefined);
   }
 }

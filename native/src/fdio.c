@@ -702,10 +702,10 @@ static napi_value js_poll_stop(napi_env env, napi_callback_info info) {
  * The sockets of an event set are served in batches: each has its own uv_poll, whose callback only notes
  * the socket as ready; a uv_check handle of the set, which libuv runs right after the poll phase, then
  * serves every socket noted in this turn of the loop within ONE callback scope, so microtasks and ticks
- * run once after the whole batch instead of after every socket. For each socket, first its writable
- * event, then up to READ_BUDGET reads, each handed to the socket's callback together with its bytes and
- * fds (no second call to fetch them). A socket's interest is checked again before every delivery, so a
- * callback that pauses or stops another socket of the batch takes effect at once.
+ * run once after the whole batch instead of after every socket. For each socket, first up to READ_BUDGET
+ * reads, each handed to the socket's callback together with its bytes and fds (no second call to fetch
+ * them), then its writable event (see serve()). A socket's interest is checked again before every
+ * delivery, so a callback that pauses or stops another socket of the batch takes effect at once.
  *
  * Bytes of reads up to POOLED_MAX are copied into slices of a shared pool ArrayBuffer (the callback makes
  * the Buffer view): creating a Buffer from C costs more than the whole read. Larger reads are copied into a
@@ -989,28 +989,32 @@ static void serve_error(napi_env env, pvx_watch *watch, int poll_status) {
   napi_close_handle_scope(env, scope);
 }
 
+/* An event without data (writable, ready) delivered in a handle scope of its own. */
+static void deliver_event(napi_env env, pvx_watch *watch, int kind) {
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  deliver_kind(env, watch, kind, NULL);
+  napi_close_handle_scope(env, scope);
+}
+
+/* Reads before the writable event, as libuv's streams do: a write that fails there (EPIPE: the peer closed)
+ * destroys the socket, and what the peer sent before it closed must have been delivered by then. */
 static void serve(napi_env env, pvx_watch *watch, int ready, int poll_status) {
   if (watch->stopped) return;
   if (poll_status < 0) {
     serve_error(env, watch, poll_status);
     return;
   }
-  if ((ready & UV_WRITABLE) && (watch->events & WATCH_WRITABLE)) {
-    napi_handle_scope scope;
-    if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-    deliver_kind(env, watch, EVENT_WRITABLE, NULL);
-    napi_close_handle_scope(env, scope);
+  if (ready & UV_READABLE) {
+    if (watch->events & WATCH_READY) {
+      deliver_event(env, watch, EVENT_READY);
+    } else {
+      int reads = 0;
+      while (reads++ < READ_BUDGET && still_reading(watch) && read_once(env, watch)) continue;
+    }
   }
-  if (!(ready & UV_READABLE)) return;
-  if ((watch->events & WATCH_READY) && !watch->stopped) {
-    napi_handle_scope scope;
-    if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-    deliver_kind(env, watch, EVENT_READY, NULL);
-    napi_close_handle_scope(env, scope);
-    return;
-  }
-  int reads = 0;
-  while (reads++ < READ_BUDGET && still_reading(watch) && read_once(env, watch)) continue;
+  if ((ready & UV_WRITABLE) && !watch->stopped && (watch->events & WATCH_WRITABLE))
+    deliver_event(env, watch, EVENT_WRITABLE);
 }
 
 static void on_set_check(uv_check_t *check) {

@@ -12,10 +12,11 @@ import {
   type StreamFilter,
 } from '../../mediators/relay.js';
 import type { LinkCounters } from '../../mediators/types.js';
-import type { Chunk, FdSocket } from '../../native/fd-socket.js';
-import { closeFds } from '../../native/fds.js';
+import { type Chunk, FdSocket } from '../../native/fd-socket.js';
+import { fdio } from '../../native/fdio.js';
+import { closeFd, closeFds } from '../../native/fds.js';
 import { fileWithContent, recordingLogger } from '../../testkit/mesh.js';
-import { socketPair } from '../../testkit/sockets.js';
+import { socketPair, socketPairFds } from '../../testkit/sockets.js';
 
 const STALL_MS = 1000;
 
@@ -74,16 +75,20 @@ interface LinkFilters {
 
 let open: Relayed[] = [];
 
-function relayed(options: { highWaterMark?: number } = {}): Relayed {
-  const [client, consumer] = socketPair(options);
-  const [provider, server] = socketPair(options);
-  const log: Fields[] = [];
-  const counters: LinkCounters = {
+function zeroCounters(): LinkCounters {
+  return {
     connections: { active: 0, total: 0, rejected: 0, failed: 0 },
     bytes: { toProvider: 0, toConsumer: 0 },
     fds: { toProvider: 0, toConsumer: 0 },
     denied: 0,
   };
+}
+
+function relayed(options: { highWaterMark?: number } = {}): Relayed {
+  const [client, consumer] = socketPair(options);
+  const [provider, server] = socketPair(options);
+  const log: Fields[] = [];
+  const counters = zeroCounters();
   const filter = { toProvider: new LineFilter(), toConsumer: new LineFilter() };
   const running = relay(consumer, provider, {
     counters,
@@ -232,5 +237,36 @@ describe('a sender stalled mid-message', () => {
     server.resume();
     while (provider.writableLength > 0) await settle();
     await expectCutOffAtTheLimit(consumer);
+  });
+});
+
+describe('a side that goes away', () => {
+  it('loses nothing it sent: what it wrote before closing reaches the other side, then the end', async () => {
+    const [client, consumer] = socketPair();
+    const [provider, serverFd] = socketPairFds();
+    const providerSocket = new FdSocket(provider);
+    const counters = zeroCounters();
+    relay(consumer, providerSocket, {
+      counters,
+      limits: { idleHalfOpenMs: 60_000, messageStallMs: STALL_MS },
+      log: recordingLogger([]),
+    });
+    const received: Buffer[] = [];
+    client.on('data', ({ data }: Chunk) => received.push(data));
+    client.on('error', () => {}); // what it still sends after the end is not read for long
+    const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
+    // More than the sockets hold: the relay keeps some queued for the server, waiting until it can write again.
+    client.write(Buffer.alloc(4 << 20, 0x61));
+    while (providerSocket.writableLength === 0) await settle();
+    // The server reads what reached it (its close is then clean, not a reset), answers and closes, all at once:
+    // the relay sees the answer together with its next write to the server failing (EPIPE).
+    while (fdio.recv(serverFd, 1 << 20) !== null);
+    fdio.send(serverFd, [Buffer.from('last words')], 0, null);
+    closeFd(serverFd);
+    await ended;
+    expect(Buffer.concat(received).toString()).toBe('last words');
+    await closed(providerSocket);
+    client.destroy();
+    await closed(consumer);
   });
 });

@@ -533,6 +533,44 @@ describe('bad input', () => {
     await expectNoFdLeak();
   });
 
+  it('delivers what a peer sent before it closed, even when our next write to it fails with EPIPE', async () => {
+    const [socket, peer] = socketPairFds();
+    const a = new FdSocket(socket);
+    const received: Buffer[] = [];
+    a.on('data', ({ data }: Chunk) => received.push(data));
+    const errored = once(a, 'error') as Promise<[NodeJS.ErrnoException]>;
+    // More than the socket buffer holds: `a` keeps the rest queued and waits until it can write again.
+    a.write(Buffer.alloc(4 << 20, 0x61));
+    await turns(2);
+    expect(a.writableLength).toBeGreaterThan(0);
+    // The peer reads all it was sent so far (so its close is clean, not a reset), answers and closes, all before
+    // `a` runs again: `a`'s next poll reports readable and writable at once, and the write that follows fails.
+    while (fdio.recv(peer, 1 << 20) !== null);
+    fdio.send(peer, [Buffer.from('last words')], 0, null);
+    closeFd(peer);
+    const [error] = await errored;
+    expect(error.code).toBe('EPIPE');
+    expect(Buffer.concat(received).toString()).toBe('last words');
+    await expectNoFdLeak();
+  });
+
+  it('reads what a closed peer sent before reporting the EPIPE of a write made before that was read', async () => {
+    const [socket, peer] = socketPairFds();
+    const a = new FdSocket(socket);
+    const events: string[] = [];
+    a.on('data', ({ data }: Chunk) => events.push(data.toString()));
+    a.on('end', () => events.push('end'));
+    const errored = once(a, 'error') as Promise<[NodeJS.ErrnoException]>;
+    fdio.send(peer, [Buffer.from('last words')], 0, null);
+    closeFd(peer);
+    a.write(Buffer.from('too late')); // sent before `a` polls again: EPIPE before the peer's bytes are read
+    const [error] = await errored;
+    expect(error.code).toBe('EPIPE');
+    expect(events).toEqual(['last words', 'end']);
+    expect(a.write(Buffer.from('after'))).toBe(false);
+    await expectNoFdLeak();
+  });
+
   it('throws EBADF from the primitives on a closed fd, and from adopting one', async () => {
     const [x, y] = socketPairFds();
     closeFd(x);
