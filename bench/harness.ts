@@ -9,7 +9,7 @@ import {
   type Server as NetServer,
   type Socket,
 } from 'node:net';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PACKAGE_ROOT } from '../native/package-root.js';
 import { type GraphEntry, graphEntry } from '../testkit/mesh.js';
@@ -29,6 +29,64 @@ export function nowMs(): number {
 export function round(value: number, digits = 1): number {
   const factor = 10 ** digits;
   return Math.round(value * factor) / factor;
+}
+
+/** The machine's load average (1, 5 and 15 minutes): how much else ran on its cores. */
+export function loadAverage(): number[] {
+  return loadavg().map((value) => round(value, 2));
+}
+
+/** Starts watching the load: the returned function gives it as it was then and as it is now, for the results. */
+export function watchLoad(): () => { before: number[]; after: number[] } {
+  const before = loadAverage();
+  return () => ({ before, after: loadAverage() });
+}
+
+/** The median of some measurements and their spread (the lowest and the highest). */
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+export function spread(values: number[], digits = 1): Spread {
+  const sorted = values.filter((value) => !Number.isNaN(value)).sort((a, b) => a - b);
+  if (sorted.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN };
+  const middle = Math.floor(sorted.length / 2);
+  const median =
+    sorted.length % 2 === 1
+      ? (sorted[middle] as number)
+      : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+  return {
+    median: round(median, digits),
+    min: round(sorted[0] as number, digits),
+    max: round(sorted[sorted.length - 1] as number, digits),
+  };
+}
+
+/** "median (min–max)", for tables. */
+export function showSpread({ median, min, max }: Spread): string {
+  return Number.isNaN(median) ? '–' : `${median} (${min}–${max})`;
+}
+
+/**
+ * Runs `measure` on every path, round after round, the paths taking turns within each round and each round starting
+ * one path further on, so that a change in the machine's load (its cores are shared) or the bench process warming
+ * up weighs on all paths alike. Returns each path's results, one per round.
+ */
+export async function interleaved<Path extends { name: string }, Result>(
+  rounds: number,
+  paths: Path[],
+  measure: (path: Path, round: number) => Promise<Result>,
+): Promise<Map<string, Result[]>> {
+  const results = new Map(paths.map((path) => [path.name, [] as Result[]]));
+  for (let round = 0; round < rounds; round += 1) {
+    for (let turn = 0; turn < paths.length; turn += 1) {
+      const path = paths[(round + turn) % paths.length] as Path;
+      results.get(path.name)?.push(await measure(path, round));
+    }
+  }
+  return results;
 }
 
 /** Writes bench/results/NAME.json with the machine it ran on, and prints the table. */
@@ -54,16 +112,46 @@ export function rssKiB(pid: number): number {
   return match ? Number(match[1]) : Number.NaN;
 }
 
+/** The fields of /proc/PID/stat after the command name (which is in parentheses and may hold spaces). */
+function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+}
+
 /** CPU time (user + system) a process has used so far, in ms. */
 export function cpuMs(pid: number): number {
-  // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are 12 and 13.
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  const fields = statFields(pid);
+  // utime and stime are the 14th and 15th fields of the line: 12 and 13 after the name.
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
 }
 
-/** socat as the same relay: a forking listener that connects to the provider for every client. */
-export function startSocat(listenPath: string, providerPath: string): ChildProcess {
-  return spawn('socat', [`UNIX-LISTEN:${listenPath},fork,mode=666`, `UNIX-CONNECT:${providerPath}`], {
+/**
+ * CPU time (user + system, ms) a process and all its descendants have used so far: those still running, and those
+ * that ended and were waited for (cutime and cstime). For relays that fork per connection (socat).
+ */
+export function treeCpuMs(pid: number): number {
+  let ticks = 0;
+  try {
+    const fields = statFields(pid);
+    // utime, stime, cutime, cstime
+    ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+  } catch {
+    return 0; // gone meanwhile: its time is in its parent's cutime once waited for
+  }
+  let children: string[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean);
+  } catch {}
+  return (
+    (ticks * 1000) / CLOCK_TICKS_PER_SECOND +
+    children.reduce((sum, child) => sum + treeCpuMs(Number(child)), 0)
+  );
+}
+
+/** socat as the same relay: a forking listener that connects to the provider for every client (`wrapper`: valgrind). */
+export function startSocat(listenPath: string, providerPath: string, wrapper: string[] = []): ChildProcess {
+  const [file = 'socat', ...args] = [...wrapper, 'socat'];
+  return spawn(file, [...args, `UNIX-LISTEN:${listenPath},fork,mode=666`, `UNIX-CONNECT:${providerPath}`], {
     stdio: 'ignore',
   });
 }

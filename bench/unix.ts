@@ -1,21 +1,28 @@
-// `npm run bench -- unix`: the unix mediator (the real pv-xconnect process) vs a direct connection vs socat as
-// the same relay; reconcile time by graph size; the daemon's memory per idle link and per open connection.
+// `npm run bench -- unix`: the unix mediator (the real pv-xconnect process) against a direct connection, socat as the
+// same relay, and upstream's C pv-xconnect when PVX_BENCH_UPSTREAM names it (bench/upstream.ts): throughput, the
+// round trip of a 64-byte ping-pong, connection setup, and the relay's CPU time per GiB, per round trip and per
+// connection (socat's forked children included). Both daemons are also measured with the provider inside a
+// container (its own mount and pid namespaces, testkit/container.ts), and with both ends on the host (`_pv_`), as
+// the issue's comparison with upstream did. The paths take turns, ROUNDS times; every figure is the median of the
+// rounds with their spread. Then the instructions each relay executes per unit of work, under callgrind
+// (bench/instructions.ts), and reconcile time and the daemon's memory per link.
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { hostNamespace } from '../daemon/plumbing.js';
 import { Reconciler } from '../daemon/reconciler.js';
 import { silentLogger } from '../log/logger.js';
 import { DEFAULT_MEDIATOR_SETTINGS, defaultMediators } from '../mediators/registry.js';
 import { DEFAULT_RELAY_LIMITS } from '../mediators/relay.js';
+import { PACKAGE_ROOT } from '../native/package-root.js';
+import { type Container, startContainer } from '../testkit/container.js';
 import { startDaemonProcess, stopProcess } from '../testkit/daemon-process.js';
 import { FakeCtrl } from '../testkit/fake-ctrl.js';
-import { eventually } from '../testkit/mesh.js';
+import { eventually, type GraphEntry, graphEntry } from '../testkit/mesh.js';
 import {
   connect,
-  echo,
   hostLink,
-  listen,
+  interleaved,
   nowMs,
   percentile,
   record,
@@ -23,45 +30,87 @@ import {
   round,
   rssKiB,
   setupRate,
+  showSpread,
+  spread,
   startSocat,
+  treeCpuMs,
+  watchLoad,
 } from './harness.js';
+import {
+  type InstructionCounts,
+  instructionCounts,
+  type RelayUnderTest,
+  type Workload,
+  whenExisting,
+} from './instructions.js';
+import { startUpstream, UPSTREAM_BINARY, type Upstream } from './upstream.js';
 
-const THROUGHPUT_BYTES = 1 << 30;
+const ROUNDS = 5;
+/** Per path and round. */
+const THROUGHPUT_BYTES = 256 << 20;
 const WRITE_SIZE = 64 * 1024;
 const PING_PONGS = 5000;
-const SETUPS = 1000;
+const SETUPS = 500;
 const IDLE_LINKS = 1000;
+/** Where the provider listens inside its container. */
+const CONTAINER_DIR = '/run/pvx-bench';
+const PEER_SCRIPT = join(PACKAGE_ROOT, 'dist', 'bench', 'unix-peer.js');
 
-/** Sink provider: reports every byte it receives to whoever is measuring. */
-let sinkReceived = 0;
-const sink = (socket: Socket) => {
-  socket.on('data', (data: Buffer) => {
-    sinkReceived += data.length;
+interface Endpoints {
+  echo: string;
+  sink: string;
+}
+
+interface RelayPath {
+  name: string;
+  endpoints: Endpoints;
+  /** The processes whose CPU time is the relay's (none for direct). */
+  relayPids: number[];
+}
+
+/** A provider process (unix-peer.ts) listening in `dir`, once it is ready. */
+async function startPeer(spawnPeer: (argv: string[]) => ChildProcess, dir: string): Promise<ChildProcess> {
+  const child = spawnPeer([process.execPath, PEER_SCRIPT, dir, String(THROUGHPUT_BYTES)]);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`the bench's provider exited (${code})`)));
   });
-  socket.on('error', () => {});
-};
+  return child;
+}
 
+function relayCpuMs(path: RelayPath): number {
+  return path.relayPids.reduce((sum, pid) => sum + treeCpuMs(pid), 0);
+}
+
+/** Runs `work` and returns its result with the CPU ms the path's relay used meanwhile (NaN for direct). */
+async function withCpu<T>(path: RelayPath, work: () => Promise<T>): Promise<{ result: T; cpuMs: number }> {
+  const before = relayCpuMs(path);
+  const result = await work();
+  const cpuMs = path.relayPids.length === 0 ? Number.NaN : relayCpuMs(path) - before;
+  return { result, cpuMs };
+}
+
+/** MiB/s of THROUGHPUT_BYTES in WRITE_SIZE writes, until the sink says it has them all. */
 async function throughput(path: string): Promise<number> {
   const socket = await connect(path);
+  const done = new Promise((resolve) => socket.once('data', resolve));
   const chunk = Buffer.alloc(WRITE_SIZE, 0x5a);
-  sinkReceived = 0;
   const start = nowMs();
-  let sent = 0;
-  while (sent < THROUGHPUT_BYTES) {
-    sent += chunk.length;
+  for (let sent = 0; sent < THROUGHPUT_BYTES; sent += chunk.length) {
     if (!socket.write(chunk)) await new Promise((resolve) => socket.once('drain', resolve));
   }
-  await eventually(() => sinkReceived >= THROUGHPUT_BYTES, 120_000, 'the sink');
+  await done;
   const seconds = (nowMs() - start) / 1000;
   socket.destroy();
   return THROUGHPUT_BYTES / (1 << 20) / seconds;
 }
 
-async function pingPong(path: string): Promise<number[]> {
+/** µs of each 64-byte round trip, sorted. */
+async function pingPong(path: string, count: number): Promise<number[]> {
   const socket = await connect(path);
   const message = Buffer.alloc(64, 1);
   const samples: number[] = [];
-  for (let i = 0; i < PING_PONGS; i += 1) {
+  for (let i = 0; i < count; i += 1) {
     const start = nowMs();
     await new Promise<void>((resolve) => {
       let got = 0;
@@ -79,6 +128,49 @@ async function pingPong(path: string): Promise<number[]> {
   }
   socket.destroy();
   return samples.sort((a, b) => a - b);
+}
+
+interface Round {
+  mibPerSecond: number;
+  cpuSecondsPerGiB: number;
+  p50Us: number;
+  p99Us: number;
+  cpuUsPerRoundTrip: number;
+  connectionsPerSecond: number;
+  cpuUsPerConnection: number;
+}
+
+async function measureRound(path: RelayPath): Promise<Round> {
+  const moved = await withCpu(path, () => throughput(path.endpoints.sink));
+  const latency = await withCpu(path, () => pingPong(path.endpoints.echo, PING_PONGS));
+  const setups = await withCpu(path, () => setupRate(path.endpoints.echo, SETUPS));
+  return {
+    mibPerSecond: moved.result,
+    cpuSecondsPerGiB: moved.cpuMs / 1000 / (THROUGHPUT_BYTES / (1 << 30)),
+    p50Us: percentile(latency.result, 50),
+    p99Us: percentile(latency.result, 99),
+    cpuUsPerRoundTrip: (latency.cpuMs * 1000) / PING_PONGS,
+    connectionsPerSecond: setups.result,
+    cpuUsPerConnection: (setups.cpuMs * 1000) / SETUPS,
+  };
+}
+
+/** Per round, `of(a) / of(b)` (or a difference), then their median and spread: the paths of one round saw the same load. */
+function paired(
+  rounds: Map<string, Round[]>,
+  a: string,
+  b: string,
+  of: (round: Round) => number,
+  combine: (x: number, y: number) => number = (x, y) => x / y,
+  digits = 2,
+) {
+  const first = rounds.get(a);
+  const second = rounds.get(b);
+  if (!first || !second) return undefined;
+  return spread(
+    first.map((round, index) => combine(of(round), of(second[index] as Round))),
+    digits,
+  );
 }
 
 async function reconcileTimes(dir: string, providerPath: string) {
@@ -150,81 +242,295 @@ async function memory(dir: string, providerPath: string) {
   };
 }
 
-export async function run(): Promise<void> {
-  const dir = mkdtempSync('/dev/shm/pvx-bench-unix-');
-  const echoPath = join(dir, 'echo.sock');
-  const sinkPath = join(dir, 'sink.sock');
-  const servers = [await listen(echoPath, echo), await listen(sinkPath, sink)];
-  const ctrlPath = join(dir, 'ctrl.sock');
-  const graph = [
-    hostLink('echo', echoPath, join(dir, 'mesh-echo.sock')),
-    hostLink('sink', sinkPath, join(dir, 'mesh-sink.sock')),
+/** The links of one daemon: both ends on the host, and the provider in the container. */
+function meshLinks(dir: string, prefix: string, container: Container): GraphEntry[] {
+  const provider = { pid: container.pid };
+  const inContainer = (name: string) =>
+    graphEntry('unix', null, provider, {
+      name: `${name}-ct`,
+      socket: `${CONTAINER_DIR}/${name}.sock`,
+      target: join(dir, `${prefix}-${name}-ct.sock`),
+    });
+  return [
+    hostLink('echo', join(dir, 'echo.sock'), join(dir, `${prefix}-echo.sock`)),
+    hostLink('sink', join(dir, 'sink.sock'), join(dir, `${prefix}-sink.sock`)),
+    inContainer('echo'),
+    inContainer('sink'),
   ];
-  const ctrl = await FakeCtrl.serving(ctrlPath, graph);
-  const daemon = startDaemonProcess(ctrlPath);
-  const socats = [
-    startSocat(join(dir, 'socat-echo.sock'), echoPath),
-    startSocat(join(dir, 'socat-sink.sock'), sinkPath),
-  ];
-  await eventually(
-    () =>
-      ['mesh-echo', 'mesh-sink', 'socat-echo', 'socat-sink'].every((n) => existsSync(join(dir, `${n}.sock`))),
-    10_000,
-    'relays',
-  );
+}
 
-  const paths = {
-    direct: { echo: echoPath, sink: sinkPath },
-    'pv-xconnect': { echo: join(dir, 'mesh-echo.sock'), sink: join(dir, 'mesh-sink.sock') },
-    socat: { echo: join(dir, 'socat-echo.sock'), sink: join(dir, 'socat-sink.sock') },
+const endpointsOf = (dir: string, prefix: string, suffix = ''): Endpoints => ({
+  echo: join(dir, `${prefix}-echo${suffix}.sock`),
+  sink: join(dir, `${prefix}-sink${suffix}.sock`),
+});
+
+/** What callgrind counts, per unit; smaller than the timed rounds (everything runs ~50× slower under it). */
+const WORKLOADS: Workload<Endpoints>[] = [
+  {
+    unit: 'per round trip',
+    units: 1000,
+    run: ({ echo }) => pingPong(echo, 1000),
+    warmUp: ({ echo }) => pingPong(echo, 300),
+  },
+  {
+    unit: 'per connection',
+    units: 200,
+    run: ({ echo }) => setupRate(echo, 200),
+    warmUp: ({ echo }) => setupRate(echo, 100),
+  },
+  {
+    unit: 'per GiB (millions)',
+    units: (THROUGHPUT_BYTES / (1 << 30)) * 1e6,
+    run: ({ sink }) => throughput(sink),
+  },
+];
+
+/** Each relay with both ends on the host, started under callgrind. */
+function relaysUnderCallgrind(
+  dir: string,
+): Record<string, (wrapper: string[]) => Promise<RelayUnderTest<Endpoints>>> {
+  const provider = { echo: join(dir, 'echo.sock'), sink: join(dir, 'sink.sock') };
+  const relays: Record<string, (wrapper: string[]) => Promise<RelayUnderTest<Endpoints>>> = {
+    'pv-xconnect': async (wrapper) => {
+      const links = [
+        hostLink('echo', provider.echo, join(dir, 'cg-echo.sock')),
+        hostLink('sink', provider.sink, join(dir, 'cg-sink.sock')),
+      ];
+      const ctrl = await FakeCtrl.serving(join(dir, 'cg-ctrl.sock'), links);
+      // A poll in the middle of a count would be counted: one a minute.
+      const daemon = startDaemonProcess(ctrl.socketPath, 60, undefined, wrapper);
+      const endpoints = endpointsOf(dir, 'cg');
+      await whenExisting(Object.values(endpoints), 'pv-xconnect');
+      return {
+        pids: [daemon.pid as number],
+        endpoints,
+        stop: async () => {
+          await stopProcess(daemon);
+          await ctrl.stop();
+        },
+      };
+    },
+    socat: async (wrapper) => {
+      const socats = [
+        startSocat(join(dir, 'cg-socat-echo.sock'), provider.echo, wrapper),
+        startSocat(join(dir, 'cg-socat-sink.sock'), provider.sink, wrapper),
+      ];
+      const endpoints = endpointsOf(dir, 'cg-socat');
+      await whenExisting(Object.values(endpoints), 'socat');
+      return {
+        pids: socats.map((socat) => socat.pid as number),
+        endpoints,
+        stop: async () => {
+          for (const socat of socats) await stopProcess(socat);
+        },
+      };
+    },
   };
-  const rows: Record<string, unknown>[] = [];
-  const results: Record<string, unknown> = {};
-  for (const [name, path] of Object.entries(paths)) {
-    const mibPerSecond = await throughput(path.sink);
-    const latency = await pingPong(path.echo);
-    const setups = await setupRate(path.echo, SETUPS);
-    const row = {
-      path: name,
-      'MiB/s (64 KiB writes)': round(mibPerSecond),
-      'p50 µs': round(percentile(latency, 50)),
-      'p99 µs': round(percentile(latency, 99)),
-      'connections/s': round(setups),
+  if (UPSTREAM_BINARY)
+    relays['upstream C'] = async (wrapper) => {
+      const links = [
+        hostLink('echo', provider.echo, join(dir, 'cg-upstream-echo.sock')),
+        hostLink('sink', provider.sink, join(dir, 'cg-upstream-sink.sock')),
+      ];
+      const upstream = (await startUpstream(dir, links, wrapper)) as Upstream;
+      return {
+        pids: [upstream.process.pid as number],
+        endpoints: endpointsOf(dir, 'cg-upstream'),
+        stop: upstream.stop,
+      };
     };
-    rows.push(row);
-    results[name] = row;
+  return relays;
+}
+
+export async function run(): Promise<void> {
+  const load = watchLoad();
+  const dir = mkdtempSync('/dev/shm/pvx-bench-unix-');
+  const stops: (() => Promise<void>)[] = [];
+  let rounds: Map<string, Round[]>;
+  let instructions: Record<string, InstructionCounts> = {};
+  try {
+    const hostPeer = await startPeer((argv) => spawn(argv[0] as string, argv.slice(1)), dir);
+    stops.push(() => stopProcess(hostPeer));
+    const container = await startContainer({ setup: `mkdir -p ${CONTAINER_DIR}` });
+    stops.push(() => container.stop());
+    await startPeer((argv) => container.spawn(argv), CONTAINER_DIR);
+
+    const ctrl = await FakeCtrl.serving(join(dir, 'ctrl.sock'), meshLinks(dir, 'mesh', container));
+    stops.push(() => ctrl.stop());
+    // Polls at the default interval: an unchanged poll costs little, but it would count as the relay's CPU.
+    const daemon = startDaemonProcess(ctrl.socketPath, 5);
+    stops.push(() => stopProcess(daemon));
+    const socats = [
+      startSocat(join(dir, 'socat-echo.sock'), join(dir, 'echo.sock')),
+      startSocat(join(dir, 'socat-sink.sock'), join(dir, 'sink.sock')),
+    ];
+    for (const socat of socats) stops.push(() => stopProcess(socat));
+    const upstream: Upstream | null = await startUpstream(dir, meshLinks(dir, 'upstream', container));
+    if (upstream) stops.push(() => upstream.stop());
+    const mesh = endpointsOf(dir, 'mesh');
+    await eventually(
+      () => [...Object.values(mesh), ...Object.values(endpointsOf(dir, 'mesh', '-ct'))].every(existsSync),
+      10_000,
+      'the relays',
+    );
+    await eventually(
+      () => [join(dir, 'socat-echo.sock'), join(dir, 'socat-sink.sock')].every(existsSync),
+      10_000,
+      'socat',
+    );
+
+    const daemonPid = daemon.pid as number;
+    const paths: RelayPath[] = [
+      {
+        name: 'direct',
+        endpoints: { echo: join(dir, 'echo.sock'), sink: join(dir, 'sink.sock') },
+        relayPids: [],
+      },
+      { name: 'pv-xconnect', endpoints: mesh, relayPids: [daemonPid] },
+      {
+        name: 'pv-xconnect, provider in a container',
+        endpoints: endpointsOf(dir, 'mesh', '-ct'),
+        relayPids: [daemonPid],
+      },
+      {
+        name: 'socat',
+        endpoints: endpointsOf(dir, 'socat'),
+        relayPids: socats.map((socat) => socat.pid as number),
+      },
+    ];
+    if (upstream) {
+      const upstreamPid = upstream.process.pid as number;
+      paths.push(
+        { name: 'upstream C', endpoints: endpointsOf(dir, 'upstream'), relayPids: [upstreamPid] },
+        {
+          name: 'upstream C, provider in a container',
+          endpoints: endpointsOf(dir, 'upstream', '-ct'),
+          relayPids: [upstreamPid],
+        },
+      );
+    }
+    // Warm-up: every path once, not counted (JIT, page cache, the first connections).
+    for (const path of paths) {
+      await throughput(path.endpoints.sink);
+      await pingPong(path.endpoints.echo, 200);
+      await setupRate(path.endpoints.echo, 100);
+    }
+    rounds = await interleaved(ROUNDS, paths, measureRound);
+    // Only the host peer and the container stay, for the instruction counts.
+    for (const stop of stops.splice(2).reverse()) await stop();
+    instructions = await instructionCounts(dir, relaysUnderCallgrind(dir), WORKLOADS);
+  } finally {
+    for (const stop of stops.reverse()) await stop();
+    rmSync(dir, { recursive: true, force: true });
   }
-  const direct = results.direct as Record<string, number>;
-  const mesh = results['pv-xconnect'] as Record<string, number>;
-  const socat = results.socat as Record<string, number>;
+
+  const rows = [...rounds.entries()].map(([path, results]) => {
+    const of = (pick: (round: Round) => number, digits = 1) => spread(results.map(pick), digits);
+    return {
+      path,
+      'MiB/s': of((r) => r.mibPerSecond, 0),
+      'relay CPU s per GiB': of((r) => r.cpuSecondsPerGiB, 2),
+      'p50 µs': of((r) => r.p50Us),
+      'p99 µs': of((r) => r.p99Us),
+      'relay CPU µs per round trip': of((r) => r.cpuUsPerRoundTrip),
+      'connections/s': of((r) => r.connectionsPerSecond, 0),
+      'relay CPU µs per connection': of((r) => r.cpuUsPerConnection),
+    };
+  });
+  const ours = 'pv-xconnect';
   const ratios = {
-    throughputVsSocat: round(
-      (mesh['MiB/s (64 KiB writes)'] as number) / (socat['MiB/s (64 KiB writes)'] as number),
-      2,
+    'setup rate vs direct': paired(rounds, ours, 'direct', (r) => r.connectionsPerSecond),
+    'setup rate vs upstream C': paired(rounds, ours, 'upstream C', (r) => r.connectionsPerSecond),
+    'setup rate (provider in a container) vs upstream C (same)': paired(
+      rounds,
+      `${ours}, provider in a container`,
+      'upstream C, provider in a container',
+      (r) => r.connectionsPerSecond,
     ),
-    throughputVsDirect: round(
-      (mesh['MiB/s (64 KiB writes)'] as number) / (direct['MiB/s (64 KiB writes)'] as number),
-      2,
+    'added p50 µs over direct': paired(
+      rounds,
+      ours,
+      'direct',
+      (r) => r.p50Us,
+      (x, y) => x - y,
+      1,
     ),
-    addedP50VsSocatAddedP50: round(
-      ((mesh['p50 µs'] as number) - (direct['p50 µs'] as number)) /
-        ((socat['p50 µs'] as number) - (direct['p50 µs'] as number)),
-      2,
+    'added p50 µs over direct (provider in a container)': paired(
+      rounds,
+      `${ours}, provider in a container`,
+      'direct',
+      (r) => r.p50Us,
+      (x, y) => x - y,
+      1,
     ),
-    setupRateVsSocat: round((mesh['connections/s'] as number) / (socat['connections/s'] as number), 2),
+    'added p50 µs over direct, upstream C': paired(
+      rounds,
+      'upstream C',
+      'direct',
+      (r) => r.p50Us,
+      (x, y) => x - y,
+      1,
+    ),
+    'added p50 µs over direct, socat': paired(
+      rounds,
+      'socat',
+      'direct',
+      (r) => r.p50Us,
+      (x, y) => x - y,
+      1,
+    ),
+    'throughput vs direct': paired(rounds, ours, 'direct', (r) => r.mibPerSecond),
+    'throughput vs socat': paired(rounds, ours, 'socat', (r) => r.mibPerSecond),
+    'throughput vs upstream C': paired(rounds, ours, 'upstream C', (r) => r.mibPerSecond),
+    'CPU per GiB vs upstream C': paired(rounds, ours, 'upstream C', (r) => r.cpuSecondsPerGiB),
+    'CPU per connection vs upstream C': paired(rounds, ours, 'upstream C', (r) => r.cpuUsPerConnection),
+    'CPU per round trip vs upstream C': paired(rounds, ours, 'upstream C', (r) => r.cpuUsPerRoundTrip),
   };
-  await stopProcess(daemon);
-  for (const socat of socats) await stopProcess(socat);
-  await ctrl.stop();
 
-  const reconcile = await reconcileTimes(dir, echoPath);
-  const rss = await memory(dir, echoPath);
-  for (const server of servers) server.close();
-  rmSync(dir, { recursive: true, force: true });
+  const reconcileDir = mkdtempSync('/dev/shm/pvx-bench-unix-');
+  const provider = await startPeer((argv) => spawn(argv[0] as string, argv.slice(1)), reconcileDir);
+  const reconcile = await reconcileTimes(reconcileDir, join(reconcileDir, 'echo.sock'));
+  const rss = await memory(reconcileDir, join(reconcileDir, 'echo.sock'));
+  await stopProcess(provider);
+  rmSync(reconcileDir, { recursive: true, force: true });
 
-  console.log('relay paths (one run):');
-  record('unix', { relay: results, ratios, reconcile, rss }, rows);
-  console.log('ratios:', ratios);
+  record(
+    'unix',
+    {
+      method: {
+        rounds: ROUNDS,
+        perRound: {
+          throughputBytes: THROUGHPUT_BYTES,
+          writeSize: WRITE_SIZE,
+          pingPongs: PING_PONGS,
+          setups: SETUPS,
+        },
+        note: 'paths interleaved, each round starting one path further; figures are median (min–max) over the rounds; relay CPU is user + system of the relay process and its children (socat forks per connection); "provider in a container": its own mount and pid namespaces (unshare), host-side consumer',
+        upstream: UPSTREAM_BINARY
+          ? 'PVX_BENCH_UPSTREAM (see bench/README.md)'
+          : 'not measured (PVX_BENCH_UPSTREAM unset)',
+      },
+      load: load(),
+      paths: rows,
+      ratios,
+      instructions,
+      reconcile,
+      rss,
+    },
+    rows.map((row) =>
+      Object.fromEntries(
+        Object.entries(row).map(([key, value]) => [
+          key,
+          typeof value === 'string' ? value : showSpread(value),
+        ]),
+      ),
+    ),
+  );
+  console.log(
+    'ratios:',
+    Object.fromEntries(Object.entries(ratios).map(([key, value]) => [key, value && showSpread(value)])),
+  );
+  console.log('instructions:', instructions);
   console.table(reconcile);
   console.log('daemon RSS:', rss);
 }

@@ -77,16 +77,21 @@ export async function startNotifySocket(address: string): Promise<NotifySocket> 
   };
 }
 
-/** pv-xconnect (dist/daemon/cli.js) against `ctrlSocket`, quiet, polling every `intervalSeconds`, no status socket.
- * `cli`: another build's executable (a benchmark's baseline). */
+/**
+ * pv-xconnect (dist/daemon/cli.js) against `ctrlSocket`, quiet, polling every `intervalSeconds`, no status socket.
+ * `cli`: another build's executable (a benchmark's baseline); `wrapper` runs it under another program (valgrind).
+ */
 export function startDaemonProcess(
   ctrlSocket: string,
   intervalSeconds = 0.2,
   cli = DAEMON_CLI,
+  wrapper: string[] = [],
 ): ChildProcess {
+  const [file = process.execPath, ...args] = [...wrapper, process.execPath];
   return spawn(
-    process.execPath,
+    file,
     [
+      ...args,
       cli,
       '--ctrl-socket',
       ctrlSocket,
