@@ -2,10 +2,10 @@
 // connection to the bus vs xdg-dbus-proxy (unfiltered): method calls per second and latency of a small echo method
 // with 1 and 16 concurrent clients, a flood of 100k signals to one consumer, and a 16 MiB message echoed.
 // One dbus-daemon, one echo service (its own process, testkit/dbus-echo-service.ts); clients speak through
-// testkit/dbus-peer.ts.
+// testkit/dbus-peer.ts. Both relays' CPU time per message relayed (the daemon's, xdg-dbus-proxy's); the paths take
+// turns over ROUNDS rounds, each starting one path further on; rates are medians of the rounds with their spread.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { connectIn } from '../native/namespace.js';
 import { PACKAGE_ROOT } from '../native/package-root.js';
@@ -14,7 +14,19 @@ import { GENEROUS_BUS_LIMITS } from '../testkit/dbus-bus.js';
 import { DBusPeer } from '../testkit/dbus-peer.js';
 import { FakeCtrl } from '../testkit/fake-ctrl.js';
 import { eventually } from '../testkit/mesh.js';
-import { cpuMs, hostLink, nowMs, percentile, record, round } from './harness.js';
+import {
+  cpuMs,
+  hostLink,
+  interleaved,
+  nowMs,
+  percentile,
+  record,
+  round,
+  type Spread,
+  showSpread,
+  spread,
+  watchLoad,
+} from './harness.js';
 
 const SERVICE = 'org.pvx.Bench';
 const SERVICE_PATH = '/org/pvx/Bench';
@@ -70,18 +82,27 @@ function echo(peer: DBusPeer, signature: string, value: string | Buffer) {
   });
 }
 
-/** One measurement on one path, summed over the rounds. */
+interface BenchPath {
+  name: string;
+  socket: string;
+  /** The relaying process, whose CPU time is counted (null for direct). */
+  relayPid: number | null;
+}
+
+/** One measurement on one path in one round. */
 interface Tally {
   count: number;
   seconds: number;
   samples: number[];
-  /** CPU the pv-xconnect daemon used meanwhile (none when it is not on the path). */
-  daemonCpuMs: number;
+  /** CPU the path's relay used meanwhile (NaN when there is none). */
+  relayCpuMs: number;
 }
 
 function tally(): Tally {
-  return { count: 0, seconds: 0, samples: [], daemonCpuMs: 0 };
+  return { count: 0, seconds: 0, samples: [], relayCpuMs: 0 };
 }
+
+const relayCpu = (path: BenchPath) => (path.relayPid === null ? Number.NaN : cpuMs(path.relayPid));
 
 async function callLoop(peer: DBusPeer, calls: number, samples: number[]): Promise<void> {
   for (let i = 0; i < calls; i += 1) {
@@ -92,34 +113,32 @@ async function callLoop(peer: DBusPeer, calls: number, samples: number[]): Promi
 }
 
 /** `clients` connections each make `perClient` sequential echo calls (latencies in µs). */
-async function callRound(
-  path: string,
-  clients: number,
-  perClient: number,
-  into: Tally,
-  daemonPid: number,
-): Promise<void> {
+async function callRound(path: BenchPath, clients: number, perClient: number): Promise<Tally> {
+  const into = tally();
   // One at a time: xdg-dbus-proxy's listen backlog is short, and a full backlog fails a connect at once.
   const peers: DBusPeer[] = [];
-  for (let i = 0; i < clients; i += 1) peers.push(await client(path));
+  for (let i = 0; i < clients; i += 1) peers.push(await client(path.socket));
   await Promise.all(peers.map((peer) => callLoop(peer, WARMUP_CALLS / clients, [])));
-  const cpuBefore = cpuMs(daemonPid);
+  const cpuBefore = relayCpu(path);
   const start = nowMs();
   await Promise.all(peers.map((peer) => callLoop(peer, perClient, into.samples)));
-  into.seconds += (nowMs() - start) / 1000;
-  into.daemonCpuMs += cpuMs(daemonPid) - cpuBefore;
-  into.count += clients * perClient;
+  into.seconds = (nowMs() - start) / 1000;
+  into.relayCpuMs = relayCpu(path) - cpuBefore;
+  into.count = clients * perClient;
   for (const peer of peers) peer.close();
+  return into;
 }
 
 /** SIGNALS signals from the service to one subscribed connection. */
-async function floodRound(path: string, into: Tally): Promise<void> {
-  const peer = await client(path);
+async function floodRound(path: BenchPath): Promise<Tally> {
+  const into = tally();
+  const peer = await client(path.socket);
   await peer.callBus('AddMatch', 's', [`type='signal',interface='${SERVICE}'`]);
   let received = 0;
   peer.onSignal(() => {
     received += 1;
   });
+  const cpuBefore = relayCpu(path);
   const start = nowMs();
   await peer.call({
     destination: SERVICE,
@@ -130,69 +149,80 @@ async function floodRound(path: string, into: Tally): Promise<void> {
     body: [SIGNALS],
   });
   // The bus keeps one sender's order: the reply comes after every signal.
-  into.seconds += (nowMs() - start) / 1000;
-  into.count += SIGNALS;
+  into.seconds = (nowMs() - start) / 1000;
+  into.relayCpuMs = relayCpu(path) - cpuBefore;
+  into.count = SIGNALS;
   peer.close();
   if (received !== SIGNALS) throw new Error(`${received} of ${SIGNALS} signals arrived`);
+  return into;
 }
 
 /** One 16 MiB byte array echoed (milliseconds). */
-async function bigMessageRound(path: string, into: Tally): Promise<void> {
-  const peer = await client(path);
+async function bigMessageRound(path: BenchPath): Promise<number> {
+  const peer = await client(path.socket);
   const start = nowMs();
   const { message } = await echo(peer, 'ay', Buffer.alloc(BIG_MESSAGE_BYTES, 0x5a));
-  into.samples.push(nowMs() - start);
+  const ms = nowMs() - start;
   peer.close();
   if ((message.body[0] as Buffer).length !== BIG_MESSAGE_BYTES) throw new Error('the echo was cut');
+  return ms;
 }
+
+interface Round {
+  one: Tally;
+  many: Tally;
+  flood: Tally;
+  bigMs: number;
+}
+
+const rate = ({ count, seconds }: Tally) => count / seconds;
+/** Each call is two messages (call and reply): what relaying one costs, whatever the load. */
+const cpuPerMessageUs = ({ count, relayCpuMs }: Tally) => (relayCpuMs * 1000) / (2 * count);
 
 /**
  * Every measurement on every path. Other work on the machine comes and goes, so the paths take turns in short
- * rounds and each path's result pools all its rounds: all paths see the same share of the disturbance.
+ * rounds (bench/harness.ts interleaved): all paths see the same share of the disturbance.
  */
-async function measure(
-  paths: Record<string, string>,
-  daemonPid: number,
-): Promise<Record<string, Record<string, number>>> {
-  const tallies = Object.fromEntries(
-    Object.keys(paths).map((name) => [name, { one: tally(), many: tally(), flood: tally(), big: tally() }]),
-  );
-  for (let turn = 0; turn < ROUNDS; turn += 1) {
-    for (const [name, path] of Object.entries(paths)) {
-      const of = tallies[name] as (typeof tallies)[string];
-      await callRound(path, 1, SERIAL_CALLS / ROUNDS, of.one, daemonPid);
-      await callRound(path, CONCURRENT_CLIENTS, CALLS_PER_CONCURRENT_CLIENT / ROUNDS, of.many, daemonPid);
-      await floodRound(path, of.flood);
-      await bigMessageRound(path, of.big);
-    }
-  }
-  const rate = ({ count, seconds }: Tally) => round(count / seconds);
-  const at = ({ samples }: Tally, p: number) =>
+function measure(paths: BenchPath[]): Promise<Map<string, Round[]>> {
+  return interleaved(ROUNDS, paths, async (path) => ({
+    one: await callRound(path, 1, SERIAL_CALLS / ROUNDS),
+    many: await callRound(path, CONCURRENT_CLIENTS, CALLS_PER_CONCURRENT_CLIENT / ROUNDS),
+    flood: await floodRound(path),
+    bigMs: await bigMessageRound(path),
+  }));
+}
+
+/** A path's figures: rates and CPU as median (min–max) over the rounds, latencies over all rounds' calls. */
+function summary(rounds: Round[]) {
+  const latency = (pick: (round: Round) => Tally, p: number) =>
     round(
       percentile(
-        samples.sort((a, b) => a - b),
+        rounds.flatMap((r) => pick(r).samples).sort((a, b) => a - b),
         p,
       ),
     );
-  return Object.fromEntries(
-    Object.entries(tallies).map(([name, { one, many, flood, big }]) => [
-      name,
-      {
-        'calls/s (1 client)': rate(one),
-        'p50 µs (1)': at(one, 50),
-        'p99 µs (1)': at(one, 99),
-        [`calls/s (${CONCURRENT_CLIENTS} clients)`]: rate(many),
-        [`p50 µs (${CONCURRENT_CLIENTS})`]: at(many, 50),
-        [`p99 µs (${CONCURRENT_CLIENTS})`]: at(many, 99),
-        'signals/s (100k flood)': rate(flood),
-        '16 MiB echo ms (p50)': at(big, 50),
-        // Each call is two messages (call and reply): what relaying one costs the daemon, whatever the load.
-        'daemon CPU µs/message (1)': round((one.daemonCpuMs * 1000) / (2 * one.count)),
-        [`daemon CPU µs/message (${CONCURRENT_CLIENTS})`]: round(
-          (many.daemonCpuMs * 1000) / (2 * many.count),
-        ),
-      },
-    ]),
+  const of = (pick: (round: Round) => number, digits = 0) => spread(rounds.map(pick), digits);
+  return {
+    'calls/s (1 client)': of((r) => rate(r.one)),
+    'p50 µs (1)': latency((r) => r.one, 50),
+    'p99 µs (1)': latency((r) => r.one, 99),
+    [`calls/s (${CONCURRENT_CLIENTS} clients)`]: of((r) => rate(r.many)),
+    [`p50 µs (${CONCURRENT_CLIENTS})`]: latency((r) => r.many, 50),
+    [`p99 µs (${CONCURRENT_CLIENTS})`]: latency((r) => r.many, 99),
+    'signals/s (100k flood)': of((r) => rate(r.flood)),
+    '16 MiB echo ms': of((r) => r.bigMs),
+    'relay CPU µs/message (1)': of((r) => cpuPerMessageUs(r.one), 1),
+    [`relay CPU µs/message (${CONCURRENT_CLIENTS})`]: of((r) => cpuPerMessageUs(r.many), 1),
+    'relay CPU µs/signal': of((r) => (r.flood.relayCpuMs * 1000) / r.flood.count, 2),
+  };
+}
+
+/** Per round, `of(a) / of(b)`, then their median and spread: the paths of one round saw the same load. */
+function paired(rounds: Map<string, Round[]>, a: string, b: string, of: (round: Round) => number): Spread {
+  const second = rounds.get(b) ?? [];
+  return spread(
+    (rounds.get(a) ?? []).map((round, index) => of(round) / of(second[index] as Round)),
+    2,
   );
 }
 
@@ -201,11 +231,10 @@ export async function run(): Promise<void> {
   const busPath = join(dir, 'bus.sock');
   const meshPath = join(dir, 'mesh.sock');
   const proxyPath = join(dir, 'proxy.sock');
-  const paths = { direct: busPath, 'pv-xconnect': meshPath, 'xdg-dbus-proxy': proxyPath };
-  const loadBefore = loadavg();
+  const load = watchLoad();
   const children: ChildProcess[] = [];
   const ctrl = new FakeCtrl(join(dir, 'ctrl.sock'));
-  let results: Record<string, Record<string, number>>;
+  let rounds: Map<string, Round[]>;
   try {
     writeFileSync(join(dir, 'bus.conf'), busConfig(busPath));
     const busArgs = [`--config-file=${join(dir, 'bus.conf')}`, '--nofork', '--nopidfile'];
@@ -216,9 +245,14 @@ export async function run(): Promise<void> {
     await ctrl.start();
     const daemon = startDaemonProcess(ctrl.socketPath);
     children.push(daemon);
-    children.push(spawn('xdg-dbus-proxy', [`unix:path=${busPath}`, proxyPath], { stdio: 'ignore' }));
+    const proxy = spawn('xdg-dbus-proxy', [`unix:path=${busPath}`, proxyPath], { stdio: 'ignore' });
+    children.push(proxy);
     await eventually(() => existsSync(meshPath) && existsSync(proxyPath), 10_000, 'the relays');
-    results = await measure(paths, daemon.pid as number);
+    rounds = await measure([
+      { name: 'direct', socket: busPath, relayPid: null },
+      { name: 'pv-xconnect', socket: meshPath, relayPid: daemon.pid as number },
+      { name: 'xdg-dbus-proxy', socket: proxyPath, relayPid: proxy.pid as number },
+    ]);
   } finally {
     // The bus goes last: the others are its clients.
     for (const child of children.reverse()) await stopProcess(child);
@@ -226,15 +260,31 @@ export async function run(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  const ratio = (path: string, metric: string, base: string) =>
-    round((results[path]?.[metric] ?? Number.NaN) / (results[base]?.[metric] ?? Number.NaN), 2);
+  const ours = 'pv-xconnect';
+  const proxy = 'xdg-dbus-proxy';
   const ratios = {
-    callRateVsDirect1: ratio('pv-xconnect', 'calls/s (1 client)', 'direct'),
-    callRateVsDirect16: ratio('pv-xconnect', `calls/s (${CONCURRENT_CLIENTS} clients)`, 'direct'),
-    callRateVsProxy1: ratio('pv-xconnect', 'calls/s (1 client)', 'xdg-dbus-proxy'),
-    callRateVsProxy16: ratio('pv-xconnect', `calls/s (${CONCURRENT_CLIENTS} clients)`, 'xdg-dbus-proxy'),
-    signalRateVsDirect: ratio('pv-xconnect', 'signals/s (100k flood)', 'direct'),
-    signalRateVsProxy: ratio('pv-xconnect', 'signals/s (100k flood)', 'xdg-dbus-proxy'),
+    'calls/s vs direct (1 client)': paired(rounds, ours, 'direct', (r) => rate(r.one)),
+    [`calls/s vs direct (${CONCURRENT_CLIENTS} clients)`]: paired(rounds, ours, 'direct', (r) =>
+      rate(r.many),
+    ),
+    'calls/s vs xdg-dbus-proxy (1 client)': paired(rounds, ours, proxy, (r) => rate(r.one)),
+    [`calls/s vs xdg-dbus-proxy (${CONCURRENT_CLIENTS} clients)`]: paired(rounds, ours, proxy, (r) =>
+      rate(r.many),
+    ),
+    'signals/s vs direct': paired(rounds, ours, 'direct', (r) => rate(r.flood)),
+    'signals/s vs xdg-dbus-proxy': paired(rounds, ours, proxy, (r) => rate(r.flood)),
+    'CPU per message vs xdg-dbus-proxy (1 client)': paired(rounds, ours, proxy, (r) =>
+      cpuPerMessageUs(r.one),
+    ),
+    [`CPU per message vs xdg-dbus-proxy (${CONCURRENT_CLIENTS} clients)`]: paired(rounds, ours, proxy, (r) =>
+      cpuPerMessageUs(r.many),
+    ),
+    'CPU per signal vs xdg-dbus-proxy': paired(
+      rounds,
+      ours,
+      proxy,
+      (r) => r.flood.relayCpuMs / r.flood.count,
+    ),
   };
   const method = {
     rounds: ROUNDS,
@@ -243,11 +293,18 @@ export async function run(): Promise<void> {
     callsPerConcurrentClient: CALLS_PER_CONCURRENT_CLIENT,
     signals: SIGNALS,
     bigMessageBytes: BIG_MESSAGE_BYTES,
-    note: 'paths take turns in each round; each result pools all rounds. Clients: testkit/dbus-peer.ts, service: testkit/dbus-echo-service.ts',
-    // The machine is shared: the load before and after says how much the numbers were disturbed.
-    loadAverage: { before: loadBefore, after: loadavg() },
+    note: 'paths take turns, each round starting one path further; rates and CPU are median (min–max) over the rounds, latencies pool all rounds; relay CPU is user + system of the relaying process (the daemon, xdg-dbus-proxy). Clients: testkit/dbus-peer.ts, service: testkit/dbus-echo-service.ts',
   };
-  const rows = Object.entries(results).map(([path, result]) => ({ path, ...result }));
-  record('dbus', { method, paths: results, ratios }, rows);
-  console.log('ratios:', ratios);
+  const paths = Object.fromEntries([...rounds].map(([path, results]) => [path, summary(results)]));
+  const shown = (value: number | Spread) => (typeof value === 'number' ? value : showSpread(value));
+  const rows = Object.entries(paths).map(([path, result]) => ({
+    path,
+    ...Object.fromEntries(Object.entries(result).map(([key, value]) => [key, shown(value)])),
+  }));
+  // The machine is shared: the load before and after says how much the numbers were disturbed.
+  record('dbus', { method, load: load(), paths, ratios }, rows);
+  console.log(
+    'ratios:',
+    Object.fromEntries(Object.entries(ratios).map(([key, value]) => [key, shown(value)])),
+  );
 }

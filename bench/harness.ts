@@ -81,12 +81,15 @@ export async function interleaved<Path extends { name: string }, Result>(
 ): Promise<Map<string, Result[]>> {
   const results = new Map(paths.map((path) => [path.name, [] as Result[]]));
   for (let round = 0; round < rounds; round += 1) {
-    for (let turn = 0; turn < paths.length; turn += 1) {
-      const path = paths[(round + turn) % paths.length] as Path;
-      results.get(path.name)?.push(await measure(path, round));
-    }
+    for (const path of inTurn(paths, round)) results.get(path.name)?.push(await measure(path, round));
   }
   return results;
+}
+
+/** The paths of one round in their order: each round starts one path further on. */
+export function inTurn<T>(paths: T[], round: number): T[] {
+  const first = round % paths.length;
+  return [...paths.slice(first), ...paths.slice(0, first)];
 }
 
 /** Writes bench/results/NAME.json with the machine it ran on, and prints the table. */

@@ -3,8 +3,9 @@
 // reverse proxy that sets the same two headers. Provider for GETs: nginx answering "ok"; for the upload: a Node
 // http server that answers once it has read the whole body. Request rates are also given per CPU second of the
 // proxy process (its user + system time during the run), the "per core" comparison with nginx's single worker.
-// The paths take turns (rounds of GETs, of uploads), so that the machine's changing load (2 shared cores) does
-// not favour whichever path ran while it was quiet.
+// The paths take turns (rounds of GETs, of uploads, each round starting one path further on), so that the machine's
+// changing load (2 shared cores) does not favour whichever path ran while it was quiet. The proxy's CPU per request
+// and per GiB uploaded are the load-robust figures; the load average is recorded with them.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -12,13 +13,13 @@ import { join } from 'node:path';
 import { startDaemonProcess, stopProcess } from '../testkit/daemon-process.js';
 import { FakeCtrl } from '../testkit/fake-ctrl.js';
 import { eventually } from '../testkit/mesh.js';
-import { cpuMs, hostLink, percentile, record, round } from './harness.js';
+import { cpuMs, hostLink, inTurn, percentile, record, round, watchLoad } from './harness.js';
 import { closedLoop, type LoadResult, openConnections, upload } from './http-load.js';
 
 const GET = Buffer.from('GET /small HTTP/1.1\r\nHost: bench\r\nAccept: */*\r\n\r\n');
-const LOAD_MS = 3000;
+const LOAD_MS = 5000;
 /** The paths take turns this many times, LOAD_MS / GET_ROUNDS each. */
-const GET_ROUNDS = 3;
+const GET_ROUNDS = 5;
 const WARMUP_MS = 500;
 const UPLOAD_BYTES = 100 * 1024 * 1024;
 const UPLOAD_WRITE = 256 * 1024;
@@ -98,7 +99,7 @@ async function measureGets(paths: PathUnderTest[], connections: number) {
   try {
     for (const { sockets } of samples) await closedLoop(sockets, GET, WARMUP_MS);
     for (let round = 0; round < GET_ROUNDS; round += 1) {
-      for (const sample of samples) {
+      for (const sample of inTurn(samples, round)) {
         const { proxyPid } = sample.path;
         const cpuBefore = proxyPid === null ? 0 : cpuMs(proxyPid) / 1000;
         const result: LoadResult = await closedLoop(sample.sockets, GET, LOAD_MS / GET_ROUNDS);
@@ -121,6 +122,7 @@ async function measureGets(paths: PathUnderTest[], connections: number) {
       'p99 µs': round(percentile(latenciesUs, 99)),
       'proxy CPU %': round((proxyCpu / seconds) * 100),
       'requests per proxy CPU s': round(requests / proxyCpu),
+      'proxy CPU µs per request': round((proxyCpu * 1e6) / requests, 2),
     };
   });
 }
@@ -133,7 +135,7 @@ async function measureGets(paths: PathUnderTest[], connections: number) {
 async function measureUploads(paths: PathUnderTest[]) {
   const samples = paths.map((path) => ({ path, rates: [] as number[], proxyCpu: 0 }));
   for (let round = -UPLOAD_WARMUP_ROUNDS; round < UPLOAD_ROUNDS; round += 1) {
-    for (const sample of samples) {
+    for (const sample of inTurn(samples, round + UPLOAD_WARMUP_ROUNDS)) {
       const { proxyPid } = sample.path;
       const cpuBefore = proxyPid === null ? 0 : cpuMs(proxyPid) / 1000;
       const rate = await upload(sample.path.upload, UPLOAD_BYTES, UPLOAD_WRITE);
@@ -146,10 +148,12 @@ async function measureUploads(paths: PathUnderTest[]) {
     path: path.name,
     'upload MiB/s (median of 5)': round(measured(rates.sort((a, b) => a - b)[Math.floor(UPLOAD_ROUNDS / 2)])),
     'MiB per proxy CPU s': round(((UPLOAD_BYTES / (1 << 20)) * UPLOAD_ROUNDS) / proxyCpu),
+    'proxy CPU s per GiB': round(proxyCpu / ((UPLOAD_BYTES / (1 << 30)) * UPLOAD_ROUNDS), 3),
   }));
 }
 
 export async function run(): Promise<void> {
+  const load = watchLoad();
   const dir = mkdtempSync('/dev/shm/pvx-bench-rest-');
   const providerPath = join(dir, 'provider.sock');
   const sinkPath = join(dir, 'sink.sock');
@@ -234,8 +238,11 @@ export async function run(): Promise<void> {
   }
   ratios['upload vs direct'] = round(uploadRate('pv-xconnect') / uploadRate('direct'), 2);
   ratios['upload vs nginx'] = round(uploadRate('pv-xconnect') / uploadRate('nginx proxy'), 2);
+  const cpuPerGiB = (name: string) =>
+    measured(uploads.find((entry) => entry.path === name)?.['proxy CPU s per GiB']);
+  ratios['upload CPU per GiB vs nginx'] = round(cpuPerGiB('pv-xconnect') / cpuPerGiB('nginx proxy'), 2);
 
-  record('rest', { gets, uploads, ratios }, gets);
+  record('rest', { load: load(), gets, uploads, ratios }, gets);
   console.table(uploads);
   console.log('ratios:', ratios);
 }
