@@ -34,7 +34,17 @@ import { startDaemonProcess, stopProcess } from '../testkit/daemon-process.js';
 import { FakeCtrl } from '../testkit/fake-ctrl.js';
 import { eventually } from '../testkit/mesh.js';
 import { type Global, RawWaylandClient } from '../testkit/wayland-client.js';
-import { hostLink, nowMs, percentile, record, round, startSocat } from './harness.js';
+import {
+  cpuMs,
+  hostLink,
+  nowMs,
+  percentile,
+  record,
+  round,
+  startSocat,
+  treeCpuMs,
+  watchLoad,
+} from './harness.js';
 
 /** The role of the bench's links: sees every global. */
 const ADMIN = 'compositor-admin';
@@ -53,26 +63,42 @@ async function connect(path: string): Promise<RawWaylandClient> {
 }
 
 /**
- * µs per wl_display.sync → wl_callback.done for each path, sorted. The paths take turns in blocks of round trips, so
- * a change in the machine's load (it is shared) weighs on all of them alike, while each block is a client doing
- * round trips back to back, as a real one does.
+ * µs per wl_display.sync → wl_callback.done for each path, sorted, and the CPU µs its relay (`relayCpuMs`: its CPU
+ * time so far, none for direct) spent per round trip. The paths take turns in blocks of round trips, so a change in
+ * the machine's load (it is shared) weighs on all of them alike, while each block is a client doing round trips
+ * back to back, as a real one does.
  */
-async function syncLatencies(paths: Record<string, string>): Promise<Record<string, number[]>> {
+async function syncLatencies(
+  paths: Record<string, string>,
+  relayCpuMs: Record<string, () => number>,
+): Promise<Record<string, { samples: number[]; cpuUsPerRoundTrip: number }>> {
+  const names = Object.keys(paths);
   const clients = await Promise.all(Object.values(paths).map(connect));
   const samples = clients.map((): number[] => []);
+  const cpu = clients.map(() => 0);
   for (let block = 0; block < ROUND_TRIPS / BLOCK; block++) {
     for (const [index, client] of clients.entries()) {
+      const relayCpu = relayCpuMs[names[index] as string] ?? (() => Number.NaN);
+      const cpuBefore = relayCpu();
       for (let i = 0; i < WARMUP_ROUND_TRIPS + BLOCK; i++) {
         const start = nowMs();
         await client.roundtrip();
         if (i >= WARMUP_ROUND_TRIPS) samples[index]?.push((nowMs() - start) * 1000);
         client.events.splice(0); // keep the event log short: waitFor scans it
       }
+      cpu[index] = (cpu[index] as number) + relayCpu() - cpuBefore;
     }
   }
   for (const client of clients) client.close();
+  const roundTrips = (ROUND_TRIPS / BLOCK) * (WARMUP_ROUND_TRIPS + BLOCK);
   return Object.fromEntries(
-    Object.keys(paths).map((name, index) => [name, (samples[index] ?? []).sort((a, b) => a - b)]),
+    names.map((name, index) => [
+      name,
+      {
+        samples: (samples[index] ?? []).sort((a, b) => a - b),
+        cpuUsPerRoundTrip: ((cpu[index] as number) * 1000) / roundTrips,
+      },
+    ]),
   );
 }
 
@@ -167,6 +193,7 @@ function startWeston(runtimeDir: string): ChildProcess {
 }
 
 export async function run(): Promise<void> {
+  const load = watchLoad();
   const dir = mkdtempSync('/dev/shm/pvx-bench-wayland-');
   const westonSocket = join(dir, 'wayland-bench');
   const weston = startWeston(dir);
@@ -193,12 +220,18 @@ export async function run(): Promise<void> {
   const rows: Record<string, unknown>[] = [];
   const results: Record<string, Record<string, number>> = {};
   try {
-    const latencies = await syncLatencies(paths);
+    const daemonCpu = () => cpuMs(daemon.pid as number);
+    const latencies = await syncLatencies(paths, {
+      'pv-xconnect wayland': daemonCpu,
+      'pv-xconnect unix (bytes+fds)': daemonCpu,
+      'socat (bytes only)': () => treeCpuMs(socat.pid as number),
+    });
     for (const [name, path] of Object.entries(paths)) {
-      const latency = latencies[name] ?? [];
+      const { samples: latency = [], cpuUsPerRoundTrip = Number.NaN } = latencies[name] ?? {};
       const row: Record<string, number> = {
         'sync p50 µs': round(percentile(latency, 50)),
         'sync p99 µs': round(percentile(latency, 99)),
+        'relay CPU µs per round trip': round(cpuUsPerRoundTrip),
       };
       // The frame loop needs the shm pool's fd to arrive: socat drops it.
       if (!name.startsWith('socat')) row['frames/s'] = round(await frameRate(path));
@@ -224,6 +257,10 @@ export async function run(): Promise<void> {
     frameRateVsDirect: round((mediated['frames/s'] as number) / (direct['frames/s'] as number), 3),
     targets: { addedSyncP50Us: 50, frameRateVsDirect: 0.95 },
   };
-  record('wayland', { roundTrips: ROUND_TRIPS, frameSeconds: FRAME_SECONDS, results, comparison }, rows);
+  record(
+    'wayland',
+    { roundTrips: ROUND_TRIPS, frameSeconds: FRAME_SECONDS, load: load(), results, comparison },
+    rows,
+  );
   console.log(comparison);
 }
