@@ -19,6 +19,7 @@ import {
   hostLink,
   interleaved,
   nowMs,
+  paired,
   percentile,
   record,
   round,
@@ -217,15 +218,6 @@ function summary(rounds: Round[]) {
   };
 }
 
-/** Per round, `of(a) / of(b)`, then their median and spread: the paths of one round saw the same load. */
-function paired(rounds: Map<string, Round[]>, a: string, b: string, of: (round: Round) => number): Spread {
-  const second = rounds.get(b) ?? [];
-  return spread(
-    (rounds.get(a) ?? []).map((round, index) => of(round) / of(second[index] as Round)),
-    2,
-  );
-}
-
 export async function run(): Promise<void> {
   const dir = mkdtempSync('/dev/shm/pvx-bench-dbus-');
   const busPath = join(dir, 'bus.sock');
@@ -296,7 +288,8 @@ export async function run(): Promise<void> {
     note: 'paths take turns, each round starting one path further; rates and CPU are median (min–max) over the rounds, latencies pool all rounds; relay CPU is user + system of the relaying process (the daemon, xdg-dbus-proxy). Clients: testkit/dbus-peer.ts, service: testkit/dbus-echo-service.ts',
   };
   const paths = Object.fromEntries([...rounds].map(([path, results]) => [path, summary(results)]));
-  const shown = (value: number | Spread) => (typeof value === 'number' ? value : showSpread(value));
+  const shown = (value: number | Spread | undefined) =>
+    value === undefined ? '–' : typeof value === 'number' ? value : showSpread(value);
   const rows = Object.entries(paths).map(([path, result]) => ({
     path,
     ...Object.fromEntries(Object.entries(result).map(([key, value]) => [key, shown(value)])),

@@ -64,6 +64,27 @@ export function spread(values: number[], digits = 1): Spread {
   };
 }
 
+/**
+ * Per round, `combine(of(a's round), of(b's round))` (a ratio unless told), then their median and spread: the paths
+ * of one round saw the same load. Undefined when either path was not measured.
+ */
+export function paired<Round>(
+  rounds: Map<string, Round[]>,
+  a: string,
+  b: string,
+  of: (round: Round) => number,
+  combine: (x: number, y: number) => number = (x, y) => x / y,
+  digits = 2,
+): Spread | undefined {
+  const first = rounds.get(a);
+  const second = rounds.get(b);
+  if (!first || !second) return undefined;
+  return spread(
+    first.map((round, index) => combine(of(round), of(second[index] as Round))),
+    digits,
+  );
+}
+
 /** "median (min–max)", for tables. */
 export function showSpread({ median, min, max }: Spread): string {
   return Number.isNaN(median) ? '–' : `${median} (${min}–${max})`;

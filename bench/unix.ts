@@ -24,6 +24,7 @@ import {
   hostLink,
   interleaved,
   nowMs,
+  paired,
   percentile,
   record,
   relayedConnections,
@@ -153,24 +154,6 @@ async function measureRound(path: RelayPath): Promise<Round> {
     connectionsPerSecond: setups.result,
     cpuUsPerConnection: (setups.cpuMs * 1000) / SETUPS,
   };
-}
-
-/** Per round, `of(a) / of(b)` (or a difference), then their median and spread: the paths of one round saw the same load. */
-function paired(
-  rounds: Map<string, Round[]>,
-  a: string,
-  b: string,
-  of: (round: Round) => number,
-  combine: (x: number, y: number) => number = (x, y) => x / y,
-  digits = 2,
-) {
-  const first = rounds.get(a);
-  const second = rounds.get(b);
-  if (!first || !second) return undefined;
-  return spread(
-    first.map((round, index) => combine(of(round), of(second[index] as Round))),
-    digits,
-  );
 }
 
 async function reconcileTimes(dir: string, providerPath: string) {
@@ -438,6 +421,15 @@ export async function run(): Promise<void> {
     };
   });
   const ours = 'pv-xconnect';
+  const addedP50 = (path: string) =>
+    paired(
+      rounds,
+      path,
+      'direct',
+      (r) => r.p50Us,
+      (x, y) => x - y,
+      1,
+    );
   const ratios = {
     'setup rate vs direct': paired(rounds, ours, 'direct', (r) => r.connectionsPerSecond),
     'setup rate vs upstream C': paired(rounds, ours, 'upstream C', (r) => r.connectionsPerSecond),
@@ -447,38 +439,10 @@ export async function run(): Promise<void> {
       'upstream C, provider in a container',
       (r) => r.connectionsPerSecond,
     ),
-    'added p50 µs over direct': paired(
-      rounds,
-      ours,
-      'direct',
-      (r) => r.p50Us,
-      (x, y) => x - y,
-      1,
-    ),
-    'added p50 µs over direct (provider in a container)': paired(
-      rounds,
-      `${ours}, provider in a container`,
-      'direct',
-      (r) => r.p50Us,
-      (x, y) => x - y,
-      1,
-    ),
-    'added p50 µs over direct, upstream C': paired(
-      rounds,
-      'upstream C',
-      'direct',
-      (r) => r.p50Us,
-      (x, y) => x - y,
-      1,
-    ),
-    'added p50 µs over direct, socat': paired(
-      rounds,
-      'socat',
-      'direct',
-      (r) => r.p50Us,
-      (x, y) => x - y,
-      1,
-    ),
+    'added p50 µs over direct': addedP50(ours),
+    'added p50 µs over direct (provider in a container)': addedP50(`${ours}, provider in a container`),
+    'added p50 µs over direct, upstream C': addedP50('upstream C'),
+    'added p50 µs over direct, socat': addedP50('socat'),
     'throughput vs direct': paired(rounds, ours, 'direct', (r) => r.mibPerSecond),
     'throughput vs socat': paired(rounds, ours, 'socat', (r) => r.mibPerSecond),
     'throughput vs upstream C': paired(rounds, ours, 'upstream C', (r) => r.mibPerSecond),
