@@ -1,76 +1,14 @@
 // Streaming framer: arbitrary chunks in, complete raw messages (with their declared fd counts) out.
 import { DBusProtocolError } from './errors.js';
+import { declaredUnixFds } from './field-scan.js';
 import { type FixedHeader, readFixedHeader } from './fixed-header.js';
-import { FIXED_HEADER_LENGTH, HeaderField } from './message.js';
-import { readHeaderFields } from './unmarshal.js';
+import { FIXED_HEADER_LENGTH } from './message.js';
 
 export interface FramedMessage {
   /** The whole message: a view into the pushed chunk when it lay within one, otherwise a single copy. */
   readonly bytes: Buffer;
   /** How many unix fds the message declares (its UNIX_FDS header field; 0 when absent). */
   readonly unixFds: number;
-}
-
-// Bytes a basic value takes and the boundary it starts on, for skipping header fields without decoding them.
-const FIXED_SIZE: Readonly<Record<string, number>> = {
-  y: 1,
-  n: 2,
-  q: 2,
-  b: 4,
-  i: 4,
-  u: 4,
-  h: 4,
-  x: 8,
-  t: 8,
-  d: 8,
-};
-
-function truncatedFields(): never {
-  throw new DBusProtocolError('TRUNCATED', 'a header field runs past the end of the header-field array');
-}
-
-/**
- * Finds UNIX_FDS by walking the header fields, skipping each value by its type. Fields holding a container
- * (only possible for unknown codes) fall back to the full header-field reader.
- */
-function declaredUnixFds(message: Buffer, header: FixedHeader): number {
-  const end = FIXED_HEADER_LENGTH + header.fieldsLength;
-  const le = header.littleEndian;
-  let unixFds: number | undefined;
-  let pos = FIXED_HEADER_LENGTH;
-  while (pos < end) {
-    pos += -pos & 7;
-    if (pos + 4 > end) truncatedFields();
-    const code = message[pos];
-    const type = String.fromCharCode(message[pos + 2] as number);
-    const simpleSignature = message[pos + 1] === 1 && message[pos + 3] === 0;
-    const badUnixFds = code === HeaderField.UNIX_FDS && (type !== 'u' || unixFds !== undefined);
-    if (!simpleSignature || badUnixFds) return fromAllFields(message, header);
-    pos += 4;
-    const size = FIXED_SIZE[type];
-    if (size !== undefined) {
-      pos += -pos & (size - 1);
-      if (pos + size > end) truncatedFields();
-      if (code === HeaderField.UNIX_FDS) unixFds = le ? message.readUInt32LE(pos) : message.readUInt32BE(pos);
-      pos += size;
-    } else if (type === 's' || type === 'o') {
-      pos += -pos & 3;
-      if (pos + 4 > end) truncatedFields();
-      pos += 4 + (le ? message.readUInt32LE(pos) : message.readUInt32BE(pos)) + 1;
-    } else if (type === 'g') {
-      if (pos + 1 > end) truncatedFields();
-      pos += 1 + (message[pos] as number) + 1;
-    } else {
-      return fromAllFields(message, header);
-    }
-  }
-  if (pos !== end) truncatedFields();
-  return unixFds ?? 0;
-}
-
-/** The slow path, which also produces the precise error for a malformed field. */
-function fromAllFields(message: Buffer, header: FixedHeader): number {
-  return (readHeaderFields(message, header).unixFds as number | undefined) ?? 0;
 }
 
 /**

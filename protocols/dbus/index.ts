@@ -1,5 +1,8 @@
 // The D-Bus codec: SASL lines, message (un)marshalling and stream framing. Pure: bytes in, values out.
+// Match rules (match-rule.ts) are not exported here: their parser pulls in the `ebnf` package, which the daemon
+// loads only when a policy needs it (import match-rule.js itself, dynamically).
 export { type DBusErrorCode, DBusProtocolError } from './errors.js';
+export { type RoutingFields, readRoutingFields } from './field-scan.js';
 export { DBusFramer, type FramedMessage } from './framer.js';
 export { hexDecode, hexEncode, uidFromHex, uidToHex } from './hex.js';
 export { marshal } from './marshal.js';
