@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MATCH_RULE_GRAMMAR_FILES } from '../../protocols/dbus/match-rule.js';
 import { Grammar, grammarInput } from './grammar.js';
 import { matchRuleProblem, matchRules } from './match-rule.js';
 
@@ -18,10 +19,7 @@ const GRAMMARS: [string[], string[]][] = [
   ],
   [['protocols/dbus/grammar/signature.ebnf'], ['signature', 'single_complete_type']],
   [['protocols/dbus/grammar/sasl.ebnf'], ['client_stream', 'client_line', 'server_line']],
-  [
-    ['protocols/dbus/grammar/match-rule.ebnf', 'protocols/dbus/grammar/names.ebnf'],
-    ['match_rule', 'type_value', 'namespace_value', 'arg_value'],
-  ],
+  [[...MATCH_RULE_GRAMMAR_FILES], ['match_rule', 'type_value', 'namespace_value', 'arg_value']],
   [
     ['protocols/http/grammar/http-message.ebnf'],
     ['request_head', 'response_head', 'chunk_line', 'trailer_section', 'host_value', 'request_target'],

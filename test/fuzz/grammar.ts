@@ -1,17 +1,17 @@
 // Grammars in W3C EBNF (the files under protocols/*/grammar/), read by the `ebnf` package, serve the fuzzers twice:
 // as generators (fast-check arbitraries that derive valid strings from a rule, and near-valid ones by targeted
-// mutation) and as oracles (does this string derive from that rule?).
-//
-// The `ebnf` package parses like a PEG: alternatives are tried in order and the first that matches wins,
-// repetitions are greedy and never give back. The grammar files are written so that this reading and the
-// EBNF reading agree (see protocols/dbus/grammar/README.md); `accepts` asks for a match of the whole string.
+// mutation) and as oracles (does this string derive from that rule?). The oracle is the parser the daemon itself
+// uses (protocols/ebnf/parser.ts); generation reads the rules as the grammar writes them.
 import { readFileSync } from 'node:fs';
-import ebnf, { type IRule as Rule, type IToken as Token } from 'ebnf';
 import fc from 'fast-check';
+import {
+  EbnfParser,
+  type GrammarRule,
+  type ParseTree,
+  type RuleItem,
+  ruleItem,
+} from '../../protocols/ebnf/parser.js';
 import { repoPath } from './paths.js';
-
-const { Grammars } = ebnf;
-type Primary = Rule['bnf'][number][number];
 
 export interface GenerateOptions {
   /** Most repetitions of a `*` or `+` item (the stretch mutation reaches past it). */
@@ -31,59 +31,37 @@ const CANDIDATES = [
   '\ufffd',
 ];
 
-interface Item {
-  primary: Primary;
-  name: string;
-  literal: string | null;
-  repeat: '' | '?' | '*' | '+';
-}
-
-/** One element of a rule's sequence as the package writes it: `name`, `"literal"` or a class, then `?`, `*` or `+`. */
-function item(primary: Primary): Item {
-  if (primary instanceof RegExp) return { primary, name: '', literal: null, repeat: '' };
-  if (/^[!&]/.test(primary)) throw new Error(`grammar: lookahead ${primary} cannot be generated`);
-  const last = primary.at(-1) as string;
-  const decorated = '?*+'.includes(last) && !/^(["']).*\1$/s.test(primary);
-  const repeat = (decorated ? last : '') as Item['repeat'];
-  const name = decorated ? primary.slice(0, -1) : primary;
-  let literal: string | null = null;
-  // As the package reads literals: "…" as a JSON string, '…' as it is.
-  if (name.startsWith('"')) literal = JSON.parse(name) as string;
-  else if (name.startsWith("'")) literal = name.slice(1, -1);
-  return { primary, name, literal, repeat };
-}
-
 export class Grammar {
-  readonly rules: ReadonlyMap<string, Rule>;
-  private readonly parser: InstanceType<typeof Grammars.W3C.Parser>;
+  readonly rules: ReadonlyMap<string, GrammarRule>;
+  private readonly parser: EbnfParser;
   private readonly arbitraries = new Map<string, fc.Arbitrary<string>>();
   private readonly classes = new Map<string, string[]>();
-  private readonly nullable = new Map<string, boolean>();
   private readonly options: GenerateOptions;
 
   /** A grammar from the text of its files (paths from the repository's root), read together. */
   static load(files: readonly string[], options: Partial<GenerateOptions> = {}): Grammar {
-    return new Grammar(files.map((file) => readFileSync(repoPath(file), 'utf8')).join('\n'), options);
+    return new Grammar(Grammar.text(files), options);
+  }
+
+  /** The text of grammar files (paths from the repository's root), joined as they are read together. */
+  static text(files: readonly string[]): string {
+    return files.map((file) => readFileSync(repoPath(file), 'utf8')).join('\n');
   }
 
   constructor(text: string, options: Partial<GenerateOptions> = {}) {
     this.options = { ...DEFAULTS, ...options };
-    this.parser = new Grammars.W3C.Parser(text, { keepUpperRules: true });
-    this.rules = new Map(this.parser.grammarRules.map((rule) => [rule.name, rule]));
+    this.parser = new EbnfParser(text);
+    this.rules = this.parser.rules;
   }
 
   /** Whether `text`, all of it, derives from `rule`. */
   accepts(rule: string, text: string): boolean {
-    return this.parse(rule, text) !== null;
+    return this.parser.accepts(rule, text);
   }
 
   /** The parse tree of `text` as `rule`, or null unless all of it derives from the rule. */
-  parse(rule: string, text: string): Token | null {
-    if (!this.rules.has(rule)) throw new Error(`grammar: no rule '${rule}'`);
-    if (text === '') return this.isNullable(rule) ? emptyToken(rule) : null;
-    const tree = this.parser.getAST(text, rule);
-    if (tree?.rest !== '' || tree.errors.length > 0 || tree.text.length !== text.length) return null;
-    return tree;
+  parse(rule: string, text: string): ParseTree | null {
+    return this.parser.parse(rule, text);
   }
 
   /** Strings derived from `rule` (shrinking towards shorter derivations). */
@@ -120,15 +98,18 @@ export class Grammar {
     for (const rule of this.rules.values())
       for (const sequence of rule.bnf)
         for (const primary of sequence) {
-          const { literal } = item(primary);
+          const { literal } = ruleItem(primary);
           if (literal) found.add(literal);
         }
     return [...found];
   }
 
-  private ruleArbitrary(rule: Rule, tie: (name: string) => fc.Arbitrary<unknown>): fc.Arbitrary<string> {
+  private ruleArbitrary(
+    rule: GrammarRule,
+    tie: (name: string) => fc.Arbitrary<unknown>,
+  ): fc.Arbitrary<string> {
     const sequences = rule.bnf.map((sequence) => {
-      const parts = sequence.map((primary) => this.itemArbitrary(item(primary), tie));
+      const parts = sequence.map((primary) => this.itemArbitrary(ruleItem(primary), tie));
       return parts.length === 1
         ? (parts[0] as fc.Arbitrary<string>)
         : fc.tuple(...parts).map((texts) => texts.join(''));
@@ -138,7 +119,7 @@ export class Grammar {
     return fc.oneof({ maxDepth: this.options.maxDepth, depthIdentifier: 'grammar' }, ...sequences);
   }
 
-  private itemArbitrary(entry: Item, tie: (name: string) => fc.Arbitrary<unknown>): fc.Arbitrary<string> {
+  private itemArbitrary(entry: RuleItem, tie: (name: string) => fc.Arbitrary<unknown>): fc.Arbitrary<string> {
     let one: fc.Arbitrary<string>;
     if (entry.primary instanceof RegExp) one = fc.constantFrom(...this.charactersOf(entry.primary));
     else if (entry.literal !== null) one = fc.constant(entry.literal);
@@ -157,31 +138,6 @@ export class Grammar {
         return one;
     }
   }
-
-  /** Whether a rule derives the empty string (the package's parser returns nothing for empty input). */
-  private isNullable(name: string, visiting = new Set<string>()): boolean {
-    const known = this.nullable.get(name);
-    if (known !== undefined) return known;
-    const rule = this.rules.get(name);
-    if (!rule || visiting.has(name)) return false;
-    visiting.add(name);
-    const result = rule.bnf.some((sequence) =>
-      sequence.every((primary) => {
-        const entry = item(primary);
-        if (entry.repeat === '?' || entry.repeat === '*') return true;
-        if (entry.primary instanceof RegExp) return false;
-        if (entry.literal !== null) return entry.literal === '';
-        return this.isNullable(entry.name, visiting);
-      }),
-    );
-    visiting.delete(name);
-    this.nullable.set(name, result);
-    return result;
-  }
-}
-
-function emptyToken(rule: string): Token {
-  return { type: rule, text: '', start: 0, end: 0, children: [], errors: [], rest: '' } as unknown as Token;
 }
 
 /**
@@ -194,9 +150,9 @@ export function shortenRuns(text: string): string {
 }
 
 /** Every node of a parse tree, parents before children. */
-export function nodesOf(tree: Token): Token[] {
-  const nodes: Token[] = [];
-  const visit = (node: Token) => {
+export function nodesOf(tree: ParseTree): ParseTree[] {
+  const nodes: ParseTree[] = [];
+  const visit = (node: ParseTree) => {
     nodes.push(node);
     for (const child of node.children) visit(child);
   };
@@ -282,7 +238,7 @@ export function applyMutations(
         const tree = out.length <= MAX_SWAP_LENGTH ? grammar.parse(rule, out) : null;
         if (!tree) break;
         const nodes = nodesOf(tree);
-        const node = nodes[mutation.node % nodes.length] as Token;
+        const node = nodes[mutation.node % nodes.length] as ParseTree;
         out = out.slice(0, node.start) + mutation.text + out.slice(node.end);
         break;
       }
