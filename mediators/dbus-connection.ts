@@ -5,12 +5,13 @@
 // the role's identity, or are answered by the gate; the bus's replies are checked and passed on. The handshake is
 // lock-step: while a client line waits for the bus's reply, the client is not read. Fds that come with handshake
 // bytes are held for the first messages after BEGIN; any other fd before BEGIN refuses the connection. After
-// BEGIN each direction is a DBusMessageFilter (dbus-messages.ts); the bytes that followed BEGIN in the client's
-// stream are its first input.
+// BEGIN each direction is a DBusMessageFilter (dbus-messages.ts), under the link's access policy when it narrows
+// the role (dbus-policy.ts); the bytes that followed BEGIN in the client's stream are its first input.
 import type { Chunk } from '../native/fd-socket.js';
 import { closeFds, FdQueue } from '../native/fds.js';
 import { type AuthOutput, AuthRefusal, clientRefusal, SaslGate } from './dbus-auth.js';
 import { DBusMessageFilter } from './dbus-messages.js';
+import type { DBusPolicySession } from './dbus-policy.js';
 import { type FilterPair, type Relay, RelayRejection } from './relay.js';
 
 export class DBusConnection {
@@ -22,8 +23,15 @@ export class DBusConnection {
   #fromClient: DBusMessageFilter | null = null;
   #fromBus: DBusMessageFilter | null = null;
 
-  /** `uid`: the role's uid, the only identity the bus is told. `start` runs the relay with the filters. */
-  constructor(uid: number, start: (filters: FilterPair) => Relay) {
+  /**
+   * `uid`: the role's uid, the only identity the bus is told. `start` runs the relay with the filters. `policy`:
+   * the access policy's view of this connection, when it narrows the role.
+   */
+  constructor(
+    uid: number,
+    start: (filters: FilterPair) => Relay,
+    private readonly policy?: DBusPolicySession,
+  ) {
     this.#gate = new SaslGate(uid);
     this.#relay = start({
       toProvider: {
@@ -101,9 +109,9 @@ export class DBusConnection {
 
   #startMessages(): void {
     const unixFds = this.#gate.unixFds;
-    const fromClient = new DBusMessageFilter(unixFds);
+    const fromClient = new DBusMessageFilter(unixFds, this.policy?.fromConsumer);
     this.#fromClient = fromClient;
-    this.#fromBus = new DBusMessageFilter(unixFds);
+    this.#fromBus = new DBusMessageFilter(unixFds, this.policy?.fromBus);
     // Messages pipelined after BEGIN were read with it: they go on first.
     const first: Chunk = { data: this.#gate.remainder(), fds: this.#heldFds.take(this.#heldFds.length) };
     if (first.data.length > 0 || first.fds.length > 0) {

@@ -4,9 +4,10 @@
 // Fds queue per direction, as in libdbus: a message takes the next N fds that arrived with it or before it.
 // A message that declares more fds than have arrived, fds that no message can claim any more, and bytes that
 // are not a well-framed message all end the connection with the reason: nothing half-understood goes on. The fds
-// still queued are closed when the relay disposes of the filter.
+// still queued are closed when the relay disposes of the filter. An inspector (the access policy, dbus-policy.ts)
+// may hold a message back: it does not go on, and its fds are closed.
 import type { Chunk } from '../native/fd-socket.js';
-import { FdQueue } from '../native/fds.js';
+import { closeFds, FdQueue } from '../native/fds.js';
 import { DBusFramer } from '../protocols/dbus/index.js';
 import { type FilterSink, RelayRejection, type StreamFilter } from './relay.js';
 
@@ -17,6 +18,14 @@ function adjacent(run: Buffer, next: Buffer): boolean {
   return run.buffer === next.buffer && run.byteOffset + run.length === next.byteOffset;
 }
 
+/** Sees every whole message of a direction before it goes on. */
+export interface MessageInspector {
+  /** Whether `message` goes on; `sink` answers its sender. Throwing ends the connection, as a malformed message. */
+  admit(message: Buffer, sink: FilterSink): boolean;
+  /** After the messages of one chunk went on. */
+  afterMessages?(sink: FilterSink): void;
+}
+
 export class DBusMessageFilter implements StreamFilter {
   private readonly framer = new DBusFramer();
   private readonly fds = new FdQueue();
@@ -24,7 +33,10 @@ export class DBusMessageFilter implements StreamFilter {
   private messages = 0;
 
   /** `unixFds`: whether the handshake negotiated fd passing; without it, any fd ends the connection. */
-  constructor(private readonly unixFds: boolean) {}
+  constructor(
+    private readonly unixFds: boolean,
+    private readonly inspector?: MessageInspector,
+  ) {}
 
   push(chunk: Chunk, sink: FilterSink): void {
     if (chunk.fds.length > 0) {
@@ -59,6 +71,12 @@ export class DBusMessageFilter implements StreamFilter {
     // Consecutive messages without fds that lie next to each other in one chunk go on as one write.
     let run: Buffer | null = null;
     for (const { bytes, unixFds } of messages) {
+      if (this.inspector && !this.inspector.admit(bytes, sink)) {
+        this.flush(run, sink);
+        run = null;
+        this.dropFds(unixFds);
+        continue;
+      }
       if (unixFds === 0 && run !== null && adjacent(run, bytes)) {
         run = Buffer.from(run.buffer, run.byteOffset, run.length + bytes.length);
         continue;
@@ -66,12 +84,10 @@ export class DBusMessageFilter implements StreamFilter {
       this.flush(run, sink);
       run = unixFds === 0 ? bytes : null;
       if (unixFds === 0) continue;
-      if (unixFds > this.fds.length) {
-        throw new RelayRejection(`a message declares ${unixFds} unix fds but ${this.fds.length} arrived`);
-      }
-      sink.forward(bytes, this.fds.take(unixFds));
+      sink.forward(bytes, this.takeFds(unixFds));
     }
     this.flush(run, sink);
+    this.inspector?.afterMessages?.(sink);
     // Fds travel with the first byte of their message: once no message is under way, none can claim them.
     if (this.fds.length > 0 && this.framer.bufferedBytes === 0) {
       throw new RelayRejection(`${this.fds.length} unix fds arrived that no message declares`);
@@ -79,6 +95,18 @@ export class DBusMessageFilter implements StreamFilter {
     if (this.fds.length > MAX_FDS_AWAITING_A_MESSAGE) {
       throw new RelayRejection(`more than ${MAX_FDS_AWAITING_A_MESSAGE} unix fds wait for one message`);
     }
+  }
+
+  private takeFds(count: number): number[] {
+    if (count > this.fds.length) {
+      throw new RelayRejection(`a message declares ${count} unix fds but ${this.fds.length} arrived`);
+    }
+    return this.fds.take(count);
+  }
+
+  /** The fds of a message that does not go on. */
+  private dropFds(count: number): void {
+    if (count > 0) closeFds(this.takeFds(count));
   }
 
   private flush(run: Buffer | null, sink: FilterSink): void {

@@ -2,15 +2,19 @@
 //
 // Each consumer connection gets its own connection to the provider's bus, dialled with the role's uid, gid and
 // groups, so the bus's SO_PEERCRED check and its XML policy see the role. A DBusConnection (dbus-connection.ts)
-// mediates the SASL handshake until BEGIN, then whole messages with their fds in both directions.
+// mediates the SASL handshake until BEGIN, then whole messages with their fds in both directions. When the
+// provider's policy narrows the role, the calls the consumer sends are judged first (dbus-policy.ts).
 import { DBusConnection } from './dbus-connection.js';
 import { linkCredentials } from './dbus-identity.js';
+import { DBusCallPolicy, DBusPolicySession, loadMatchRuleParser } from './dbus-policy.js';
 import { dialProviderFor } from './dial.js';
 import { relay } from './relay.js';
 import type { Credentials, Mediator } from './types.js';
 
 export interface DBusLinkState {
   credentials: Credentials;
+  /** The role's narrowings, null when the policy does not narrow it. */
+  policy: DBusCallPolicy | null;
 }
 
 export const dbusMediator: Mediator<DBusLinkState> = {
@@ -18,20 +22,27 @@ export const dbusMediator: Mediator<DBusLinkState> = {
   async add(link) {
     const credentials = await linkCredentials(link);
     link.log.info('dbus identity', { role: link.spec.role, ...credentials });
-    return { credentials };
+    const policy =
+      link.narrowings === null
+        ? null
+        : new DBusCallPolicy(link.spec.role, link.narrowings, await loadMatchRuleParser());
+    return { credentials, policy };
   },
-  onConnection(consumer, link, { credentials }) {
+  onConnection(consumer, link, { credentials, policy }) {
     dialProviderFor(
       consumer,
       link,
       (provider) =>
-        new DBusConnection(credentials.uid, (filters) =>
-          relay(consumer, provider, {
-            counters: link.counters,
-            limits: link.relayLimits,
-            log: link.log,
-            ...filters,
-          }),
+        new DBusConnection(
+          credentials.uid,
+          (filters) =>
+            relay(consumer, provider, {
+              counters: link.counters,
+              limits: link.relayLimits,
+              log: link.log,
+              ...filters,
+            }),
+          policy ? new DBusPolicySession(policy, (refusal) => link.refused(refusal)) : undefined,
         ),
       credentials,
     );

@@ -72,6 +72,32 @@ ${GENEROUS_BUS_LIMITS}
 </busconfig>
 `;
 
+/**
+ * A bus that lets everyone do everything (own any name, call anything, eavesdrop): what a provider without a bus
+ * policy of its own looks like, so that any refusal can only come from the link's `allow`.
+ */
+export const OPEN_POLICY = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <listen>unix:path=${BUS_SOCKET}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow eavesdrop="true"/>
+  </policy>
+${GENEROUS_BUS_LIMITS}
+</busconfig>
+`;
+
 export interface ProviderBus {
   readonly container: Container;
   /** A connection from inside the provider, as root, to its bus (or to another bus socket in it). */

@@ -27,7 +27,8 @@ export interface Call {
   /** Absent on a peer-to-peer connection. */
   destination?: string;
   path: string;
-  interface: string;
+  /** Absent: a call by member name only (the bus driver dispatches those). */
+  interface?: string;
   member: string;
   signature?: string;
   body?: DBusValue[];
@@ -71,6 +72,8 @@ export class DBusPeer {
     number,
     { resolve: (r: Received) => void; reject: (e: Error) => void }
   >();
+  /** Replies and errors that answered no call of ours (a test's raw calls, or a bug). */
+  readonly strayReplies: DBusMessage[] = [];
   private readonly signalListeners = new Set<(signal: Received) => void>();
   private handler: ((call: Received) => Answer | Promise<Answer>) | undefined;
   private ended = false;
@@ -252,7 +255,10 @@ export class DBusPeer {
     const { message } = received;
     if (message.type === MessageType.METHOD_RETURN || message.type === MessageType.ERROR) {
       const waiter = this.replies.get(message.replySerial ?? 0);
-      if (!waiter) return;
+      if (!waiter) {
+        this.strayReplies.push(message);
+        return;
+      }
       this.replies.delete(message.replySerial ?? 0);
       if (message.type === MessageType.ERROR) {
         waiter.reject(new DBusCallError(message.errorName ?? '', String(message.body[0] ?? '')));

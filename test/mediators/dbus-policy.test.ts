@@ -1,0 +1,528 @@
+// The provider's access policy on dbus links, end to end: a provider whose dbus-daemon lets everyone do everything,
+// and the links' `allow` doing the restricting. dbus-send, gdbus, busctl and dbus-next in a consumer container
+// (and a raw client on the native layer for what the tools cannot send) call through a narrowed role and through
+// an unnarrowed one; the service on the bus records every call it receives.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Daemon } from '../../daemon/daemon.js';
+import { linkStatus } from '../../daemon/status-api.js';
+import type { Fields } from '../../log/logger.js';
+import { FdSocket } from '../../native/fd-socket.js';
+import { closeFd } from '../../native/fds.js';
+import { connectIn } from '../../native/namespace.js';
+import {
+  DBusFramer,
+  type DBusMessage,
+  MessageFlag,
+  MessageType,
+  marshal,
+  uidToHex,
+  unmarshal,
+} from '../../protocols/dbus/index.js';
+import { type Container, startContainer } from '../../testkit/container.js';
+import { BUS_SOCKET, OPEN_POLICY, type ProviderBus, startProviderBus } from '../../testkit/dbus-bus.js';
+import {
+  BUS_NAME,
+  BUS_PATH,
+  type Call,
+  DBusCallError,
+  DBusPeer,
+  type Received,
+} from '../../testkit/dbus-peer.js';
+import { FakeCtrl } from '../../testkit/fake-ctrl.js';
+import {
+  eventually,
+  fileWithContent,
+  graphEntry,
+  openFdCount,
+  PATIENCE_MS,
+  recordingLogger,
+  startTestDaemon,
+} from '../../testkit/mesh.js';
+
+const SERVICE = 'org.pvx.Policy';
+const PATH = '/org/pvx/Policy';
+const READER = 'org.pvx.Policy.Reader';
+const ADMIN = 'org.pvx.Policy.Admin';
+const ACCESS_DENIED = 'org.freedesktop.DBus.Error.AccessDenied';
+
+/** operator: reads, Admin.Status, and names under org.pvx.Owned.; root: anything. `any` is not listed. */
+const ALLOW = [
+  'root',
+  {
+    role: 'operator',
+    interfaces: [READER, 'org.freedesktop.DBus.Introspectable'],
+    paths: ['/org/pvx/*'],
+    own: ['org.pvx.Owned.*'],
+  },
+  { role: 'operator', interfaces: [ADMIN], members: ['Status'], paths: [PATH] },
+];
+const ROLES = ['operator', 'root'] as const;
+type Role = (typeof ROLES)[number];
+
+const INTROSPECTION = `<node>
+  <interface name="${READER}"><method name="Get"><arg type="s" direction="out"/></method>
+    <method name="Notify"/><signal name="Changed"/></interface>
+  <interface name="${ADMIN}"><method name="Status"><arg type="s" direction="out"/></method>
+    <method name="Reboot"><arg type="s" direction="out"/></method></interface>
+</node>`;
+
+let work: string;
+let ctrl: FakeCtrl;
+let bus: ProviderBus;
+let service: DBusPeer;
+/** Every call the service received: `interface.member`. */
+const received: string[] = [];
+/** Signals from consumers the service saw. */
+const consumerSignals: string[] = [];
+let C: Container;
+let daemon: Daemon;
+const logs: Fields[] = [];
+
+function target(role: string): string {
+  return `/run/pv/services/policy-${role}.sock`;
+}
+
+function address(role: Role): string {
+  return `unix:path=${target(role)}`;
+}
+
+function linkOf(role: string) {
+  const link = daemon.reconciler.list().find((candidate) => candidate.spec.role === role);
+  if (!link) throw new Error(`no link for ${role}`);
+  return link;
+}
+
+function denied(role: Role): number {
+  return linkStatus(linkOf(role), null).denied;
+}
+
+async function startService(): Promise<DBusPeer> {
+  const peer = await bus.connect({ unixFds: true });
+  peer.serve(async ({ message, fds }: Received) => {
+    for (const fd of fds) closeFd(fd);
+    received.push(`${message.interface}.${message.member}`);
+    switch (`${message.interface}.${message.member}`) {
+      case 'org.freedesktop.DBus.Introspectable.Introspect':
+        return { signature: 's', body: [INTROSPECTION] };
+      case `${READER}.Get`:
+        return { signature: 's', body: ['value'] };
+      case `${READER}.Notify`:
+        peer.emitSignal(PATH, READER, 'Changed');
+        return {};
+      case `${READER}.CallBack`: {
+        const { message: answer } = await peer.call({
+          destination: message.sender,
+          path: '/client',
+          interface: 'org.pvx.Client',
+          member: 'Answer',
+        });
+        return { signature: 's', body: [String(answer.body[0])] };
+      }
+      case `${ADMIN}.Status`:
+        return { signature: 's', body: ['fine'] };
+      case `${ADMIN}.Reboot`:
+        return { signature: 's', body: ['rebooted'] };
+      default:
+        return { error: 'org.freedesktop.DBus.Error.UnknownMethod', message: 'no such method' };
+    }
+  });
+  peer.onSignal(({ message }) => consumerSignals.push(`${message.interface}.${message.member}`));
+  await peer.callBus('AddMatch', 's', ["type='signal',interface='org.pvx.Client'"]);
+  const owned = await peer.callBus('RequestName', 'su', [SERVICE, 4]);
+  if (owned !== 1) throw new Error(`could not own ${SERVICE}: ${owned}`);
+  return peer;
+}
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'pvx-dbus-policy-'));
+  ctrl = new FakeCtrl(join(work, 'pv-ctrl'));
+  await ctrl.start();
+  [bus, C] = await Promise.all([startProviderBus(OPEN_POLICY), startContainer()]);
+  service = await startService();
+  ctrl.setGraph(
+    [...ROLES, 'any'].map((role) =>
+      graphEntry('dbus', C, bus.container, {
+        name: `policy-${role}`,
+        role,
+        socket: BUS_SOCKET,
+        allow: ALLOW,
+      }),
+    ),
+  );
+  daemon = await startTestDaemon(ctrl, { log: recordingLogger(logs) });
+  await eventually(
+    () => ROLES.every((role) => linkOf(role).state === 'active') && linkOf('any').state === 'failed',
+    PATIENCE_MS,
+    'the links to settle',
+  );
+});
+
+afterAll(async () => {
+  await daemon?.stop();
+  service?.close();
+  await Promise.all([bus?.stop(), C?.stop(), ctrl?.stop()]);
+  rmSync(work, { recursive: true, force: true });
+});
+
+/** A call as the tools take it: the string and uint32 arguments of the driver calls tested here. */
+interface ToolCall {
+  destination: string;
+  path: string;
+  interface: string;
+  member: string;
+  args?: (string | number)[];
+}
+
+const get: ToolCall = { destination: SERVICE, path: PATH, interface: READER, member: 'Get' };
+const reboot: ToolCall = { destination: SERVICE, path: PATH, interface: ADMIN, member: 'Reboot' };
+const status: ToolCall = { destination: SERVICE, path: PATH, interface: ADMIN, member: 'Status' };
+const requestName = (name: string): ToolCall => ({
+  destination: BUS_NAME,
+  path: BUS_PATH,
+  interface: BUS_NAME,
+  member: 'RequestName',
+  args: [name, 4],
+});
+
+/** node -e: a dbus-next client that prints the first value of the answer to one call, or `error <name>`. */
+const DBUS_NEXT_CLIENT = `
+const dbus = require(${JSON.stringify(fileURLToPath(new URL('../../node_modules/dbus-next', import.meta.url)))});
+const [address, json] = process.argv.slice(1);
+const call = JSON.parse(json);
+const bus = dbus.sessionBus({ busAddress: address });
+bus.on('error', (error) => { console.error(error.message); process.exit(2); });
+bus.on('connect', async () => {
+  const args = call.args ?? [];
+  const message = new dbus.Message({ destination: call.destination, path: call.path, interface: call.interface,
+    member: call.member, signature: args.map((a) => typeof a === 'number' ? 'u' : 's').join(''), body: args });
+  try {
+    console.log(String((await bus.call(message)).body[0]));
+  } catch (error) {
+    console.log('error ' + error.type);
+  }
+  bus.disconnect();
+});
+`;
+
+/** Each client makes one call through the link of `role`: the first value of the answer, or `error <name>`. */
+const clients: Record<string, (role: Role, call: ToolCall) => Promise<string>> = {
+  'dbus-send (libdbus)': async (role, call) => {
+    const args = (call.args ?? []).map((a) => (typeof a === 'number' ? `uint32:${a}` : `string:${a}`));
+    const { stdout, stderr } = await C.exec([
+      'dbus-send',
+      `--bus=${address(role)}`,
+      '--print-reply',
+      `--dest=${call.destination}`,
+      call.path,
+      `${call.interface}.${call.member}`,
+      ...args,
+    ]);
+    const value = /^\s+(?:uint32|string) "?([^"\n]*)"?$/m.exec(stdout)?.[1];
+    const error = /^Error ([\w.]+):/m.exec(stderr)?.[1];
+    return value ?? (error ? `error ${error}` : `unexpected: ${stdout} ${stderr}`);
+  },
+  'gdbus (GLib)': async (role, call) => {
+    const args = (call.args ?? []).map((a) => (typeof a === 'number' ? `${a}` : `'${a}'`));
+    const { stdout, stderr } = await C.exec([
+      'gdbus',
+      'call',
+      '--address',
+      address(role),
+      '--dest',
+      call.destination,
+      '--object-path',
+      call.path,
+      '--method',
+      `${call.interface}.${call.member}`,
+      ...args,
+    ]);
+    const value = /^\((?:uint32 )?'?([^',]*)'?,\)$/m.exec(stdout)?.[1];
+    const error = /GDBus\.Error:([\w.]+):/.exec(stderr)?.[1];
+    return value ?? (error ? `error ${error}` : `unexpected: ${stdout} ${stderr}`);
+  },
+  'busctl (sd-bus)': async (role, call) => {
+    const args = call.args ?? [];
+    const signature = args.map((a) => (typeof a === 'number' ? 'u' : 's')).join('');
+    const { stdout, stderr } = await C.exec([
+      'busctl',
+      `--address=${address(role)}`,
+      'call',
+      call.destination,
+      call.path,
+      call.interface,
+      call.member,
+      ...(signature ? [signature, ...args.map(String)] : []),
+    ]);
+    const value = /^[us] "?([^"\n]*)"?$/m.exec(stdout)?.[1];
+    // sd-bus turns an AccessDenied error into EACCES, and busctl prints only its text.
+    const denied = /^Call failed: Access denied$/m.test(stderr);
+    return value ?? (denied ? `error ${ACCESS_DENIED}` : `unexpected: ${stdout} ${stderr}`);
+  },
+  'dbus-next (npm)': async (role, call) => {
+    const { stdout, stderr } = await C.exec([
+      'node',
+      '-e',
+      DBUS_NEXT_CLIENT,
+      address(role),
+      JSON.stringify(call),
+    ]);
+    return stdout.trim() || `unexpected: ${stderr}`;
+  },
+};
+
+describe('a role the policy does not list', () => {
+  it('fails its link, and nothing is planted', async () => {
+    expect(linkOf('any').error).toBe(`role 'any' is not allowed by svc/policy-any`);
+    await expect(connectIn({ pid: C.pid, path: target('any') })).rejects.toThrow();
+  });
+});
+
+describe.each(Object.entries(clients))('%s', (name, call) => {
+  it('makes an allowed call through the narrowed role', async () => {
+    expect(await call('operator', get)).toBe('value');
+    expect(await call('operator', status)).toBe('fine');
+  });
+
+  it('gets AccessDenied from the mediator for a narrowed-out call, which the service never sees', async () => {
+    const before = denied('operator');
+    received.length = 0;
+    expect(await call('operator', reboot)).toBe(`error ${ACCESS_DENIED}`);
+    expect(denied('operator')).toBe(before + 1);
+    // The control: the same call through the unnarrowed role reaches the service, so the bus allows it.
+    expect(await call('root', reboot)).toBe('rebooted');
+    // (gdbus introspects the object first.)
+    expect(received.filter((member) => member !== 'org.freedesktop.DBus.Introspectable.Introspect')).toEqual([
+      `${ADMIN}.Reboot`,
+    ]);
+    expect(denied('root')).toBe(0);
+  });
+
+  it('may request a name under own, and no other', async () => {
+    const owned = `org.pvx.Owned.${name.replace(/\W/g, '')}`;
+    expect(await call('operator', requestName(owned))).toBe('1');
+    expect(await call('operator', requestName('org.pvx.Other'))).toBe(`error ${ACCESS_DENIED}`);
+    expect(await call('root', requestName('org.pvx.Other'))).toBe('1');
+  });
+});
+
+describe('refusals in the log and the counters', () => {
+  it('logs one line per distinct refusal, naming the rule and the call, and counts every one', async () => {
+    const what = `call ${ADMIN}.Reboot on ${PATH} to ${SERVICE}`;
+    const before = denied('operator');
+    for (let i = 0; i < 2; i++) {
+      expect(await clients['dbus-send (libdbus)']?.('operator', reboot)).toBe(`error ${ACCESS_DENIED}`);
+    }
+    expect(denied('operator')).toBe(before + 2);
+    const lines = logs.filter((line) => line.event === 'access denied' && line.what === what);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ role: 'operator', rule: 'operator: interfaces, members' });
+    expect(
+      logs.filter((line) => line.event === 'access denied' && line.what === 'RequestName org.pvx.Other'),
+    ).toEqual([expect.objectContaining({ rule: 'operator: own' })]);
+  });
+});
+
+/** A raw client through the link of `role`, with unix fds, after Hello. */
+async function rawPeer(role: Role): Promise<DBusPeer> {
+  return DBusPeer.connect(await connectIn({ pid: C.pid, path: target(role) }), { unixFds: true });
+}
+
+async function errorOf(promise: Promise<unknown>): Promise<DBusCallError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof DBusCallError) return error;
+    throw error;
+  }
+  throw new Error('the call succeeded');
+}
+
+const driverCall = (member: string, fields: Partial<Call> = {}): Call => ({
+  destination: BUS_NAME,
+  path: BUS_PATH,
+  interface: BUS_NAME,
+  member,
+  ...fields,
+});
+
+describe('a raw client through the narrowed role', () => {
+  it('receives signals, and its own signals and replies reach the service', async () => {
+    const peer = await rawPeer('operator');
+    try {
+      const changed = new Promise<string>((resolve) =>
+        peer.onSignal(({ message }) => resolve(`${message.interface}.${message.member}`)),
+      );
+      await peer.callBus('AddMatch', 's', [`type='signal',interface='${READER}'`]);
+      await peer.call({ destination: SERVICE, path: PATH, interface: READER, member: 'Notify' });
+      expect(await changed).toBe(`${READER}.Changed`);
+      // A call the service makes to the consumer: the consumer's reply passes the filter.
+      peer.serve(() => ({ signature: 's', body: ['from the consumer'] }));
+      const { message } = await peer.call({
+        destination: SERVICE,
+        path: PATH,
+        interface: READER,
+        member: 'CallBack',
+      });
+      expect(message.body[0]).toBe('from the consumer');
+      peer.emitSignal('/client', 'org.pvx.Client', 'Hi');
+      await eventually(() => consumerSignals.includes('org.pvx.Client.Hi'), PATIENCE_MS, 'the signal');
+    } finally {
+      peer.close();
+    }
+  });
+
+  it('may make the read-only driver calls, with or without INTERFACE', async () => {
+    const peer = await rawPeer('operator');
+    try {
+      expect(await peer.callBus('NameHasOwner', 's', [SERVICE])).toBe(true);
+      expect(typeof (await peer.callBus('GetId'))).toBe('string');
+      const { message } = await peer.call(
+        driverCall('GetNameOwner', { interface: undefined, signature: 's', body: [SERVICE] }),
+      );
+      expect(message.body[0]).toBe(service.uniqueName);
+      await peer.call(driverCall('Ping', { interface: 'org.freedesktop.DBus.Peer' }));
+      const all = await peer.call(
+        driverCall('GetAll', {
+          interface: 'org.freedesktop.DBus.Properties',
+          signature: 's',
+          body: [BUS_NAME],
+        }),
+      );
+      expect(all.message.signature).toBe('a{sv}');
+    } finally {
+      peer.close();
+    }
+  });
+
+  it('is refused what changes the bus or widens what it sees, with a clear error', async () => {
+    const peer = await rawPeer('operator');
+    try {
+      const eavesdrop = await errorOf(peer.callBus('AddMatch', 's', ["eavesdrop=true,type='method_call'"]));
+      expect(eavesdrop.errorName).toBe(ACCESS_DENIED);
+      const malformed = await errorOf(peer.callBus('AddMatch', 's', ["type='signal"]));
+      expect(malformed.errorName).toBe('org.freedesktop.DBus.Error.MatchRuleInvalid');
+      expect(malformed.message).toMatch(/malformed match rule: not a list of key=value pairs/);
+      const badValue = await errorOf(peer.callBus('AddMatch', 's', ["type='bogus'"]));
+      expect(badValue.message).toMatch(/type='bogus' is not a type_value/);
+      for (const call of [
+        driverCall('BecomeMonitor', {
+          interface: 'org.freedesktop.DBus.Monitoring',
+          signature: 'asu',
+          body: [[], 0],
+        }),
+        driverCall('BecomeMonitor', { interface: undefined, signature: 'asu', body: [[], 0] }),
+        driverCall('StartServiceByName', { signature: 'su', body: ['org.pvx.Nothing', 0] }),
+        driverCall('UpdateActivationEnvironment', { signature: 'a{ss}', body: [[]] }),
+        driverCall('ReloadConfig'),
+        driverCall('GetAllMatchRules', { interface: 'org.freedesktop.DBus.Debug.Stats' }),
+        driverCall('Set', {
+          interface: 'org.freedesktop.DBus.Properties',
+          signature: 'ssv',
+          body: [BUS_NAME, 'Features', { signature: 's', value: 'x' }],
+        }),
+      ]) {
+        expect((await errorOf(peer.call(call))).errorName, `${call.interface}.${call.member}`).toBe(
+          ACCESS_DENIED,
+        );
+      }
+      // A call without INTERFACE, where the entry names interfaces.
+      const bare = await errorOf(peer.call({ destination: SERVICE, path: PATH, member: 'Get' }));
+      expect(bare.errorName).toBe(ACCESS_DENIED);
+      // Still usable after all that.
+      expect(await peer.callBus('NameHasOwner', 's', [SERVICE])).toBe(true);
+    } finally {
+      peer.close();
+    }
+  });
+
+  it('gets no answer to a refused call that expects none, and the fds of a refused call are closed', async () => {
+    const peer = await rawPeer('operator');
+    try {
+      const before = denied('operator');
+      received.length = 0;
+      const file = fileWithContent('secret');
+      const fdsBefore = openFdCount();
+      const silent = marshal({
+        type: MessageType.METHOD_CALL,
+        flags: MessageFlag.NO_REPLY_EXPECTED,
+        serial: 1000,
+        destination: SERVICE,
+        path: PATH,
+        interface: ADMIN,
+        member: 'Reboot',
+        signature: 'h',
+        body: [0],
+        unixFds: 1,
+      });
+      peer.write(silent, [file]); // the socket takes the fd: it closes our copy once sent
+      // Messages on one connection stay in order: once this answer is back, a reply to 1000 would have come.
+      await peer.callBus('GetId');
+      expect(denied('operator')).toBe(before + 1);
+      expect(peer.strayReplies.filter((message) => message.replySerial === 1000)).toEqual([]);
+      // The mediator (in this process) received a copy: the count is back below what it was once that is closed.
+      await eventually(() => openFdCount() < fdsBefore, PATIENCE_MS, 'the refused fd to be closed');
+      // The bus keeps one sender's messages in order: had Reboot gone on, the service would have it before Get.
+      await peer.call({ destination: SERVICE, path: PATH, interface: READER, member: 'Get' });
+      expect(received).toEqual([`${READER}.Get`]);
+    } finally {
+      peer.close();
+    }
+  });
+});
+
+describe('a client that pipelines everything in one write (as busctl does)', () => {
+  it('gets the Hello reply first, then the refusal addressed to its unique name from the driver', async () => {
+    const socket = new FdSocket(await connectIn({ pid: C.pid, path: target('operator') }));
+    socket.on('error', () => {});
+    let bytes = Buffer.alloc(0);
+    socket.on('data', ({ data }: { data: Buffer }) => {
+      bytes = Buffer.concat([bytes, data]);
+    });
+    const hello = marshal({
+      type: MessageType.METHOD_CALL,
+      flags: 0,
+      serial: 1,
+      destination: BUS_NAME,
+      path: BUS_PATH,
+      interface: BUS_NAME,
+      member: 'Hello',
+    });
+    const refused = marshal({
+      ...unmarshal(hello),
+      serial: 2,
+      destination: SERVICE,
+      path: PATH,
+      interface: ADMIN,
+      member: 'Reboot',
+    });
+    socket.write(
+      Buffer.concat([Buffer.from(`\0AUTH EXTERNAL ${uidToHex(0)}\r\nBEGIN\r\n`, 'latin1'), hello, refused]),
+    );
+    const messages = await eventually(
+      () => {
+        const end = bytes.indexOf('\r\n');
+        if (end < 0) return undefined;
+        const framed = new DBusFramer().push(bytes.subarray(end + 2)).map(({ bytes: one }) => unmarshal(one));
+        return framed.some((message) => message.replySerial === 2) ? framed : undefined;
+      },
+      PATIENCE_MS,
+      'the refusal',
+    );
+    socket.destroy();
+    const replies = messages.filter((message: DBusMessage) => message.replySerial !== undefined);
+    expect(replies.map((message) => [message.type, message.replySerial])).toEqual([
+      [MessageType.METHOD_RETURN, 1],
+      [MessageType.ERROR, 2],
+    ]);
+    const [welcome, error] = replies as [DBusMessage, DBusMessage];
+    expect(error).toMatchObject({
+      errorName: ACCESS_DENIED,
+      sender: BUS_NAME,
+      destination: welcome.body[0],
+    });
+  });
+});
