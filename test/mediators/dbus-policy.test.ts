@@ -1,5 +1,5 @@
-// The provider's access policy on dbus links, end to end: a provider whose dbus-daemon lets everyone do everything,
-// and the links' `allow` doing the restricting. dbus-send, gdbus, busctl and dbus-next in a consumer container
+// The provider's access policy on dbus links, end to end: a provider whose dbus-daemon (and dbus-broker) let
+// everyone do everything, and the links' `allow` doing the restricting. dbus-send, gdbus, busctl and dbus-next in a consumer container
 // (and a raw client on the native layer for what the tools cannot send) call through a narrowed role and through
 // an unnarrowed one; the service on the bus records every call it receives.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -23,6 +23,7 @@ import {
   unmarshal,
 } from '../../protocols/dbus/index.js';
 import { type Container, startContainer } from '../../testkit/container.js';
+import { type Broker, startBroker } from '../../testkit/dbus-broker.js';
 import { BUS_SOCKET, OPEN_POLICY, type ProviderBus, startProviderBus } from '../../testkit/dbus-bus.js';
 import {
   BUS_NAME,
@@ -74,6 +75,9 @@ let work: string;
 let ctrl: FakeCtrl;
 let bus: ProviderBus;
 let service: DBusPeer;
+let broker: Broker;
+let brokerService: DBusPeer;
+const BROKER_SOCKET = '/run/dbus/broker.sock';
 /** Every call the service received: `interface.member`. */
 const received: string[] = [];
 /** Signals from consumers the service saw. */
@@ -82,26 +86,33 @@ let C: Container;
 let daemon: Daemon;
 const logs: Fields[] = [];
 
-function target(role: string): string {
-  return `/run/pv/services/policy-${role}.sock`;
+/** The provider's two buses, each reached through a link per role (named `<bus>-<role>`). */
+const BUSES = [
+  { implementation: 'dbus-daemon', bus: 'policy', socket: BUS_SOCKET },
+  { implementation: 'dbus-broker', bus: 'broker', socket: BROKER_SOCKET },
+] as const;
+type Bus = (typeof BUSES)[number]['bus'];
+
+function target(role: string, on: Bus = 'policy'): string {
+  return `/run/pv/services/${on}-${role}.sock`;
 }
 
-function address(role: Role): string {
-  return `unix:path=${target(role)}`;
+function address(role: Role, on: Bus): string {
+  return `unix:path=${target(role, on)}`;
 }
 
-function linkOf(role: string) {
-  const link = daemon.reconciler.list().find((candidate) => candidate.spec.role === role);
-  if (!link) throw new Error(`no link for ${role}`);
+function linkOf(role: string, on: Bus = 'policy') {
+  const link = daemon.reconciler.list().find((candidate) => candidate.spec.name === `${on}-${role}`);
+  if (!link) throw new Error(`no link ${on}-${role}`);
   return link;
 }
 
-function denied(role: Role): number {
-  return linkStatus(linkOf(role), null).denied;
+function denied(role: Role, on: Bus = 'policy'): number {
+  return linkStatus(linkOf(role, on), null).denied;
 }
 
-async function startService(): Promise<DBusPeer> {
-  const peer = await bus.connect({ unixFds: true });
+async function startService(socket: string): Promise<DBusPeer> {
+  const peer = await bus.connect({ unixFds: true, socket });
   peer.serve(async ({ message, fds }: Received) => {
     for (const fd of fds) closeFd(fd);
     received.push(`${message.interface}.${message.member}`);
@@ -142,20 +153,23 @@ beforeAll(async () => {
   ctrl = new FakeCtrl(join(work, 'pv-ctrl'));
   await ctrl.start();
   [bus, C] = await Promise.all([startProviderBus(OPEN_POLICY), startContainer()]);
-  service = await startService();
+  broker = await startBroker(bus.container.pid, BROKER_SOCKET);
+  service = await startService(BUS_SOCKET);
+  brokerService = await startService(BROKER_SOCKET);
   ctrl.setGraph(
-    [...ROLES, 'any'].map((role) =>
-      graphEntry('dbus', C, bus.container, {
-        name: `policy-${role}`,
-        role,
-        socket: BUS_SOCKET,
-        allow: ALLOW,
-      }),
+    BUSES.flatMap(({ bus: on, socket }) =>
+      [...ROLES, 'any'].map((role) =>
+        graphEntry('dbus', C, bus.container, { name: `${on}-${role}`, role, socket, allow: ALLOW }),
+      ),
     ),
   );
   daemon = await startTestDaemon(ctrl, { log: recordingLogger(logs) });
   await eventually(
-    () => ROLES.every((role) => linkOf(role).state === 'active') && linkOf('any').state === 'failed',
+    () =>
+      BUSES.every(
+        ({ bus: on }) =>
+          ROLES.every((role) => linkOf(role, on).state === 'active') && linkOf('any', on).state === 'failed',
+      ),
     PATIENCE_MS,
     'the links to settle',
   );
@@ -164,6 +178,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await daemon?.stop();
   service?.close();
+  brokerService?.close();
+  await broker?.stop();
   await Promise.all([bus?.stop(), C?.stop(), ctrl?.stop()]);
   rmSync(work, { recursive: true, force: true });
 });
@@ -209,12 +225,12 @@ bus.on('connect', async () => {
 `;
 
 /** Each client makes one call through the link of `role`: the first value of the answer, or `error <name>`. */
-const clients: Record<string, (role: Role, call: ToolCall) => Promise<string>> = {
-  'dbus-send (libdbus)': async (role, call) => {
+const clients: Record<string, (role: Role, call: ToolCall, on?: Bus) => Promise<string>> = {
+  'dbus-send (libdbus)': async (role, call, on = 'policy') => {
     const args = (call.args ?? []).map((a) => (typeof a === 'number' ? `uint32:${a}` : `string:${a}`));
     const { stdout, stderr } = await C.exec([
       'dbus-send',
-      `--bus=${address(role)}`,
+      `--bus=${address(role, on)}`,
       '--print-reply',
       `--dest=${call.destination}`,
       call.path,
@@ -225,13 +241,13 @@ const clients: Record<string, (role: Role, call: ToolCall) => Promise<string>> =
     const error = /^Error ([\w.]+):/m.exec(stderr)?.[1];
     return value ?? (error ? `error ${error}` : `unexpected: ${stdout} ${stderr}`);
   },
-  'gdbus (GLib)': async (role, call) => {
+  'gdbus (GLib)': async (role, call, on = 'policy') => {
     const args = (call.args ?? []).map((a) => (typeof a === 'number' ? `${a}` : `'${a}'`));
     const { stdout, stderr } = await C.exec([
       'gdbus',
       'call',
       '--address',
-      address(role),
+      address(role, on),
       '--dest',
       call.destination,
       '--object-path',
@@ -244,12 +260,12 @@ const clients: Record<string, (role: Role, call: ToolCall) => Promise<string>> =
     const error = /GDBus\.Error:([\w.]+):/.exec(stderr)?.[1];
     return value ?? (error ? `error ${error}` : `unexpected: ${stdout} ${stderr}`);
   },
-  'busctl (sd-bus)': async (role, call) => {
+  'busctl (sd-bus)': async (role, call, on = 'policy') => {
     const args = call.args ?? [];
     const signature = args.map((a) => (typeof a === 'number' ? 'u' : 's')).join('');
     const { stdout, stderr } = await C.exec([
       'busctl',
-      `--address=${address(role)}`,
+      `--address=${address(role, on)}`,
       'call',
       call.destination,
       call.path,
@@ -262,50 +278,50 @@ const clients: Record<string, (role: Role, call: ToolCall) => Promise<string>> =
     const denied = /^Call failed: Access denied$/m.test(stderr);
     return value ?? (denied ? `error ${ACCESS_DENIED}` : `unexpected: ${stdout} ${stderr}`);
   },
-  'dbus-next (npm)': async (role, call) => {
+  'dbus-next (npm)': async (role, call, on = 'policy') => {
     const { stdout, stderr } = await C.exec([
       'node',
       '-e',
       DBUS_NEXT_CLIENT,
-      address(role),
+      address(role, on),
       JSON.stringify(call),
     ]);
     return stdout.trim() || `unexpected: ${stderr}`;
   },
 };
 
-describe('a role the policy does not list', () => {
-  it('fails its link, and nothing is planted', async () => {
-    expect(linkOf('any').error).toBe(`role 'any' is not allowed by svc/policy-any`);
-    await expect(connectIn({ pid: C.pid, path: target('any') })).rejects.toThrow();
-  });
-});
-
-describe.each(Object.entries(clients))('%s', (name, call) => {
-  it('makes an allowed call through the narrowed role', async () => {
-    expect(await call('operator', get)).toBe('value');
-    expect(await call('operator', status)).toBe('fine');
+describe.each(BUSES)('to $implementation', ({ bus: on }) => {
+  it('a role the policy does not list fails its link, and nothing is planted', async () => {
+    expect(linkOf('any', on).error).toBe(`role 'any' is not allowed by svc/${on}-any`);
+    await expect(connectIn({ pid: C.pid, path: target('any', on) })).rejects.toThrow();
   });
 
-  it('gets AccessDenied from the mediator for a narrowed-out call, which the service never sees', async () => {
-    const before = denied('operator');
-    received.length = 0;
-    expect(await call('operator', reboot)).toBe(`error ${ACCESS_DENIED}`);
-    expect(denied('operator')).toBe(before + 1);
-    // The control: the same call through the unnarrowed role reaches the service, so the bus allows it.
-    expect(await call('root', reboot)).toBe('rebooted');
-    // (gdbus introspects the object first.)
-    expect(received.filter((member) => member !== 'org.freedesktop.DBus.Introspectable.Introspect')).toEqual([
-      `${ADMIN}.Reboot`,
-    ]);
-    expect(denied('root')).toBe(0);
-  });
+  describe.each(Object.entries(clients))('%s', (name, call) => {
+    it('makes an allowed call through the narrowed role', async () => {
+      expect(await call('operator', get, on)).toBe('value');
+      expect(await call('operator', status, on)).toBe('fine');
+    });
 
-  it('may request a name under own, and no other', async () => {
-    const owned = `org.pvx.Owned.${name.replace(/\W/g, '')}`;
-    expect(await call('operator', requestName(owned))).toBe('1');
-    expect(await call('operator', requestName('org.pvx.Other'))).toBe(`error ${ACCESS_DENIED}`);
-    expect(await call('root', requestName('org.pvx.Other'))).toBe('1');
+    it('gets AccessDenied from the mediator for a narrowed-out call, which the service never sees', async () => {
+      const before = denied('operator', on);
+      received.length = 0;
+      expect(await call('operator', reboot, on)).toBe(`error ${ACCESS_DENIED}`);
+      expect(denied('operator', on)).toBe(before + 1);
+      // The control: the same call through the unnarrowed role reaches the service, so the bus allows it.
+      expect(await call('root', reboot, on)).toBe('rebooted');
+      // (gdbus introspects the object first.)
+      expect(
+        received.filter((member) => member !== 'org.freedesktop.DBus.Introspectable.Introspect'),
+      ).toEqual([`${ADMIN}.Reboot`]);
+      expect(denied('root', on)).toBe(0);
+    });
+
+    it('may request a name under own, and no other', async () => {
+      const owned = `org.pvx.Owned.${name.replace(/\W/g, '')}`;
+      expect(await call('operator', requestName(owned), on)).toBe('1');
+      expect(await call('operator', requestName('org.pvx.Other'), on)).toBe(`error ${ACCESS_DENIED}`);
+      expect(await call('root', requestName('org.pvx.Other'), on)).toBe('1');
+    });
   });
 });
 
@@ -317,12 +333,14 @@ describe('refusals in the log and the counters', () => {
       expect(await clients['dbus-send (libdbus)']?.('operator', reboot)).toBe(`error ${ACCESS_DENIED}`);
     }
     expect(denied('operator')).toBe(before + 2);
-    const lines = logs.filter((line) => line.event === 'access denied' && line.what === what);
+    // One per link: the dbus-broker link logged its own.
+    const ofLink = (line: Fields) => line.event === 'access denied' && line.link === 'policy-operator';
+    const lines = logs.filter((line) => ofLink(line) && line.what === what);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ role: 'operator', rule: 'operator: interfaces, members' });
-    expect(
-      logs.filter((line) => line.event === 'access denied' && line.what === 'RequestName org.pvx.Other'),
-    ).toEqual([expect.objectContaining({ rule: 'operator: own' })]);
+    expect(logs.filter((line) => ofLink(line) && line.what === 'RequestName org.pvx.Other')).toEqual([
+      expect.objectContaining({ rule: 'operator: own' }),
+    ]);
   });
 });
 
