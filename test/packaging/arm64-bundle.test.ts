@@ -1,7 +1,8 @@
 // The arm64 device bundle, run as on a device: `npm run bundle -- arm64`, unpacked; its daemon runs on its own
 // arm64 Node.js under qemu-aarch64-static (-L: Debian's aarch64 cross libc), with the V8 flags and exactly the
 // capability bounding set and no_new_privs of its systemd unit (setpriv). It reads a graph from a fake pv-ctrl,
-// plants a unix link between two namespaces, relays bytes and an fd, tells NOTIFY_SOCKET it is ready, and exits 0
+// plants a unix link between two namespaces (and a dbus link under a narrowing policy, which needs the bundle's
+// match-rule grammar), relays bytes and an fd, tells NOTIFY_SOCKET it is ready, and exits 0
 // on SIGTERM with the link removed. On this x86_64 machine its launcher refuses to start, in one line.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,6 +27,7 @@ import {
 
 const PROVIDER_SOCKET = '/run/p/echo.sock';
 const TARGET = '/run/pv/services/echo.sock';
+const BUS_TARGET = '/run/pv/services/bus.sock';
 
 let work: string;
 let bundle: string;
@@ -110,7 +112,17 @@ describe('the arm64 daemon under qemu-aarch64, confined as its unit says', () =>
     expect(unitSetting('NoNewPrivileges')).toBe('yes');
     const flags = /^"PVX_NODE_FLAGS=(.*)"$/.exec(unitSetting('Environment'))?.[1]?.split(' ') ?? [];
     expect(flags.length).toBeGreaterThan(0);
-    ctrl.setGraph([graphEntry('unix', C, P, { name: 'echo', socket: PROVIDER_SOCKET, target: TARGET })]);
+    // A dbus link whose policy narrows its role comes up only once the bundle's match-rule grammar is loaded.
+    ctrl.setGraph([
+      graphEntry('unix', C, P, { name: 'echo', socket: PROVIDER_SOCKET, target: TARGET }),
+      graphEntry('dbus', C, P, {
+        name: 'bus',
+        role: 'root',
+        socket: PROVIDER_SOCKET,
+        target: BUS_TARGET,
+        allow: [{ role: 'root', members: ['Get'] }],
+      }),
+    ]);
     const daemon = runDaemon(
       [
         'setpriv',
@@ -136,6 +148,11 @@ describe('the arm64 daemon under qemu-aarch64, confined as its unit says', () =>
     try {
       await eventually(() => manager.received() === 'READY=1', 60_000, `READY=1 (${daemon.output()})`);
       expect((await statIn({ pid: C.pid, path: TARGET })).type).toBe('socket');
+      await eventually(
+        () => statIn({ pid: C.pid, path: BUS_TARGET }).then(({ type }) => type === 'socket'),
+        60_000,
+        `the narrowed dbus link (${daemon.output()})`,
+      );
       const client = await connectFrom(C.pid, TARGET);
       client.write(Buffer.from('ping'), [fileWithContent('through the arm64 daemon')]);
       const echoed = await readBytes(client, 4);

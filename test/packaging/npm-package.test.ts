@@ -74,6 +74,8 @@ describe('npm pack', () => {
       'prebuilds/linux-x64/pvx_native.node',
       'prebuilds/linux-arm64/pvx_native.node',
       'sim/stacks/showcase/',
+      'protocols/dbus/grammar/match-rule.ebnf',
+      'protocols/dbus/grammar/names.ebnf',
       'sim/base-etc/passwd',
       'sim/web/index.html',
       'sim/web/app.js',
@@ -128,8 +130,21 @@ describe('npm install -g of the tarball, no compiler on PATH', () => {
     );
     try {
       provider = await startProvider(0, join(work, 'provider.sock'));
-      ctrl.setGraph([graphEntry('unix', null, null, { socket: join(work, 'provider.sock'), target })]);
+      // A dbus link whose policy narrows its role comes up only once the match-rule grammar is loaded.
+      const busTarget = join(work, 'bus.sock');
+      ctrl.setGraph([
+        graphEntry('unix', null, null, { socket: join(work, 'provider.sock'), target }),
+        graphEntry('dbus', null, null, {
+          name: 'bus',
+          role: 'root',
+          uid: 0,
+          socket: join(work, 'provider.sock'),
+          target: busTarget,
+          allow: [{ role: 'root', members: ['Get'] }],
+        }),
+      ]);
       await eventually(() => manager.received() === 'READY=1', 20_000, 'READY=1');
+      await eventually(() => existsSync(busTarget), 20_000, `the narrowed dbus link (${daemon.output()})`);
       const client = await connectFrom(0, target);
       client.write(Buffer.from('ping'), [fileWithContent('through the installed daemon')]);
       const echoed = await readBytes(client, 4);
@@ -140,6 +155,7 @@ describe('npm install -g of the tarball, no compiler on PATH', () => {
       daemon.child.kill('SIGTERM');
       expect(await daemon.exited).toBe(0);
       expect(existsSync(target)).toBe(false);
+      expect(existsSync(busTarget)).toBe(false);
     } finally {
       daemon.child.kill('SIGKILL');
       provider?.close();
