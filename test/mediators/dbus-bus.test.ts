@@ -5,7 +5,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Daemon } from '../../daemon/daemon.js';
 import type { Fields } from '../../log/logger.js';
@@ -23,6 +22,7 @@ import {
   startTestService,
 } from '../../testkit/dbus-bus.js';
 import { BUS_NAME, BUS_PATH, DBusCallError, DBusPeer } from '../../testkit/dbus-peer.js';
+import { OWN_NAME, TOOL_CLIENTS, type ToolCall } from '../../testkit/dbus-tools.js';
 import { FakeCtrl } from '../../testkit/fake-ctrl.js';
 import {
   allLinksActive,
@@ -135,25 +135,21 @@ describe('the upstream connection', () => {
   });
 });
 
-/** node -e: a dbus-next client that prints the answer to one call, or `error <name>`. */
-const DBUS_NEXT_CLIENT = `
-const dbus = require(${JSON.stringify(fileURLToPath(new URL('../../node_modules/dbus-next', import.meta.url)))});
-const [address, what] = process.argv.slice(1);
-const bus = dbus.sessionBus({ busAddress: address });
-bus.on('error', (error) => { console.error(error.message); process.exit(2); });
-bus.on('connect', async () => {
-  const message = what === 'WhoAmI'
-    ? new dbus.Message({ destination: '${BUS_NAME}', path: '${BUS_PATH}', interface: '${BUS_NAME}',
-        member: 'GetConnectionUnixUser', signature: 's', body: [bus.name] })
-    : new dbus.Message({ destination: '${SERVICE}', path: '${SERVICE_PATH}', interface: '${SERVICE}', member: what });
-  try {
-    console.log(String((await bus.call(message)).body[0]));
-  } catch (error) {
-    console.log('error ' + error.type);
-  }
-  bus.disconnect();
+const serviceCall = (member: string): ToolCall => ({
+  destination: SERVICE,
+  path: SERVICE_PATH,
+  interface: SERVICE,
+  member,
 });
-`;
+
+/** dbus-next asks the bus about its own unique name, which the CLI tools cannot know before their one call. */
+const OWN_UID: ToolCall = {
+  destination: BUS_NAME,
+  path: BUS_PATH,
+  interface: BUS_NAME,
+  member: 'GetConnectionUnixUser',
+  args: [OWN_NAME],
+};
 
 /**
  * Each client calls `member` through the link of `role` and returns what it printed, normalized to the value
@@ -162,57 +158,17 @@ bus.on('connect', async () => {
  * and the raw client ask the bus about their own unique name themselves.
  */
 const clients: Record<string, (role: Role, member: 'WhoAmI' | 'Restricted', bus?: Bus) => Promise<string>> = {
-  'dbus-send (libdbus)': async (role, member, bus = 'bus') => {
-    const { stdout, stderr } = await C.exec([
-      'dbus-send',
-      `--bus=${address(role, bus)}`,
-      '--print-reply',
-      `--dest=${SERVICE}`,
-      SERVICE_PATH,
-      `${SERVICE}.${member}`,
-    ]);
-    const value = /^\s+(?:uint32|string) "?([^"\n]*)"?$/m.exec(stdout)?.[1];
-    const error = /^Error ([\w.]+):/m.exec(stderr)?.[1];
-    return value ?? (error ? `error ${error}` : `unexpected: ${stdout} ${stderr}`);
-  },
-  'gdbus (GLib)': async (role, member, bus = 'bus') => {
-    const { stdout, stderr } = await C.exec([
-      'gdbus',
-      'call',
-      '--address',
-      address(role, bus),
-      '--dest',
-      SERVICE,
-      '--object-path',
-      SERVICE_PATH,
-      '--method',
-      `${SERVICE}.${member}`,
-    ]);
-    const value = /^\((?:uint32 )?'?([^',]*)'?,\)$/m.exec(stdout)?.[1];
-    const error = /GDBus\.Error:([\w.]+):/.exec(stderr)?.[1];
-    return value ?? (error ? `error ${error}` : `unexpected: ${stdout} ${stderr}`);
-  },
-  'busctl (sd-bus)': async (role, member, bus = 'bus') => {
-    const { stdout, stderr } = await C.exec([
-      'busctl',
-      `--address=${address(role, bus)}`,
-      'call',
-      SERVICE,
-      SERVICE_PATH,
-      SERVICE,
-      member,
-    ]);
-    const value = /^[us] "?([^"\n]*)"?$/m.exec(stdout)?.[1];
-    // sd-bus turns an AccessDenied error into EACCES, and busctl prints only its text.
-    const denied = /^Call failed: Access denied$/m.test(stderr);
-    return (
-      value ?? (denied ? 'error org.freedesktop.DBus.Error.AccessDenied' : `unexpected: ${stdout} ${stderr}`)
-    );
-  },
-  'dbus-next (npm)': async (role, member, bus = 'bus') => {
-    const { stdout, stderr } = await C.exec(['node', '-e', DBUS_NEXT_CLIENT, address(role, bus), member]);
-    return stdout.trim() || `unexpected: ${stderr}`;
-  },
+  ...Object.fromEntries(
+    Object.entries(TOOL_CLIENTS).map(([name, tool]) => [
+      name,
+      (role: Role, member: string, bus: Bus = 'bus') =>
+        tool(
+          C,
+          address(role, bus),
+          member === 'WhoAmI' && name === 'dbus-next (npm)' ? OWN_UID : serviceCall(member),
+        ),
+    ]),
+  ),
   'raw client on the native layer': async (role, member, bus = 'bus') => {
     const peer = await rawClient(role, bus);
     try {

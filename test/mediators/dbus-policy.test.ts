@@ -5,7 +5,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Daemon } from '../../daemon/daemon.js';
 import { linkStatus } from '../../daemon/status-api.js';
@@ -33,6 +32,7 @@ import {
   DBusPeer,
   type Received,
 } from '../../testkit/dbus-peer.js';
+import { TOOL_CLIENTS, type ToolCall } from '../../testkit/dbus-tools.js';
 import { FakeCtrl } from '../../testkit/fake-ctrl.js';
 import {
   eventually,
@@ -184,15 +184,6 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-/** A call as the tools take it: the string and uint32 arguments of the driver calls tested here. */
-interface ToolCall {
-  destination: string;
-  path: string;
-  interface: string;
-  member: string;
-  args?: (string | number)[];
-}
-
 const get: ToolCall = { destination: SERVICE, path: PATH, interface: READER, member: 'Get' };
 const reboot: ToolCall = { destination: SERVICE, path: PATH, interface: ADMIN, member: 'Reboot' };
 const status: ToolCall = { destination: SERVICE, path: PATH, interface: ADMIN, member: 'Status' };
@@ -204,91 +195,13 @@ const requestName = (name: string): ToolCall => ({
   args: [name, 4],
 });
 
-/** node -e: a dbus-next client that prints the first value of the answer to one call, or `error <name>`. */
-const DBUS_NEXT_CLIENT = `
-const dbus = require(${JSON.stringify(fileURLToPath(new URL('../../node_modules/dbus-next', import.meta.url)))});
-const [address, json] = process.argv.slice(1);
-const call = JSON.parse(json);
-const bus = dbus.sessionBus({ busAddress: address });
-bus.on('error', (error) => { console.error(error.message); process.exit(2); });
-bus.on('connect', async () => {
-  const args = call.args ?? [];
-  const message = new dbus.Message({ destination: call.destination, path: call.path, interface: call.interface,
-    member: call.member, signature: args.map((a) => typeof a === 'number' ? 'u' : 's').join(''), body: args });
-  try {
-    console.log(String((await bus.call(message)).body[0]));
-  } catch (error) {
-    console.log('error ' + error.type);
-  }
-  bus.disconnect();
-});
-`;
-
 /** Each client makes one call through the link of `role`: the first value of the answer, or `error <name>`. */
-const clients: Record<string, (role: Role, call: ToolCall, on?: Bus) => Promise<string>> = {
-  'dbus-send (libdbus)': async (role, call, on = 'policy') => {
-    const args = (call.args ?? []).map((a) => (typeof a === 'number' ? `uint32:${a}` : `string:${a}`));
-    const { stdout, stderr } = await C.exec([
-      'dbus-send',
-      `--bus=${address(role, on)}`,
-      '--print-reply',
-      `--dest=${call.destination}`,
-      call.path,
-      `${call.interface}.${call.member}`,
-      ...args,
-    ]);
-    const value = /^\s+(?:uint32|string) "?([^"\n]*)"?$/m.exec(stdout)?.[1];
-    const error = /^Error ([\w.]+):/m.exec(stderr)?.[1];
-    return value ?? (error ? `error ${error}` : `unexpected: ${stdout} ${stderr}`);
-  },
-  'gdbus (GLib)': async (role, call, on = 'policy') => {
-    const args = (call.args ?? []).map((a) => (typeof a === 'number' ? `${a}` : `'${a}'`));
-    const { stdout, stderr } = await C.exec([
-      'gdbus',
-      'call',
-      '--address',
-      address(role, on),
-      '--dest',
-      call.destination,
-      '--object-path',
-      call.path,
-      '--method',
-      `${call.interface}.${call.member}`,
-      ...args,
-    ]);
-    const value = /^\((?:uint32 )?'?([^',]*)'?,\)$/m.exec(stdout)?.[1];
-    const error = /GDBus\.Error:([\w.]+):/.exec(stderr)?.[1];
-    return value ?? (error ? `error ${error}` : `unexpected: ${stdout} ${stderr}`);
-  },
-  'busctl (sd-bus)': async (role, call, on = 'policy') => {
-    const args = call.args ?? [];
-    const signature = args.map((a) => (typeof a === 'number' ? 'u' : 's')).join('');
-    const { stdout, stderr } = await C.exec([
-      'busctl',
-      `--address=${address(role, on)}`,
-      'call',
-      call.destination,
-      call.path,
-      call.interface,
-      call.member,
-      ...(signature ? [signature, ...args.map(String)] : []),
-    ]);
-    const value = /^[us] "?([^"\n]*)"?$/m.exec(stdout)?.[1];
-    // sd-bus turns an AccessDenied error into EACCES, and busctl prints only its text.
-    const denied = /^Call failed: Access denied$/m.test(stderr);
-    return value ?? (denied ? `error ${ACCESS_DENIED}` : `unexpected: ${stdout} ${stderr}`);
-  },
-  'dbus-next (npm)': async (role, call, on = 'policy') => {
-    const { stdout, stderr } = await C.exec([
-      'node',
-      '-e',
-      DBUS_NEXT_CLIENT,
-      address(role, on),
-      JSON.stringify(call),
-    ]);
-    return stdout.trim() || `unexpected: ${stderr}`;
-  },
-};
+const clients: Record<string, (role: Role, call: ToolCall, on?: Bus) => Promise<string>> = Object.fromEntries(
+  Object.entries(TOOL_CLIENTS).map(([name, tool]) => [
+    name,
+    (role: Role, call: ToolCall, on: Bus = 'policy') => tool(C, address(role, on), call),
+  ]),
+);
 
 describe.each(BUSES)('to $implementation', ({ bus: on }) => {
   it('a role the policy does not list fails its link, and nothing is planted', async () => {
