@@ -78,7 +78,8 @@ let matchRuleParser: Promise<MatchRuleParser> | undefined;
 
 /**
  * The match-rule parser, built once from the grammar shipped with the daemon, on the first link with a narrowed
- * role (a daemon without such links never loads it).
+ * role: a daemon without such links never loads it. The device bundle ships match-rule.js (with the ebnf package)
+ * as a file of its own at this same relative path, so that its source is not held by an idle daemon either.
  */
 export function loadMatchRuleParser(): Promise<MatchRuleParser> {
   matchRuleParser ??= (async () => {
