@@ -94,7 +94,7 @@ afterAll(async () => {
 
 describe('pvx-sim check', () => {
   for (const [stack, count] of [
-    ['showcase', 13],
+    ['showcase', 14],
     ['upstream-examples', 13],
     ['hosted-bus', 6],
   ] as const) {
