@@ -1,6 +1,8 @@
-// `npm run bench -- dbus`: the D-Bus mediator (the real pv-xconnect process, a host-side dbus link) vs a direct
-// connection to the bus vs xdg-dbus-proxy (unfiltered): method calls per second and latency of a small echo method
-// with 1 and 16 concurrent clients, a flood of 100k signals to one consumer, and a 16 MiB message echoed.
+// `npm run bench -- dbus`: the D-Bus mediator (the real pv-xconnect process, host-side dbus links: one without a
+// policy, one whose role a 20-entry `allow` list narrows) vs a direct connection to the bus vs xdg-dbus-proxy
+// (unfiltered, and filtered by the equivalent --call/--broadcast rules): method calls per second and latency of a
+// small echo method with 1 and 16 concurrent clients, a flood of 100k signals to one consumer, and a 16 MiB message
+// echoed.
 // One dbus-daemon, one echo service (its own process, testkit/dbus-echo-service.ts); clients speak through
 // testkit/dbus-peer.ts. Both relays' CPU time per message relayed (the daemon's, xdg-dbus-proxy's); the paths take
 // turns over ROUNDS rounds, each starting one path further on; rates are medians of the rounds with their spread.
@@ -40,6 +42,39 @@ const CALLS_PER_CONCURRENT_CLIENT = 1000;
 /** Per round. */
 const SIGNALS = 100_000;
 const BIG_MESSAGE_BYTES = 16 * 1024 * 1024;
+/** Policy entries besides the one that lets the bench's calls through (which comes last: every call checks all). */
+const OTHER_RULES = 19;
+const POLICED = 'pv-xconnect, 20-rule policy';
+const FILTERED_PROXY = 'xdg-dbus-proxy, filtered';
+
+/** The narrowed role's `allow` list: 19 entries for other interfaces, then the bench's own. */
+function benchPolicy(): unknown[] {
+  const others = Array.from({ length: OTHER_RULES }, (_, i) => ({
+    role: 'root',
+    interfaces: [`org.pvx.Other${i}`],
+    members: [`Method${i}`, 'Get*'],
+    paths: [`/org/pvx/Other${i}/*`],
+  }));
+  return [
+    ...others,
+    { role: 'root', interfaces: [SERVICE], members: ['Echo', 'Flood'], paths: [SERVICE_PATH] },
+  ];
+}
+
+/** xdg-dbus-proxy's equivalent of benchPolicy: a --call rule per entry, and the bench service's signals. */
+function proxyFilter(): string[] {
+  const others = Array.from(
+    { length: OTHER_RULES },
+    (_, i) => `--call=org.pvx.Other${i}=org.pvx.Other${i}.Method${i}@/org/pvx/Other${i}/*`,
+  );
+  return [
+    '--filter',
+    ...others,
+    `--call=${SERVICE}=${SERVICE}.Echo@${SERVICE_PATH}`,
+    `--call=${SERVICE}=${SERVICE}.Flood@${SERVICE_PATH}`,
+    `--broadcast=${SERVICE}=${SERVICE}.*@${SERVICE_PATH}`,
+  ];
+}
 
 function busConfig(socket: string): string {
   return `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -221,8 +256,7 @@ function summary(rounds: Round[]) {
 export async function run(): Promise<void> {
   const dir = mkdtempSync('/dev/shm/pvx-bench-dbus-');
   const busPath = join(dir, 'bus.sock');
-  const meshPath = join(dir, 'mesh.sock');
-  const proxyPath = join(dir, 'proxy.sock');
+  const socketOf = (name: string) => join(dir, `${name}.sock`);
   const load = watchLoad();
   const children: ChildProcess[] = [];
   const ctrl = new FakeCtrl(join(dir, 'ctrl.sock'));
@@ -233,17 +267,33 @@ export async function run(): Promise<void> {
     children.push(spawn('dbus-daemon', busArgs, { stdio: 'ignore' }));
     await eventually(() => existsSync(busPath), 10_000, 'dbus-daemon');
     children.push(await startService(busPath));
-    ctrl.setGraph([hostLink('bench-bus', busPath, meshPath, { type: 'dbus', role: 'root' })]);
+    ctrl.setGraph([
+      hostLink('bench-bus', busPath, socketOf('mesh'), { type: 'dbus', role: 'root' }),
+      hostLink('bench-policy', busPath, socketOf('mesh-policy'), {
+        type: 'dbus',
+        role: 'root',
+        allow: benchPolicy(),
+      }),
+    ]);
     await ctrl.start();
     const daemon = startDaemonProcess(ctrl.socketPath);
     children.push(daemon);
-    const proxy = spawn('xdg-dbus-proxy', [`unix:path=${busPath}`, proxyPath], { stdio: 'ignore' });
-    children.push(proxy);
-    await eventually(() => existsSync(meshPath) && existsSync(proxyPath), 10_000, 'the relays');
+    const proxy = spawn('xdg-dbus-proxy', [`unix:path=${busPath}`, socketOf('proxy')], { stdio: 'ignore' });
+    const filtered = spawn(
+      'xdg-dbus-proxy',
+      [`unix:path=${busPath}`, socketOf('proxy-filtered'), ...proxyFilter()],
+      { stdio: 'ignore' },
+    );
+    children.push(proxy, filtered);
+    const sockets = ['mesh', 'mesh-policy', 'proxy', 'proxy-filtered'].map(socketOf);
+    await eventually(() => sockets.every((socket) => existsSync(socket)), 10_000, 'the relays');
+    const daemonPid = daemon.pid as number;
     rounds = await measure([
       { name: 'direct', socket: busPath, relayPid: null },
-      { name: 'pv-xconnect', socket: meshPath, relayPid: daemon.pid as number },
-      { name: 'xdg-dbus-proxy', socket: proxyPath, relayPid: proxy.pid as number },
+      { name: 'pv-xconnect', socket: socketOf('mesh'), relayPid: daemonPid },
+      { name: POLICED, socket: socketOf('mesh-policy'), relayPid: daemonPid },
+      { name: 'xdg-dbus-proxy', socket: socketOf('proxy'), relayPid: proxy.pid as number },
+      { name: FILTERED_PROXY, socket: socketOf('proxy-filtered'), relayPid: filtered.pid as number },
     ]);
   } finally {
     // The bus goes last: the others are its clients.
@@ -277,6 +327,32 @@ export async function run(): Promise<void> {
       proxy,
       (r) => r.flood.relayCpuMs / r.flood.count,
     ),
+    // The policy's cost (target: at most 5% of the call rate), and filtered against filtered (target: at or above).
+    'policy: calls/s vs none (1 client)': paired(rounds, POLICED, ours, (r) => rate(r.one)),
+    [`policy: calls/s vs none (${CONCURRENT_CLIENTS} clients)`]: paired(rounds, POLICED, ours, (r) =>
+      rate(r.many),
+    ),
+    'policy: CPU per message vs none (1 client)': paired(rounds, POLICED, ours, (r) =>
+      cpuPerMessageUs(r.one),
+    ),
+    [`policy: CPU per message vs none (${CONCURRENT_CLIENTS} clients)`]: paired(rounds, POLICED, ours, (r) =>
+      cpuPerMessageUs(r.many),
+    ),
+    'policy: calls/s vs xdg-dbus-proxy filtered (1 client)': paired(rounds, POLICED, FILTERED_PROXY, (r) =>
+      rate(r.one),
+    ),
+    [`policy: calls/s vs xdg-dbus-proxy filtered (${CONCURRENT_CLIENTS} clients)`]: paired(
+      rounds,
+      POLICED,
+      FILTERED_PROXY,
+      (r) => rate(r.many),
+    ),
+    'policy: CPU per message vs xdg-dbus-proxy filtered (1 client)': paired(
+      rounds,
+      POLICED,
+      FILTERED_PROXY,
+      (r) => cpuPerMessageUs(r.one),
+    ),
   };
   const method = {
     rounds: ROUNDS,
@@ -285,6 +361,7 @@ export async function run(): Promise<void> {
     callsPerConcurrentClient: CALLS_PER_CONCURRENT_CLIENT,
     signals: SIGNALS,
     bigMessageBytes: BIG_MESSAGE_BYTES,
+    policy: `${OTHER_RULES + 1} entries for the role, the one matching the bench's calls last; xdg-dbus-proxy filtered: ${proxyFilter().join(' ')}`,
     note: 'paths take turns, each round starting one path further; rates and CPU are median (min–max) over the rounds, latencies pool all rounds; relay CPU is user + system of the relaying process (the daemon, xdg-dbus-proxy). Clients: testkit/dbus-peer.ts, service: testkit/dbus-echo-service.ts',
   };
   const paths = Object.fromEntries([...rounds].map(([path, results]) => [path, summary(results)]));
