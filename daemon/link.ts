@@ -75,7 +75,8 @@ export class Link {
   error: string | null = null;
   /** A remark from the mediator about the active link. */
   note: string | null = null;
-  since = new Date();
+  /** When the state last changed (ms since the epoch: a number costs a link less than a Date). */
+  since = Date.now();
   readonly counters: LinkCounters = {
     connections: { active: 0, total: 0, rejected: 0, failed: 0 },
     bytes: { toProvider: 0, toConsumer: 0 },
@@ -96,7 +97,7 @@ export class Link {
   /** The end whose pinned process is gone: the link stays down until the graph names another process. */
   private gone: End | null = null;
   /** Refusals already logged, as `rule\nwhat`. */
-  private readonly refusalsLogged = new Set<string>();
+  private refusalsLogged: Set<string> | null = null; // created with the first refusal: most links have none
 
   constructor(
     readonly spec: LinkSpec,
@@ -286,10 +287,12 @@ export class Link {
   private refused({ rule, what }: Refusal): void {
     this.counters.denied += 1;
     const key = `${rule}\n${what}`;
-    if (this.refusalsLogged.has(key) || this.refusalsLogged.size >= MAX_LOGGED_REFUSALS) return;
-    this.refusalsLogged.add(key);
+    this.refusalsLogged ??= new Set();
+    const logged = this.refusalsLogged;
+    if (logged.has(key) || logged.size >= MAX_LOGGED_REFUSALS) return;
+    logged.add(key);
     this.log.info('access denied', { role: this.spec.role, rule, what });
-    if (this.refusalsLogged.size === MAX_LOGGED_REFUSALS) {
+    if (logged.size === MAX_LOGGED_REFUSALS) {
       this.log.info('access denied: further distinct refusals of this link are counted, not logged');
     }
   }
@@ -303,7 +306,7 @@ export class Link {
   }
 
   private setState(state: LinkState, error: string | null): void {
-    if (state !== this.state) this.since = new Date();
+    if (state !== this.state) this.since = Date.now();
     if (state !== 'active') this.note = null;
     this.state = state;
     this.error = error;

@@ -44,7 +44,7 @@ export function linkStatus(link: Link, graphError: string | null) {
     state: link.state,
     error: link.error,
     note: link.note,
-    since: link.since.toISOString(),
+    since: new Date(link.since).toISOString(),
     connections: {
       active: counters.connections.active,
       total: counters.connections.total,
