@@ -11,6 +11,7 @@ export {
   serializeRequestHead,
   serializeResponseHead,
 } from './serializer.js';
+export { type NormalizedTarget, normalizePath, normalizeTarget } from './target.js';
 export {
   type AnsweredRequest,
   type BodyFraming,
