@@ -27,6 +27,11 @@ export interface StreamFilter {
   push(chunk: Chunk, sink: FilterSink): void;
   /** The sender half-closed; flush what is held back. */
   end?(sink: FilterSink): void;
+  /**
+   * Asked after `end`: true keeps the receiver's side open, because the filter still holds input that must go on
+   * first; it calls `Relay.halfClose` once that went on.
+   */
+  endsLater?(): boolean;
   /** The connection is over, however it ended: release what is still held (fds above all). Called once. */
   dispose?(): void;
   /**
@@ -66,6 +71,10 @@ export interface Relay {
   hold(direction: Direction, held: boolean): void;
   /** Ends the connection as a throw from the filter of `direction` would: what was replied still reaches the sender. */
   reject(direction: Direction, reason: Error): void;
+  /** Ends the connection as `reject` does, as an ordinary close the protocol asked for (not logged as a rejection). */
+  close(direction: Direction): void;
+  /** Ends the stream onward, as its sender's own end did (for a filter that `endsLater`). */
+  halfClose(direction: Direction): void;
   /**
    * Passes the next `length` bytes from the sender of `direction` on as they are, inside the kernel, without
    * the filter (a body it need not see); fds that come with them are closed. `done(moved)` runs once they went
@@ -164,8 +173,14 @@ export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOpti
   };
 
   // A filter refused the stream: nothing more goes onward and the sender gets its reply.
-  const reject = ({ from, to, direction }: Flow, error: unknown) => {
-    log.warn('connection rejected', { direction, reason: (error as Error).message });
+  const reject = (flow: Flow, error: unknown) => {
+    log.warn('connection rejected', { direction: flow.direction, reason: (error as Error).message });
+    stopOnward(flow);
+  };
+
+  // A filter refused the stream or its protocol ends the connection: nothing more goes onward, the sender gets what
+  // was replied to it.
+  const stopOnward = ({ from, to }: Flow) => {
     to.destroy();
     windDown(from);
   };
@@ -238,7 +253,7 @@ export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOpti
       if (finished) return;
       try {
         filter?.end?.(sink);
-        to.end();
+        if (!filter?.endsLater?.()) to.end();
       } catch (error) {
         if (!finished) reject(flow, error);
         return;
@@ -300,6 +315,12 @@ export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOpti
     },
     reject(direction, reason) {
       if (!finished) reject(flows[direction], reason);
+    },
+    close(direction) {
+      if (!finished) stopOnward(flows[direction]);
+    },
+    halfClose(direction) {
+      if (!finished) flows[direction].to.end();
     },
     transfer(direction, length, done) {
       const { from, to } = flows[direction];

@@ -4,9 +4,10 @@
 import type { Fields, Logger } from '../log/logger.js';
 import { DEFAULT_RELAY_LIMITS } from '../mediators/relay.js';
 import { restMediator } from '../mediators/rest.js';
-import type { LinkContext, LinkCounters, Namespace } from '../mediators/types.js';
+import type { LinkContext, LinkCounters, Namespace, Refusal } from '../mediators/types.js';
 import type { Chunk, FdSocket } from '../native/fd-socket.js';
 import { closeFd } from '../native/fds.js';
+import type { Narrowing } from '../protocols/graph/allow.js';
 import type { LinkSpec } from '../protocols/graph/xconnect-graph.js';
 import { PATIENCE_MS } from './mesh.js';
 import { socketPair } from './sockets.js';
@@ -134,6 +135,8 @@ export interface RestConnection {
   atServer: Inbox;
   counters: LinkCounters;
   log: CapturedLog[];
+  /** What the link reported as refused by its access policy, in order. */
+  refusals: Refusal[];
   close(): void;
 }
 
@@ -159,8 +162,14 @@ const unusedNamespace = new Proxy({} as Namespace, {
   },
 });
 
-/** One consumer connection through the rest mediator to a provider connection, both ends held by the test. */
-export async function restConnection(spec: Partial<LinkSpec> = {}): Promise<RestConnection> {
+/**
+ * One consumer connection through the rest mediator to a provider connection, both ends held by the test. `narrowings`
+ * is what the access policy lets the link's role do (null: no narrowing).
+ */
+export async function restConnection(
+  spec: Partial<LinkSpec> = {},
+  narrowings: readonly Narrowing[] | null = null,
+): Promise<RestConnection> {
   const [client, consumerEnd] = socketPair();
   const [providerEnd, server] = socketPair();
   const log: CapturedLog[] = [];
@@ -170,6 +179,7 @@ export async function restConnection(spec: Partial<LinkSpec> = {}): Promise<Rest
     fds: { toProvider: 0, toConsumer: 0 },
     denied: 0,
   };
+  const refusals: Refusal[] = [];
   const link: LinkContext = {
     spec: { ...TEST_SPEC, ...spec },
     log: capturingLogger(log),
@@ -177,10 +187,13 @@ export async function restConnection(spec: Partial<LinkSpec> = {}): Promise<Rest
     consumer: unusedNamespace,
     provider: unusedNamespace,
     relayLimits: DEFAULT_RELAY_LIMITS,
-    narrowings: null,
+    narrowings,
     dialProvider: async () => providerEnd,
     note: () => {},
-    refused: () => {},
+    refused: (refusal) => {
+      counters.denied += 1;
+      refusals.push(refusal);
+    },
   };
   const state = await restMediator.add(link);
   restMediator.onConnection?.(consumerEnd, link, state);
@@ -193,6 +206,7 @@ export async function restConnection(spec: Partial<LinkSpec> = {}): Promise<Rest
     atServer,
     counters,
     log,
+    refusals,
     close() {
       for (const socket of [client, server, consumerEnd, providerEnd]) socket.destroy();
     },

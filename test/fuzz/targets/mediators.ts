@@ -12,8 +12,10 @@ import {
   RestConnection,
   ROLE_FIELD,
 } from '../../../mediators/rest-connection.js';
+import { restPolicyOf } from '../../../mediators/rest-policy.js';
 import { DBusFramer, marshal, uidToHex } from '../../../protocols/dbus/index.js';
-import { fieldNameKey, RequestParser } from '../../../protocols/http/index.js';
+import { parseAllow } from '../../../protocols/graph/allow.js';
+import { fieldNameKey, normalizeTarget, RequestParser } from '../../../protocols/http/index.js';
 import { messageArb } from '../../protocols/dbus/arbitraries.js';
 import { collect, prng } from '../../protocols/http/streams.js';
 import { checkFdsAccountedFor, openFds } from '../fds.js';
@@ -245,7 +247,34 @@ export const dbusGateTarget: FuzzTarget<GateInput> = {
   },
 };
 
-type RestInput = { stream: string; cuts: number[] };
+/**
+ * `policy`: the link's role is narrowed by REST_POLICY, and `target` (when given) replaces the first request's
+ * target, so that tricky paths meet the policy.
+ */
+type RestInput = { stream: string; cuts: number[]; policy?: boolean; target?: string };
+
+const REST_POLICY = [{ role: 'viewer', methods: ['GET', 'HEAD'], paths: ['/a/*', '/k*'] }];
+const TRICKY_TARGETS = [
+  '/a/../b',
+  '/a/%2e%2e/k',
+  '/a/%2E%2E/%2e%2e/k',
+  '/a/..%2Fk',
+  '/a/..;/b',
+  '/%61/b?x',
+  '/a/./b/.',
+  '/k/../../a/x',
+  'http://h/a/../k?q',
+  'http://h',
+  '*',
+];
+
+/** Whether the reference reading of REST_POLICY allows a request the provider got. */
+function policyAllows(method: string, target: string): boolean {
+  const normalized = normalizeTarget(target);
+  if (!normalized.ok || normalized.path === null) return false;
+  const { path } = normalized;
+  return ['GET', 'HEAD'].includes(method) && (path.startsWith('/a/') || path.startsWith('/k'));
+}
 
 /** A relay stand-in for the REST connection: it records what the connection asks of the relay. */
 function relayRecorder(sink: FilterSink): Relay & { rejected: Error | null } {
@@ -257,6 +286,10 @@ function relayRecorder(sink: FilterSink): Relay & { rejected: Error | null } {
     reject(_direction, reason) {
       this.rejected ??= reason;
     },
+    close() {
+      this.rejected ??= new Error('closed');
+    },
+    halfClose() {},
     transfer() {
       disagree('a small body was handed to a kernel transfer', {});
     },
@@ -279,16 +312,26 @@ export const restConnectionTarget: FuzzTarget<RestInput> = {
       'X.PV.Client: e\r\n',
     );
     const generated = fc.nat().map((seed) => generateStream(prng(seed)).toString('latin1'));
-    return fc.record({
-      stream: fc.tuple(generated, forged, fc.nat()).map(([text, field, where]) => {
-        // A forged identity field slipped in after some request line.
-        const lineEnd = text.indexOf('\r\n', where % Math.max(1, text.length));
-        return lineEnd === -1 ? text : `${text.slice(0, lineEnd + 2)}${field}${text.slice(lineEnd + 2)}`;
-      }),
-      cuts: fc.array(fc.nat(), { maxLength: 5 }),
-    });
+    return fc.record(
+      {
+        stream: fc.tuple(generated, forged, fc.nat()).map(([text, field, where]) => {
+          // A forged identity field slipped in after some request line.
+          const lineEnd = text.indexOf('\r\n', where % Math.max(1, text.length));
+          return lineEnd === -1 ? text : `${text.slice(0, lineEnd + 2)}${field}${text.slice(lineEnd + 2)}`;
+        }),
+        cuts: fc.array(fc.nat(), { maxLength: 5 }),
+        policy: fc.boolean(),
+        target: fc.constantFrom(...TRICKY_TARGETS),
+      },
+      { requiredKeys: ['stream', 'cuts'] },
+    );
   },
-  check({ stream, cuts }) {
+  check({ stream: generated, cuts, policy = false, target }) {
+    // The first request line's target replaced (the line keeps its method and version).
+    const stream =
+      target === undefined
+        ? generated
+        : generated.replace(/^([!-~]+) [!-~]+ /, (_, method) => `${method} ${target} `);
     const identity = [
       { name: CLIENT_FIELD, value: 'app' },
       { name: ROLE_FIELD, value: 'viewer' },
@@ -304,10 +347,24 @@ export const restConnectionTarget: FuzzTarget<RestInput> = {
     const relay = relayRecorder(sink);
     let toProvider: { push: (chunk: { data: Buffer; fds: number[] }, sink: FilterSink) => void } | null =
       null;
-    new RestConnection(identity, quiet, (filters) => {
-      toProvider = filters.toProvider;
-      return relay;
-    });
+    const refusals: string[] = [];
+    new RestConnection(
+      {
+        identity,
+        policy: policy
+          ? restPolicyOf(
+              'viewer',
+              parseAllow(REST_POLICY, 'rest', 'fuzz').grantFor('viewer')?.narrowings ?? null,
+            )
+          : null,
+        log: quiet,
+        refused: ({ what }) => refusals.push(what),
+      },
+      (filters) => {
+        toProvider = filters.toProvider;
+        return relay;
+      },
+    );
     let thrown = false;
     try {
       for (const chunk of cutAt(latin1(stream), cuts)) {
@@ -343,9 +400,24 @@ export const restConnectionTarget: FuzzTarget<RestInput> = {
     }
     if (provider.error !== null && provider.error !== 'incomplete-message')
       disagree(`the provider's stream is not valid HTTP (${provider.error})`, { stream });
-    if (replied !== '' && !replied.startsWith('HTTP/1.1 400 '))
-      disagree('the consumer got a reply other than 400', { replied });
+    if (policy) {
+      // Every request the provider got is one the policy allows, with the target it was checked by.
+      for (const { head } of provider.messages) {
+        if (!policyAllows(head.method, head.target))
+          disagree('a request the policy refuses reached the provider', { stream, head });
+        const normalized = normalizeTarget(head.target);
+        if (!normalized.ok || normalized.target !== head.target)
+          disagree('the provider got a target other than the one checked', { stream, head });
+      }
+    } else if (refusals.length > 0) disagree('a request was refused without a policy', { stream, refusals });
+    // The consumer only ever hears from the mediator: 403 and 400 for refused requests, one 400 for invalid ones.
+    const answers = replied.split(/(?=HTTP\/1\.1 )/).filter((answer) => answer !== '');
+    for (const answer of answers) {
+      if (!/^HTTP\/1\.1 (400 Bad Request|403 Forbidden)\r\n/.test(answer))
+        disagree('the consumer got a reply other than 400 or 403', { replied });
+    }
     const refused = replied !== '' || relay.rejected !== null || thrown;
-    return `${refused ? 'refused' : 'relayed'}:${Math.min(provider.messages.length, 3)}`;
+    const relayed = `${refused ? 'refused' : 'relayed'}:${Math.min(provider.messages.length, 3)}`;
+    return policy ? `policy:${refusals.length > 0 ? 'denied' : 'none-denied'}:${relayed}` : relayed;
   },
 };
