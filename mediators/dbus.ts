@@ -5,10 +5,10 @@
 // mediates the SASL handshake until BEGIN, then whole messages with their fds in both directions. When the
 // provider's policy narrows the role, the calls the consumer sends are judged first (dbus-policy.ts).
 import { DBusConnection } from './dbus-connection.js';
-import { linkCredentials } from './dbus-identity.js';
 import { DBusCallPolicy, DBusPolicySession, loadMatchRuleParser } from './dbus-policy.js';
 import { dialProviderFor } from './dial.js';
 import { relay } from './relay.js';
+import { linkCredentials } from './role-credentials.js';
 import type { Credentials, Mediator } from './types.js';
 
 export interface DBusLinkState {

@@ -1,14 +1,27 @@
-// unix: a plain byte-and-fd relay between the consumer and the provider's socket.
+// unix: a plain byte-and-fd relay between the consumer and the provider's socket, dialled as root or, when the
+// service asks for it, as the link's role (role-credentials.ts).
 import { dialProviderFor } from './dial.js';
 import { relay } from './relay.js';
-import type { Mediator } from './types.js';
+import { dialCredentials } from './role-credentials.js';
+import type { Credentials, Mediator } from './types.js';
 
-export const unixMediator: Mediator<void> = {
+export interface UnixLinkState {
+  /** Who the provider is dialled as; undefined: the daemon itself. */
+  credentials: Credentials | undefined;
+}
+
+export const unixMediator: Mediator<UnixLinkState> = {
   type: 'unix',
-  async add() {},
-  onConnection(consumer, link) {
-    dialProviderFor(consumer, link, (provider) =>
-      relay(consumer, provider, { counters: link.counters, limits: link.relayLimits, log: link.log }),
+  async add(link) {
+    return { credentials: await dialCredentials(link) };
+  },
+  onConnection(consumer, link, { credentials }) {
+    dialProviderFor(
+      consumer,
+      link,
+      (provider) =>
+        relay(consumer, provider, { counters: link.counters, limits: link.relayLimits, log: link.log }),
+      credentials,
     );
   },
 };

@@ -1,5 +1,6 @@
-// Who a D-Bus link's connections are on the provider's bus: the link's role turned into a uid, gid and
-// supplementary groups, looked up in the provider's own /etc/passwd and /etc/group (never the host's).
+// Who a link's connections are at the provider: the link's role turned into a uid, gid and supplementary groups,
+// looked up in the provider's own /etc/passwd and /etc/group (never the host's). D-Bus links always dial as the
+// role; unix and rest links do when their service says `"credentials": "role"` (else as the daemon, root).
 import { type GroupEntry, type PasswdEntry, parseGroup, parsePasswd } from '../protocols/etc/accounts.js';
 import { HOST } from '../protocols/graph/xconnect-graph.js';
 import { readAccountFile } from './namespace-files.js';
@@ -38,8 +39,8 @@ export function resolveRole(
   return { uid, gid, groups: [...new Set([gid, ...supplementary])] };
 }
 
-/** The credentials a link's connections to the provider's bus carry (see resolveRole). */
-export async function linkCredentials(link: LinkContext): Promise<Credentials> {
+/** The credentials of the link's role at its provider (see resolveRole). */
+export async function linkCredentials(link: Pick<LinkContext, 'spec' | 'provider'>): Promise<Credentials> {
   const { spec } = link;
   // Without passwd no role resolves; a provider without /etc/group simply has no supplementary groups.
   const [passwd, groups] = await Promise.all([
@@ -48,4 +49,16 @@ export async function linkCredentials(link: LinkContext): Promise<Credentials> {
   ]);
   const hostUid = spec.provider === HOST ? spec.uid : null;
   return resolveRole(spec.role, parsePasswd(passwd), parseGroup(groups), hostUid);
+}
+
+/**
+ * Who a unix or rest link dials its provider as: the role's credentials when the service asks for them
+ * (`credentials: role`), else undefined, the daemon itself (root), as upstream always dials. Resolved when the link
+ * comes up; a provider without a readable /etc/passwd then fails the link (retried), as a D-Bus link does.
+ */
+export async function dialCredentials(link: LinkContext): Promise<Credentials | undefined> {
+  if (link.spec.credentials !== 'role') return undefined;
+  const credentials = await linkCredentials(link);
+  link.log.info('dial identity', { role: link.spec.role, ...credentials });
+  return credentials;
 }

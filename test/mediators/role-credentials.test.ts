@@ -1,6 +1,7 @@
-// Role → uid, gid and groups for D-Bus links, from the provider's passwd and group (read through its namespace).
+// Role → uid, gid and groups (D-Bus links, and unix and rest links that dial as the role), from the provider's passwd
+// and group (read through its namespace).
 import { describe, expect, it } from 'vitest';
-import { linkCredentials, NOBODY, resolveRole } from '../../mediators/dbus-identity.js';
+import { linkCredentials, NOBODY, resolveRole } from '../../mediators/role-credentials.js';
 import type { LinkContext } from '../../mediators/types.js';
 import { parseGroup, parsePasswd } from '../../protocols/etc/accounts.js';
 import type { LinkSpec } from '../../protocols/graph/xconnect-graph.js';
