@@ -25,6 +25,9 @@ const API = '/run/pv/services/api.sock';
 const WS = '/run/pv/services/ws.sock';
 const WEB = '/run/pv/services/web.sock';
 const NGINX_SOCKET = '/run/p/nginx.sock';
+const GUARDED = '/run/pv/services/guarded.sock';
+/** The echo server again, behind an allow list that lets `reader` GET and HEAD under /api/ only. */
+const GUARD = [{ role: 'reader', methods: ['GET', 'HEAD'], paths: ['/api/*'] }];
 
 let work: string;
 let ctrl: FakeCtrl;
@@ -83,7 +86,12 @@ beforeAll(async () => {
   api = await startEchoServer(P.pid, '/run/p/api.sock');
   ws = await startEchoServer(P.pid, '/run/p/ws.sock', true);
   await startNginx(P, NGINX_SOCKET);
-  ctrl.setGraph([link('api', '/run/p/api.sock'), link('ws', '/run/p/ws.sock'), link('web', NGINX_SOCKET)]);
+  ctrl.setGraph([
+    link('api', '/run/p/api.sock'),
+    link('ws', '/run/p/ws.sock'),
+    link('web', NGINX_SOCKET),
+    { ...link('guarded', '/run/p/api.sock'), allow: GUARD },
+  ]);
   daemon = new Daemon({
     ctrlSocket: ctrl.socketPath,
     intervalMs: 200,
@@ -93,7 +101,7 @@ beforeAll(async () => {
   await daemon.start();
   await eventually(
     async () => {
-      for (const target of [API, WS, WEB]) {
+      for (const target of [API, WS, WEB, GUARDED]) {
         if ((await statIn({ pid: C.pid, path: target })).type !== 'socket') return false;
       }
       return true;
@@ -334,5 +342,85 @@ const tunnel = () => new Promise((resolve, reject) => {
     const [after] = answers(await curl('--unix-socket', API, 'http://api/after-refusal'));
     expect(after?.url).toBe('/after-refusal');
     expect(api.requests.slice(before).map((request) => request.url)).toEqual(['/after-refusal']);
+  });
+});
+
+/** The status of every response in a stream of them, in order. */
+function statuses(text: string): number[] {
+  return [...text.matchAll(/^HTTP\/1\.1 (\d{3}) /gm)].map((match) => Number(match[1]));
+}
+
+describe("a REST link whose provider's allow list narrows the role", () => {
+  const deniedSoFar = () => daemon.reconciler.list().find((l) => l.spec.name === 'guarded')?.counters.denied;
+
+  it('curl: an allowed GET reaches the server stamped; a refused method or path gets 403 and never does', async () => {
+    const before = api.requests.length;
+    const denied = deniedSoFar() ?? 0;
+    const [seen] = answers(await curl('--unix-socket', GUARDED, 'http://api/api/items?q=1'));
+    expect(seen?.url).toBe('/api/items?q=1');
+    if (seen) expectStamped(seen);
+
+    for (const [args, rule, request] of [
+      [['-X', 'POST', '-d', 'payload=1', 'http://api/api/items'], 'reader: methods', 'POST /api/items'],
+      [['http://api/admin'], 'reader: paths', 'GET /admin'],
+      // Dot segments, plain or percent-encoded, are resolved before the check: these leave /api/.
+      [['--path-as-is', 'http://api/api/../admin'], 'reader: paths', 'GET /admin'],
+      [['--path-as-is', 'http://api/api/%2e%2E/admin'], 'reader: paths', 'GET /admin'],
+    ] as const) {
+      const result = await C.exec([
+        'curl',
+        '-sS',
+        '-w',
+        '\\n%{http_code}',
+        '--unix-socket',
+        GUARDED,
+        ...args,
+      ]);
+      // The body is one JSON line; curl appends the status after it.
+      const [body, code] = result.stdout.split('\n\n');
+      expect(code, args.join(' ')).toBe('403');
+      expect(JSON.parse(body ?? '')).toEqual({ error: 'forbidden by the access policy', rule, request });
+    }
+    // Escapes that cannot be resolved soundly are refused as unreadable paths.
+    for (const path of ['/api/..%2Fadmin', '/api/../../etc/passwd']) {
+      const result = await C.exec([
+        'curl',
+        '-sS',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        '--path-as-is',
+        '--unix-socket',
+        GUARDED,
+        `http://api${path}`,
+      ]);
+      expect(result.stdout, path).toBe('400');
+    }
+    expect(api.requests.slice(before).map((request) => request.url)).toEqual(['/api/items?q=1']);
+    expect(deniedSoFar()).toBe(denied + 6);
+  });
+
+  it('nc: a pipelined mix of allowed and refused requests is answered in order on one connection', async () => {
+    const before = api.requests.length;
+    const output = await inC(
+      ['nc', '-U', GUARDED],
+      'GET /api/1 HTTP/1.1\r\nHost: api\r\n\r\n' +
+        'POST /api/2 HTTP/1.1\r\nHost: api\r\nContent-Length: 5\r\n\r\nhello' +
+        'GET /api/3 HTTP/1.1\r\nHost: api\r\nX-PV-Role: admin\r\n\r\n' +
+        'GET /secret HTTP/1.1\r\nHost: api\r\n\r\n' +
+        'HEAD /api/4 HTTP/1.1\r\nHost: api\r\n\r\n' +
+        'GET /api/5 HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n',
+    );
+    expect(statuses(output)).toEqual([200, 403, 200, 403, 200, 200]);
+    const seen = api.requests.slice(before);
+    expect(seen.map((request) => `${request.method} ${request.url}`)).toEqual([
+      'GET /api/1',
+      'GET /api/3',
+      'HEAD /api/4',
+      'GET /api/5',
+    ]);
+    expect(new Set(seen.map((request) => request.connection)).size).toBe(1);
+    for (const request of seen) expectStamped(request);
   });
 });
