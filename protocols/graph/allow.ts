@@ -43,7 +43,12 @@ export interface AllowPolicy {
 /** `policy error: <what>, at <where>`: the link's error, terminal until its spec changes. */
 export class PolicyError extends Error {
   override name = 'PolicyError';
-  constructor(what: string, where: string) {
+  constructor(
+    /** What is wrong, without where. */
+    readonly what: string,
+    /** Where: the origin given to the parser, then `: allow[<i>].<field>…` inside the list. */
+    readonly where: string,
+  ) {
     super(`policy error: ${what}, at ${where}`);
   }
 }

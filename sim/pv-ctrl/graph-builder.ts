@@ -4,8 +4,9 @@
 // - one link per requirement entry and matching export (by service name): every entry of a requirement array is
 //   kept, so two entries for one service (two roles at two targets) give two links; a service exported by two
 //   containers gives a link to each (the daemon keeps the first of a key, in container name order);
-// - the type and the socket come from the export; role defaults to `any`, interface to the type; the target is
-//   the requirement's, or null (the daemon's default path);
+// - the type and the socket come from the export, and so do its `allow` and `credentials` when it states them;
+//   role defaults to `any`, interface to the type; the target is the requirement's, or null (the daemon's default
+//   path);
 // - with the hosted system bus on, a requirement of `system-bus` is a link to the host (`_pv_`, pid 0) carrying
 //   the role's uid, and a container may not export that name;
 // - a required service nobody exports is an error in upstream's words, prefixed with where it was required; an
@@ -125,6 +126,8 @@ export function buildGraph(
           interface: requirement.interface ?? service.type,
           target: requirement.target,
           socket: service.socket,
+          ...(service.allow === undefined ? {} : { allow: service.allow }),
+          ...(service.credentials === undefined ? {} : { credentials: service.credentials }),
         });
       }
     }

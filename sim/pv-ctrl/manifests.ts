@@ -1,7 +1,8 @@
 // Pantavisor's service manifests (docs/simulator.md), parsed from JSON text. Pure: no I/O.
 //
 //   services.json  {"#spec": "service-manifest-xconnect@1", "services": [entry…]}  or a bare [entry…]; an entry
-//                  is an export {name, type, socket} or a hosted-bus name {type, bus, owns, role, allow}
+//                  is an export {name, type, socket, allow?, credentials?} or a hosted-bus name
+//                  {type, bus, owns, role, allow} (that `allow` is upstream's: role names that may call the name)
 //   run.json       {"#spec": "service-manifest-run@1", "name", "group", "status_goal", "restart_policy", "roles",
 //                   "services": {"required": [req…], "optional": [req…]}}
 //   args.json      {"PV_SERVICES_REQUIRED": [req…], "PV_SERVICES_OPTIONAL": [req…], "PV_RESTART_POLICY",
@@ -11,7 +12,14 @@
 // (`services.json: services[2].socket: must be an absolute path`); parsing goes on past a bad entry so that one
 // run shows all of them. Keys nobody reads are warnings, with the key they probably misspell. Each kind of object
 // lists its keys in one table (KEYS): a new field is one entry there and one line where the object is read.
-import { checkContainerPath, LINK_TYPES, type LinkType } from '../../protocols/graph/xconnect-graph.js';
+import { PolicyError, parseAllow } from '../../protocols/graph/allow.js';
+import {
+  checkContainerPath,
+  DIAL_IDENTITIES,
+  type DialIdentity,
+  LINK_TYPES,
+  type LinkType,
+} from '../../protocols/graph/xconnect-graph.js';
 import { formatJsonError, parseJsonText, suggestKey } from './json-text.js';
 import { GROUPS } from './platforms.js';
 
@@ -32,6 +40,10 @@ export interface ServiceExport {
   type: LinkType;
   /** Path of the real socket or device inside the provider. */
   socket: string;
+  /** The roles that may use the service and what each may do (docs/simulator.md), as written; validated. */
+  allow?: unknown[];
+  /** Who unix and rest links dial the provider as; absent: root. */
+  credentials?: DialIdentity;
   at: SourceRef;
 }
 
@@ -94,7 +106,7 @@ export function formatProblem(problem: ManifestProblem): string {
 /** The keys each kind of object may have: others are warned about (`all`) or, where free-form keys are normal
  * (args.json holds any template argument), only when they look like a misspelling of a known one (`close`). */
 const KEYS = {
-  export: { known: ['name', 'type', 'socket'], unknown: 'all' },
+  export: { known: ['name', 'type', 'socket', 'allow', 'credentials'], unknown: 'all' },
   hostedName: { known: ['type', 'bus', 'owns', 'role', 'allow'], unknown: 'all' },
   services: { known: ['#spec', 'services'], unknown: 'all' },
   requirement: { known: ['name', 'type', 'role', 'interface', 'target'], unknown: 'all' },
@@ -304,12 +316,46 @@ class Checker {
     if (!entry) return null;
     if (entry.owns !== undefined) return this.hostedName(entry, path);
     this.keys(entry, path, 'export');
+    const before = this.problems.length;
     const name = this.serviceName(entry.name, `${path}.name`);
     const type = this.linkType(entry.type, `${path}.type`);
     const socket = this.absolutePath(entry.socket, `${path}.socket`);
-    if (name === null || type === null || socket === null) return null;
-    return { name, type, socket, at: this.at(path) };
+    const credentials = this.credentials(entry.credentials, `${path}.credentials`, type);
+    if (type !== null && entry.allow !== undefined) this.allow(entry.allow, `${path}.allow`, type);
+    if (name === null || type === null || socket === null || this.problems.length > before) return null;
+    return {
+      name,
+      type,
+      socket,
+      ...(entry.allow === undefined ? {} : { allow: entry.allow as unknown[] }),
+      ...(credentials === null ? {} : { credentials }),
+      at: this.at(path),
+    };
   };
+
+  /** An export's `allow`, checked as the daemon checks it for a link of `type`; the first problem is reported. */
+  private allow(value: unknown, path: string, type: LinkType): void {
+    try {
+      parseAllow(value, type, path);
+    } catch (error) {
+      if (!(error instanceof PolicyError)) throw error;
+      // Inside the list the parser says `<path>: allow[i].field`: as a JSON path, `<path>[i].field`.
+      const inside = error.where.startsWith(`${path}: allow`)
+        ? error.where.slice(`${path}: allow`.length)
+        : '';
+      this.report(`${path}${inside}`, error.what);
+    }
+  }
+
+  /** An export's `credentials`: `root` or `role`, the latter only for unix and rest. */
+  private credentials(value: unknown, path: string, type: LinkType | null): DialIdentity | null {
+    const credentials = this.choice(value, path, DIAL_IDENTITIES) as DialIdentity | null;
+    if (credentials === 'role' && type !== null && type !== 'unix' && type !== 'rest') {
+      this.report(path, `'role' applies to unix and rest services, not ${type}`);
+      return null;
+    }
+    return credentials;
+  }
 
   private hostedName(entry: Record<string, unknown>, path: string): HostedBusName | null {
     this.keys(entry, path, 'hostedName');

@@ -64,6 +64,47 @@ describe('services.json', () => {
     ]);
   });
 
+  it("reads an export's allow list and dial identity, each error with its file and JSON path", () => {
+    const allow = ['admin', { role: 'viewer', methods: ['GET'], paths: ['/api/*'] }];
+    const parsed = parseServicesManifest(
+      JSON.stringify({
+        '#spec': 'service-manifest-xconnect@1',
+        services: [
+          { name: 'api', type: 'rest', socket: '/run/api.sock', allow, credentials: 'role' },
+          { name: 'raw', type: 'unix', socket: '/run/raw.sock', allow: [{ role: 'x', paths: ['/a'] }] },
+          { name: 'gpu', type: 'drm', socket: '/dev/dri/card0', credentials: 'role' },
+          {
+            name: 'ui',
+            type: 'wayland',
+            socket: '/run/w.sock',
+            allow: [{ role: 'x', globals: ['wl_seat'], y: [] }],
+          },
+          { name: 'bus', type: 'dbus', socket: '/run/b.sock', allow: 'admin', credentials: 'nobody' },
+          { name: 'web', type: 'rest', socket: '/run/web.sock', allow: [{ role: 'x', methods: ['GET*'] }] },
+        ],
+      }),
+      'provider/services.json',
+    );
+    expect(parsed.value.exports).toEqual([
+      {
+        name: 'api',
+        type: 'rest',
+        socket: '/run/api.sock',
+        allow,
+        credentials: 'role',
+        at: { file: 'provider/services.json', path: 'services[0]' },
+      },
+    ]);
+    expect(messages(parsed)).toEqual([
+      'provider/services.json: services[1].allow[0].paths: "paths" narrows dbus/rest links, not unix links',
+      "provider/services.json: services[2].credentials: 'role' applies to unix and rest services, not drm",
+      'provider/services.json: services[3].allow[0].y: unknown field "y" (wayland links take "globals")',
+      "provider/services.json: services[4].credentials: 'nobody' is not one of root, role",
+      'provider/services.json: services[4].allow: allow must be an array, not a string',
+      expect.stringMatching(/^provider\/services\.json: services\[5\]\.allow\[0\]\.methods\[0\]: /),
+    ]);
+  });
+
   it('uses the same paths for the bare array form', () => {
     const parsed = parseServicesManifest(JSON.stringify([{ name: 'x', type: 'unix', socket: 'x.sock' }]));
     expect(messages(parsed)).toEqual(['services.json: services[0].socket: must be an absolute path']);
@@ -100,7 +141,7 @@ describe('services.json', () => {
     expect(parsed.problems).toEqual([]);
     expect(parsed.warnings.map(formatProblem)).toEqual([
       "p/services.json: services[0].tpye: unknown key (did you mean 'type'?)",
-      'p/services.json: services[0].color: unknown key, ignored (known: name, type, socket)',
+      'p/services.json: services[0].color: unknown key, ignored (known: name, type, socket, allow, credentials)',
     ]);
   });
 
@@ -344,6 +385,28 @@ describe('graph builder', () => {
         target: '/dev/dri/renderD128',
         socket: '/dev/dri/renderD128',
       },
+    ]);
+  });
+
+  it("copies the export's allow and credentials into every link to it, as the daemon reads them", () => {
+    const allow = [{ role: 'viewer', methods: ['GET'] }];
+    const guarded = platform('guarded', [
+      { ...exported('api', 'rest', '/run/api.sock'), allow, credentials: 'role' },
+    ]);
+    const consumer = platform(
+      'app',
+      [],
+      [requirement('api', { role: 'viewer' }), requirement('api', { role: 'x', target: '/run/x.sock' })],
+    );
+    const built = buildGraph([guarded, consumer]);
+    expect(built.links.map((link) => [link.role, link.allow, link.credentials])).toEqual([
+      ['viewer', allow, 'role'],
+      ['x', allow, 'role'],
+    ]);
+    const read = parseGraph(JSON.stringify(built.links));
+    expect(read.links.map((link) => [link.allow, link.credentials])).toEqual([
+      [allow, 'role'],
+      [allow, 'role'],
     ]);
   });
 

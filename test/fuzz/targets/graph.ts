@@ -5,8 +5,10 @@ import fc from 'fast-check';
 import { PolicyError, parseAllow } from '../../../protocols/graph/allow.js';
 import {
   checkContainerPath,
+  DIAL_IDENTITIES,
   GraphError,
   LINK_TYPES,
+  type LinkType,
   parseGraph,
 } from '../../../protocols/graph/xconnect-graph.js';
 import {
@@ -174,7 +176,13 @@ function manifestArb(): fc.Arbitrary<{ kind: ManifestKind; text: string }> {
     { requiredKeys: [] },
   );
   const exportEntry = fc.record(
-    { name: nameArb(), type: fc.oneof(fc.constantFrom(...LINK_TYPES), odd), socket: pathArb() },
+    {
+      name: nameArb(),
+      type: fc.oneof(fc.constantFrom(...LINK_TYPES), odd),
+      socket: pathArb(),
+      allow: fc.oneof(allowListArb(), odd),
+      credentials: fc.oneof(fc.constantFrom(...DIAL_IDENTITIES, 'nobody'), odd),
+    },
     { requiredKeys: [] },
   );
   const services = fc.oneof(
@@ -244,9 +252,30 @@ export const manifestsTarget: FuzzTarget<{ kind: ManifestKind; text: string }> =
               ...(result.value as ReturnType<typeof parseRunManifest>['value']).optional,
             ]
           : [...((result.value as ReturnType<typeof parseArgsManifest>['value']).required ?? [])];
-    for (const entry of kept as { name: string; socket?: string; target?: string | null }[]) {
+    for (const entry of kept as {
+      name: string;
+      type: LinkType | null;
+      socket?: string;
+      target?: string | null;
+      allow?: unknown;
+      credentials?: string;
+    }[]) {
       if (!values().accepts('service_name', entry.name))
         disagree('a kept entry has a bad name', { text, entry });
+      // A kept export's allow list is one the daemon accepts for its type, and so is its dial identity.
+      if (entry.allow !== undefined && entry.type !== null) {
+        try {
+          parseAllow(entry.allow, entry.type, 'fuzz');
+        } catch (error) {
+          disagree('a kept export has an allow list the daemon refuses', {
+            text,
+            entry,
+            error: String(error),
+          });
+        }
+      }
+      if (entry.credentials === 'role' && entry.type !== 'unix' && entry.type !== 'rest')
+        disagree('a kept export dials as the role but is neither unix nor rest', { text, entry });
       if (entry.socket !== undefined) checkPath(entry.socket, 'socket');
       if (typeof entry.target === 'string') checkPath(entry.target, 'target');
     }
@@ -274,8 +303,8 @@ const PATTERNS = fc.constantFrom(
   '**',
 );
 
-/** An allow list for one link type: role strings, object entries with narrowing fields, odd values. */
-function allowArb(): fc.Arbitrary<{ type: string; text: string }> {
+/** An allow list: role strings, object entries with narrowing fields, odd values. */
+function allowListArb(): fc.Arbitrary<unknown[]> {
   const field = fc.constantFrom(
     'interfaces',
     'members',
@@ -297,11 +326,14 @@ function allowArb(): fc.Arbitrary<{ type: string; text: string }> {
     ),
     odd,
   );
+  return fc.array(entry, { maxLength: 5 });
+}
+
+/** An allow list for one link type, as JSON text. */
+function allowArb(): fc.Arbitrary<{ type: string; text: string }> {
   return fc.record({
     type: fc.constantFrom(...LINK_TYPES),
-    text: jsonText(
-      fc.oneof({ weight: 8, arbitrary: fc.array(entry, { maxLength: 5 }) }, { weight: 1, arbitrary: odd }),
-    ),
+    text: jsonText(fc.oneof({ weight: 8, arbitrary: allowListArb() }, { weight: 1, arbitrary: odd })),
   });
 }
 
