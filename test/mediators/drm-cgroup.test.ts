@@ -109,4 +109,35 @@ describe('drm links and the device cgroup', () => {
     );
     expect(devicesList(consumer)).not.toContain(`c ${MAJOR}:${MINOR}`);
   });
+
+  it('a role the allow list does not name: the link fails, no node is planted, no rule is written', async () => {
+    const before = devicesList(consumer);
+    ctrl.setGraph([
+      graphEntry(
+        'drm',
+        { pid: consumer },
+        { pid: provider },
+        { role: 'render', socket: NODE, allow: ['master'] },
+      ),
+    ]);
+    daemon = await startTestDaemon(ctrl, {
+      settings: parseCli([], { PVX_DRM_EXTRA_MAJORS: String(MAJOR) }).settings,
+    });
+    const [link] = daemon.reconciler.list();
+    expect(link?.state).toBe('failed');
+    expect(link?.error).toBe("role 'render' is not allowed by svc/drm");
+    // Over a few polls (the mediator's check hook would run on each for an active link) nothing appears.
+    const polls = daemon.graph().polls;
+    await eventually(
+      () => daemon !== null && daemon.graph().polls >= polls + 3,
+      PATIENCE_MS,
+      'three more polls',
+    );
+    expect(daemon.reconciler.list()[0]?.state).toBe('failed');
+    expect(
+      await statIn({ pid: consumer, path: NODE }).catch((error: NodeJS.ErrnoException) => error.code),
+    ).toBe('ENOENT');
+    expect(devicesList(consumer)).toBe(before);
+    expect(devicesList(consumer)).not.toContain(`c ${MAJOR}:${MINOR}`);
+  });
 });
