@@ -94,6 +94,8 @@ export interface WaylandConnectionOptions {
   /** Whether a global of this interface is shown to the client. */
   visible: (iface: string) => boolean;
   log: Logger;
+  /** Reports a bind to a global hidden from the role (`what`: `bind <interface>`). */
+  refused: (what: string) => void;
 }
 
 export class WaylandConnection {
@@ -257,6 +259,7 @@ export class WaylandConnection {
         message: `invalid global ${iface} (${name})`,
       }).data,
     );
+    if (this.#hidden.has(name)) this.options.refused(`bind ${iface}`);
     throw new RelayRejection(`wayland: bind to global ${name} (${iface}) refused: ${reason}`);
   }
 

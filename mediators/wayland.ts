@@ -1,8 +1,11 @@
 // wayland: a protocol-aware relay between a client and a compositor. Each connection gets a WaylandConnection that
 // frames both directions into messages, forwards every message with exactly its fds (at most 28 per write), tracks
-// object ids to know each message's layout, and hides the globals the link's role may not see. The policy comes
-// from the host file named by the daemon's settings (PVX_WAYLAND_POLICY), read when a link is added, else the
-// built-in default (docs/wayland.md).
+// object ids to know each message's layout, and hides the globals the link's role may not see. Which globals those
+// are (docs/wayland.md): the provider's `allow` entries for the role that list `globals` show exactly those; else
+// the role filter of the host file named by the daemon's settings (PVX_WAYLAND_POLICY), read when a link is added,
+// or the built-in default. An allow list never widens what a role sees by being there: an entry without `globals`,
+// or a plain role name, keeps the role filter.
+import { matchesAny, type Narrowing } from '../protocols/graph/allow.js';
 import { dialProviderFor } from './dial.js';
 import { readTextFile } from './namespace-files.js';
 import { relay } from './relay.js';
@@ -27,6 +30,24 @@ export interface WaylandOptions {
 
 export interface WaylandLinkState {
   visible: (iface: string) => boolean;
+  /** The rule that hides a global from this link's role, as a refusal names it. */
+  rule: string;
+}
+
+/**
+ * What the role sees: a global is shown when any one of its allow entries shows it, an entry with `globals` showing
+ * exactly those and one without showing what `filter` (the role filter) shows. No narrowing: the role filter.
+ */
+export function globalsVisible(
+  narrowings: readonly Narrowing[] | null,
+  filter: (iface: string) => boolean,
+): (iface: string) => boolean {
+  if (narrowings === null) return filter;
+  const listed = narrowings.flatMap((narrowing) =>
+    narrowing.globals === undefined ? [] : [narrowing.globals],
+  );
+  const filtered = listed.length < narrowings.length;
+  return (iface) => (filtered && filter(iface)) || listed.some((globals) => matchesAny(globals, iface));
 }
 
 /**
@@ -62,11 +83,24 @@ export function waylandMediator(
   return {
     type: 'wayland',
     async add(link) {
-      return { visible: visibilityFor(await loadPolicy(), link.spec.role) };
+      const { role } = link.spec;
+      const byAllow = link.narrowings?.every((narrowing) => narrowing.globals !== undefined) ?? false;
+      // The role filter is only read when it decides something.
+      const filter = byAllow ? () => false : visibilityFor(await loadPolicy(), role);
+      return {
+        visible: globalsVisible(link.narrowings, filter),
+        rule: byAllow
+          ? `${role}: globals`
+          : `${role}: ${options.policyFile === null ? 'built-in role filter' : where}`,
+      };
     },
     onConnection(consumer, link, state) {
       dialProviderFor(consumer, link, (provider) => {
-        const connection = new WaylandConnection({ visible: state.visible, log: link.log });
+        const connection = new WaylandConnection({
+          visible: state.visible,
+          log: link.log,
+          refused: (what) => link.refused({ rule: state.rule, what }),
+        });
         relay(consumer, provider, {
           counters: link.counters,
           limits: link.relayLimits,

@@ -92,7 +92,12 @@ const GLOBALS = [
 
 /** A session for `role` whose client has a registry (id 2) that was shown GLOBALS (as the role allows). */
 function sessionWithRegistry(role = 'any') {
-  const session = new WaylandConnection({ visible: visibilityFor(DEFAULT_POLICY, role), log: silentLogger });
+  const refused: string[] = [];
+  const session = new WaylandConnection({
+    visible: visibilityFor(DEFAULT_POLICY, role),
+    log: silentLogger,
+    refused: (what) => refused.push(what),
+  });
   const client = new RecordingSink();
   const compositor = new RecordingSink();
   session.toProvider.push({ data: message(1, getRegistry, { registry: 2 }), fds: [] }, client);
@@ -102,7 +107,7 @@ function sessionWithRegistry(role = 'any') {
     ),
   );
   session.toConsumer.push({ data: events, fds: [] }, compositor);
-  return { session, client, compositor };
+  return { session, client, compositor, refused };
 }
 
 function bindMessage(name: number, iface: string, id: number, version = 1): Buffer {
@@ -119,7 +124,7 @@ describe('framing', () => {
     ]);
     const events = Buffer.concat(GLOBALS.map((g) => message(2, global, { ...g })));
     for (let cut = 1; cut < stream.length; cut++) {
-      const session = new WaylandConnection({ visible: () => true, log: silentLogger });
+      const session = new WaylandConnection({ visible: () => true, log: silentLogger, refused: () => {} });
       const client = new RecordingSink();
       session.toProvider.push({ data: stream.subarray(0, 12), fds: [] }, client);
       session.toConsumer.push({ data: events, fds: [] }, new RecordingSink());
@@ -194,13 +199,13 @@ describe('framing', () => {
     const bad = message(1, sync, { callback: 3 });
     bad.writeUInt16LE(6, 6);
     expect(() =>
-      new WaylandConnection({ visible: () => true, log: silentLogger }).toProvider.push(
+      new WaylandConnection({ visible: () => true, log: silentLogger, refused: () => {} }).toProvider.push(
         { data: bad.subarray(0, 8), fds: [] },
         new RecordingSink(),
       ),
     ).toThrow(/message size 6/);
 
-    const truncated = new WaylandConnection({ visible: () => true, log: silentLogger });
+    const truncated = new WaylandConnection({ visible: () => true, log: silentLogger, refused: () => {} });
     truncated.toProvider.push(
       { data: message(1, sync, { callback: 3 }).subarray(0, 10), fds: [] },
       new RecordingSink(),
@@ -209,7 +214,7 @@ describe('framing', () => {
       /truncated message: the stream ended after 10 bytes of a 12-byte message/,
     );
 
-    const hoarder = new WaylandConnection({ visible: () => true, log: silentLogger });
+    const hoarder = new WaylandConnection({ visible: () => true, log: silentLogger, refused: () => {} });
     const fds = openFds(MAX_FDS_AHEAD_OF_MESSAGES + 1);
     expect(() =>
       hoarder.toProvider.push({ data: message(1, sync, { callback: 3 }), fds }, new RecordingSink()),
@@ -220,7 +225,7 @@ describe('framing', () => {
   });
 
   it('closes the fds it still holds when disposed', () => {
-    const session = new WaylandConnection({ visible: () => true, log: silentLogger });
+    const session = new WaylandConnection({ visible: () => true, log: silentLogger, refused: () => {} });
     const fds = openFds(3);
     session.toProvider.push(
       { data: message(1, sync, { callback: 3 }).subarray(0, 8), fds },
@@ -356,11 +361,12 @@ describe('global filtering', () => {
   });
 
   it('answers a bind to a hidden global with the error libwayland gives, without forwarding it', () => {
-    const { session, client } = sessionWithRegistry('any');
+    const { session, client, refused } = sessionWithRegistry('any');
     const before = client.forwards.length;
     expect(() =>
       session.toProvider.push({ data: bindMessage(3, 'weston_screenshooter', 3), fds: [] }, client),
     ).toThrow(/bind to global 3 \(weston_screenshooter\) refused: hidden from this role/);
+    expect(refused).toEqual(['bind weston_screenshooter']);
     expect(client.forwards.length).toBe(before);
     expect(client.replies).toHaveLength(1);
     const reply = client.replies[0] as Buffer;

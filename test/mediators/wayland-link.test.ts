@@ -46,6 +46,14 @@ const ANY_TARGET = '/run/pv/services/wayland.sock';
 const STUB_TARGET = '/run/pv/services/wayland-stub.sock';
 const X11_TARGET = '/run/pv/services/wayland-x11.sock';
 const STUB_SOCKET = '/run/stub.sock';
+const VIEWER_TARGET = '/run/pv/services/wayland-viewer.sock';
+const KIOSK_TARGET = '/run/pv/services/wayland-kiosk.sock';
+/** The compositor's allow list: two roles, each seeing exactly its `globals` (a privileged one included). */
+const GLOBALS_ALLOW = [
+  { role: 'viewer', globals: ['wl_compositor', 'wl_shm'] },
+  { role: 'kiosk', globals: ['wl_*'] },
+  { role: 'kiosk', globals: ['weston_screenshooter'] },
+];
 /** Weston 10's globals that the default policy keeps from role `any`. */
 const WESTON_PRIVILEGED = ['weston_desktop_shell', 'weston_screenshooter', 'zwp_input_panel_v1'];
 /**
@@ -137,6 +145,8 @@ beforeAll(async () => {
     link('app1', C1.pid, 'wayland-stub', 'any', STUB_TARGET, STUB_SOCKET),
     link('app1', C1.pid, 'wayland-x11', 'any', X11_TARGET, WESTON_X11_SOCKET),
     link('app2', C2.pid, 'wayland', 'any', ANY_TARGET),
+    { ...link('app1', C1.pid, 'wayland-viewer', 'viewer', VIEWER_TARGET), allow: GLOBALS_ALLOW },
+    { ...link('app1', C1.pid, 'wayland-kiosk', 'kiosk', KIOSK_TARGET), allow: GLOBALS_ALLOW },
   ]);
   daemon = new Daemon({
     ctrlSocket: ctrl.socketPath,
@@ -151,6 +161,8 @@ beforeAll(async () => {
     [C1, STUB_TARGET],
     [C1, X11_TARGET],
     [C2, ANY_TARGET],
+    [C1, VIEWER_TARGET],
+    [C1, KIOSK_TARGET],
   ] as const) {
     await eventually(
       () => statIn({ pid: container.pid, path: target }).then((stat) => stat.type === 'socket'),
@@ -439,6 +451,59 @@ describe('raw client cases', () => {
       message: `invalid global weston_screenshooter (${hidden.name})`,
     });
     expect(rejections().at(-1)).toMatch(/refused: hidden from this role/);
+    await westonServes();
+  });
+
+  it("wayland-info through two roles sees exactly each role's globals from the allow list", async () => {
+    const [direct, viewer, kiosk] = await Promise.all([
+      P.exec(clientCommand(WESTON_SOCKET, 'wayland-info')),
+      C1.exec(clientCommand(VIEWER_TARGET, 'wayland-info')),
+      C1.exec(clientCommand(KIOSK_TARGET, 'wayland-info')),
+    ]);
+    for (const run of [direct, viewer, kiosk]) expect(run.code, run.stderr).toBe(0);
+    const directGlobals = parseWaylandInfo(direct.stdout);
+    const only = (keep: (iface: string) => boolean) =>
+      directGlobals.filter((global) => keep(global.interface));
+    expect(
+      parseWaylandInfo(viewer.stdout)
+        .map((global) => global.interface)
+        .sort(),
+    ).toEqual(['wl_compositor', 'wl_shm']);
+    expect(parseWaylandInfo(viewer.stdout)).toEqual(
+      only((iface) => ['wl_compositor', 'wl_shm'].includes(iface)),
+    );
+    // The list replaces the role filter: a privileged global it names is shown.
+    expect(parseWaylandInfo(kiosk.stdout)).toEqual(
+      only((iface) => iface.startsWith('wl_') || iface === 'weston_screenshooter'),
+    );
+    expect(parseWaylandInfo(kiosk.stdout).map((global) => global.interface)).toContain(
+      'weston_screenshooter',
+    );
+  });
+
+  it('a bind to a global the allow list hides is refused and counted as denied', async () => {
+    const direct = parseWaylandInfo((await P.exec(clientCommand(WESTON_SOCKET, 'wayland-info'))).stdout);
+    // wl_subcompositor: a core global every weston offers, not in the viewer's list.
+    const hidden = direct.find((global) => global.interface === 'wl_subcompositor') as Global;
+    const denied = linkCounters('wayland-viewer').denied;
+    const client = await rawClient(C1, VIEWER_TARGET);
+    const { registry } = await client.globals();
+    client.bind(registry, hidden);
+    await client.closed;
+    expect(client.displayError()).toEqual({
+      objectId: registry,
+      code: 0,
+      message: `invalid global wl_subcompositor (${hidden.name})`,
+    });
+    expect(linkCounters('wayland-viewer').denied).toBe(denied + 1);
+    expect(
+      logLines.some(
+        (line) =>
+          line.event === 'access denied' &&
+          line.rule === 'viewer: globals' &&
+          line.what === 'bind wl_subcompositor',
+      ),
+    ).toBe(true);
     await westonServes();
   });
 

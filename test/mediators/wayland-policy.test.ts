@@ -13,6 +13,7 @@ import {
   parsePolicy,
   visibilityFor,
 } from '../../mediators/wayland-policy.js';
+import { type Narrowing, parseAllow } from '../../protocols/graph/allow.js';
 
 describe('the default policy', () => {
   it('hides the privileged globals from any and unknown roles, and shows everything to compositor-admin', () => {
@@ -69,7 +70,8 @@ describe('a policy file', () => {
 });
 
 describe('the mediator', () => {
-  const linkWithRole = (role: string) => ({ spec: { role } }) as unknown as LinkContext;
+  const linkWithRole = (role: string, narrowings: readonly Narrowing[] | null = null) =>
+    ({ spec: { role }, narrowings }) as unknown as LinkContext;
   /** The daemon's own namespace, where it reads the policy file (through the bounded native read). */
   const host = hostNamespace();
   const withPolicy = (policyFile: string | null) => waylandMediator({ policyFile }, host);
@@ -90,6 +92,40 @@ describe('the mediator', () => {
     // Read again for the next link: an edited file applies to links added from then on.
     writeFileSync(path, JSON.stringify({ default: 'closed', roles: { closed: { allow: [] } } }));
     expect((await mediator.add(linkWithRole('any'))).visible('wl_compositor')).toBe(false);
+  });
+
+  it("shows exactly an allow list's globals, keeps the role filter for entries without, never reads it otherwise", async () => {
+    const grant = (allow: unknown[]) =>
+      parseAllow(allow, 'wayland', 'test').grantFor('any')?.narrowings ?? null;
+    const listed = await withPolicy(join(dir, 'missing.json')).add(
+      linkWithRole(
+        'any',
+        grant([
+          { role: 'any', globals: ['wl_compositor', 'xdg_*'] },
+          { role: 'any', globals: ['weston_screenshooter'] },
+        ]),
+      ),
+    );
+    expect(['wl_compositor', 'xdg_wm_base', 'weston_screenshooter', 'wl_seat'].map(listed.visible)).toEqual([
+      true,
+      true,
+      true,
+      false,
+    ]);
+    expect(listed.rule).toBe('any: globals');
+    // An entry without globals does not narrow that axis: the built-in filter decides, the listed globals add to it.
+    const mixed = await withPolicy(null).add(
+      linkWithRole('any', grant([{ role: 'any' }, { role: 'any', globals: ['weston_screenshooter'] }])),
+    );
+    expect(['wl_seat', 'weston_screenshooter', 'weston_desktop_shell'].map(mixed.visible)).toEqual([
+      true,
+      true,
+      false,
+    ]);
+    expect(mixed.rule).toBe('any: built-in role filter');
+    // A plain role name lifts every narrowing: the role filter, as without a policy.
+    const plain = await withPolicy(null).add(linkWithRole('any', grant(['any'])));
+    expect(plain.visible('weston_screenshooter')).toBe(false);
   });
 
   it('fails the link for good when the policy is malformed or too large, naming the file and the reason', async () => {

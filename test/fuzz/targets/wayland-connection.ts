@@ -238,7 +238,7 @@ export const waylandConnectionTarget: FuzzTarget<{ actions: Action[] }> = {
   },
   check({ actions }) {
     const steps = compile(actions);
-    const session = new WaylandConnection({ visible, log: quiet });
+    const session = new WaylandConnection({ visible, log: quiet, refused: () => {} });
     const out = {
       client: [] as { data: Buffer; fds: number[]; at: number }[],
       server: [] as { data: Buffer; fds: number[]; at: number }[],
