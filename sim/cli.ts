@@ -8,6 +8,7 @@ import { UsageError } from '../daemon/options.js';
 import type { CheckResult } from './check-runner.js';
 import { type LiveLink, toDot, toMermaid } from './graph-picture.js';
 import { instancePaths, SIM_CLI, STATE_ROOT } from './paths.js';
+import { allowsRole } from './pv-ctrl/graph-builder.js';
 // Docker (testcontainers) loads only for the commands that need it: validate and graph stay quick.
 import type { DockerRuntime } from './runtime.js';
 import type { LinkStatus, Simulator } from './simulator.js';
@@ -314,7 +315,10 @@ async function up(stack: Stack, values: Values): Promise<number> {
   const url = await livePage(sim, port);
   progress('waiting for the links');
   const active = (await sim.waitForLinks(30_000)).filter((link) => link.state === 'active').length;
-  progress(`links: ${active}/${stack.graph.links.length} active`);
+  const refused = stack.graph.links.filter((link) => !allowsRole(link)).length;
+  progress(
+    `links: ${active}/${stack.graph.links.length} active${refused > 0 ? ` (${refused} refused by their allow list)` : ''}`,
+  );
   writeFileSync(sim.paths.readyFile, `${url}\n`);
   progress(
     `up: instance '${instance}', pv-ctrl at ${sim.paths.ctrlSocket}; Ctrl-C (or pvx-sim down) to stop`,

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { type CheckResult, runCheck } from './check-runner.js';
 import { EventLog } from './events.js';
 import { DAEMON_CLI, type InstancePaths, instancePaths, PACKAGE_ROOT, TOOLS_DIR } from './paths.js';
-import { buildGraph, type GraphEntry, NEVER_STARTED } from './pv-ctrl/graph-builder.js';
+import { allowsRole, buildGraph, type GraphEntry, NEVER_STARTED } from './pv-ctrl/graph-builder.js';
 import { busConfig, busPasswd, busPolicy, HOSTED_BUS_DAEMON } from './pv-ctrl/hosted-bus.js';
 import {
   type ContainerStatus,
@@ -431,9 +431,12 @@ export class Simulator implements CtrlBackend {
     }
   }
 
-  /** Polls until every link of the graph is active, or the time is up; resolves with the last view. */
+  /**
+   * Polls until every link of the graph is active, but those their allow list refuses (they fail for good), or the
+   * time is up; resolves with the last view.
+   */
   async waitForLinks(timeoutMs: number): Promise<LinkStatus[]> {
-    const expected = this.stack.graph.links.length;
+    const expected = this.stack.graph.links.filter(allowsRole).length;
     const deadline = Date.now() + timeoutMs;
     let links: LinkStatus[] = [];
     for (;;) {

@@ -11,6 +11,7 @@
 //   the role's uid, and a container may not export that name;
 // - a required service nobody exports is an error in upstream's words, prefixed with where it was required; an
 //   optional one just gives no link.
+import { PolicyError, parseAllow } from '../../protocols/graph/allow.js';
 import { HOST, type LinkType, type GraphEntry as WireEntry } from '../../protocols/graph/xconnect-graph.js';
 import {
   formatProblem,
@@ -196,4 +197,18 @@ function hostedBusConflicts(platforms: readonly PlatformServices[]): string[] {
     }
   }
   return errors;
+}
+
+/**
+ * Whether the link's own allow list lets its role use it, as the daemon decides (a malformed list lets nobody).
+ * A link without one may still be refused by the provider's /etc/pv-xconnect/allow.json, which only the daemon reads.
+ */
+export function allowsRole(link: Pick<GraphEntry, 'allow' | 'type' | 'role'>): boolean {
+  if (link.allow === undefined) return true;
+  try {
+    return parseAllow(link.allow, link.type, 'graph').grantFor(link.role) !== null;
+  } catch (error) {
+    if (error instanceof PolicyError) return false;
+    throw error;
+  }
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { instancePaths, PACKAGE_ROOT, SIM_CLI } from '../../sim/paths.js';
+import { DockerRuntime } from '../../sim/runtime.js';
 
 /** The page's document, as the functions evaluated in the browser see it (the project compiles without DOM types). */
 declare const document: {
@@ -56,13 +57,22 @@ let profile: string;
 let context: BrowserContext;
 let page: Page;
 
-/** Every link row of the page, as [provider, state]. */
+/** Every link row of the page, as [provider, state, link key]. */
 const linkStates = () =>
   page
     .locator('#links tbody tr')
     .evaluateAll((rows) =>
-      rows.map((row) => [row.getAttribute('data-provider'), row.getAttribute('data-state')]),
+      rows.map((row) => [
+        row.getAttribute('data-provider'),
+        row.getAttribute('data-state'),
+        row.getAttribute('data-link'),
+      ]),
     );
+
+/** The showcase's links whose role their provider's allow list does not name: failed for good. */
+const REFUSED = ['app-guest|echo|/run/pv/services/echo.sock', 'app-gl|drm-render|/dev/dri/renderD129'];
+/** The state every link of the running showcase settles in. */
+const settled = (link: string | null) => (REFUSED.includes(link ?? '') ? 'failed' : 'active');
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -88,17 +98,23 @@ afterAll(async () => {
 });
 
 describe('the live page', () => {
-  it('shows every link of the showcase as active, in the graph and in the table', async () => {
+  it('shows every link of the showcase as active but the two its allow lists refuse, in the graph and in the table', async () => {
     await page.waitForFunction(
       () => {
-        const edges = [...document.querySelectorAll('#graph .link')];
-        return edges.length === 8 && edges.every((edge) => edge.getAttribute('data-state') === 'active');
+        const states = [...document.querySelectorAll('#graph .link')].map((edge) =>
+          edge.getAttribute('data-state'),
+        );
+        return (
+          states.length === 10 &&
+          states.filter((state) => state === 'active').length === 8 &&
+          states.filter((state) => state === 'failed').length === 2
+        );
       },
       undefined,
       { timeout: 60_000 },
     );
-    expect(await linkStates()).toHaveLength(8);
-    expect((await linkStates()).every(([, state]) => state === 'active')).toBe(true);
+    expect(await linkStates()).toHaveLength(10);
+    for (const [, state, link] of await linkStates()) expect(state, link ?? '').toBe(settled(link));
     // Colours by type, one legend entry per type drawn.
     expect(
       await page
@@ -107,6 +123,33 @@ describe('the live page', () => {
     ).toEqual(['dbus', 'drm', 'rest', 'unix', 'wayland']);
     await page.screenshot({ path: join(ARTIFACTS, 'live-page.png'), fullPage: true });
   }, 90_000);
+
+  it('counts the requests an allow list refused in the denied column', async () => {
+    const runtime = await DockerRuntime.connect();
+    const guest = (await runtime.list(INSTANCE)).find((container) => container.name === 'app-guest');
+    if (!guest) throw new Error('no app-guest container');
+    const refused = await runtime.exec(
+      guest.id,
+      "pvcurl -s -X DELETE --unix-socket /run/pv/services/whoami.sock -o /dev/null -w '%{http_code}' http://localhost/whoami",
+      10,
+    );
+    expect(refused.stdout).toBe('403');
+    const cell = page.locator('tr[data-link="app-guest|whoami|/run/pv/services/whoami.sock"] td.denied');
+    await page.waitForFunction(
+      () =>
+        [
+          ...document.querySelectorAll(
+            'tr[data-link="app-guest|whoami|/run/pv/services/whoami.sock"] td.denied',
+          ),
+        ]
+          .map((td) => (td as unknown as { textContent: string }).textContent)
+          .join() === '1',
+      undefined,
+      { timeout: 10_000 },
+    );
+    expect(await cell.getAttribute('class')).toBe('denied');
+    expect(await page.locator('#links th.denied').getAttribute('class')).toBe('denied');
+  });
 
   it("answers only its own Host, and acts only with the page's token", async () => {
     const host = new URL(url).host;
@@ -134,9 +177,9 @@ describe('the live page', () => {
     process.stderr.write(
       `live page: links pending ${((Date.now() - stopped) / 1000).toFixed(2)} s after the stop\n`,
     );
-    // Only that provider's links: the others stay active.
-    for (const [provider, state] of await linkStates())
-      expect(state).toBe(provider === PROVIDER ? 'pending' : 'active');
+    // Only that provider's links: the others stay as they were.
+    for (const [provider, state, link] of await linkStates())
+      expect(state).toBe(provider === PROVIDER ? 'pending' : settled(link));
     await page.screenshot({ path: join(ARTIFACTS, 'live-page-provider-stopped.png'), fullPage: true });
     expect(await page.locator('#events li').allTextContents()).toEqual(
       expect.arrayContaining([expect.stringContaining(`${PROVIDER} stopped`)]),
@@ -144,11 +187,13 @@ describe('the live page', () => {
 
     await page.click(`tr[data-container="${PROVIDER}"] button[data-action="start"]`);
     await page.waitForFunction(
-      () =>
+      (refused) =>
         [...document.querySelectorAll('#links tbody tr')].every(
-          (row) => row.getAttribute('data-state') === 'active',
+          (row) =>
+            row.getAttribute('data-state') ===
+            (refused.includes(row.getAttribute('data-link') ?? '') ? 'failed' : 'active'),
         ),
-      undefined,
+      REFUSED,
       { timeout: 30_000 },
     );
     expect(await page.locator(`tr[data-container="${PROVIDER}"]`).getAttribute('data-status')).toBe(

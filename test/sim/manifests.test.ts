@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type LinkType, parseGraph } from '../../protocols/graph/xconnect-graph.js';
-import { buildGraph, type PlatformServices } from '../../sim/pv-ctrl/graph-builder.js';
+import { allowsRole, buildGraph, type PlatformServices } from '../../sim/pv-ctrl/graph-builder.js';
 import { allocateRoleUids, busConfig, busPasswd, busPolicy } from '../../sim/pv-ctrl/hosted-bus.js';
 import { formatJsonError, parseJsonText, suggestKey } from '../../sim/pv-ctrl/json-text.js';
 import {
@@ -408,6 +408,16 @@ describe('graph builder', () => {
       [allow, 'role'],
       [allow, 'role'],
     ]);
+  });
+
+  it('tells which links their own allow list refuses, as the daemon decides', () => {
+    const link = { type: 'rest' as const, role: 'viewer' };
+    expect(allowsRole({ ...link })).toBe(true);
+    expect(allowsRole({ ...link, allow: ['viewer'] })).toBe(true);
+    expect(allowsRole({ ...link, allow: [{ role: 'viewer', methods: ['GET'] }] })).toBe(true);
+    expect(allowsRole({ ...link, allow: ['operator'] })).toBe(false);
+    // A malformed list lets nobody use the link.
+    expect(allowsRole({ ...link, allow: [{ role: 'viewer', globals: ['wl_shm'] }] })).toBe(false);
   });
 
   it('keeps every entry of a multi-entry requirement array (upstream once dropped every other one)', () => {

@@ -94,7 +94,7 @@ afterAll(async () => {
 
 describe('pvx-sim check', () => {
   for (const [stack, count] of [
-    ['showcase', 14],
+    ['showcase', 19],
     ['upstream-examples', 13],
     ['hosted-bus', 6],
   ] as const) {
@@ -197,16 +197,60 @@ describe('lifecycle through the mock pv-ctrl and pvcontrol', () => {
     await until('second consumer back too', () => echoes('admin', '/run/admin/echo.sock'));
   }, 60_000);
 
+  it('pvx-sim status shows the links an allow list refused as failed, and the requests it refused as DENIED', async () => {
+    const refused = await exec(
+      'app-guest',
+      "pvcurl -s -X DELETE --unix-socket /run/pv/services/whoami.sock -o /dev/null -w '%{http_code}' http://localhost/whoami",
+    );
+    expect(refused.stdout).toBe('403');
+    const status = await pvxSim('status', LIFE_INSTANCE);
+    expect(status.code, status.stderr).toBe(0);
+    const [header, , ...rows] = status.stdout.trimEnd().split('\n');
+    const columns = (header ?? '').split(/\s{2,}/);
+    expect(columns).toEqual([
+      'CONSUMER',
+      'SERVICE',
+      'TYPE',
+      'ROLE',
+      'PROVIDER',
+      'STATE',
+      'CONN',
+      'DENIED',
+      'ERROR',
+    ]);
+    const row = (consumer: string, service: string, role: string) =>
+      rows
+        .map((line) => line.split(/\s{2,}/))
+        .find((cells) => cells[0] === consumer && cells[1] === service && cells[3] === role);
+    expect(Number(row('app-guest', 'whoami', 'any')?.[7])).toBeGreaterThanOrEqual(1);
+    expect(row('app-guest', 'echo', 'guest')?.slice(5)).toEqual([
+      'failed',
+      '0/0',
+      '0',
+      "role 'guest' is not allowed by echo-server/echo",
+    ]);
+    expect(row('app-gl', 'drm-render', 'guest')?.slice(5)).toEqual([
+      'failed',
+      '0/0',
+      '0',
+      "role 'guest' is not allowed by gpu/drm-render",
+    ]);
+  });
+
   it('pvx-sim graph draws the live link states of the running instance', async () => {
     const dot = await pvxSim('graph', 'showcase', '--name', LIFE_INSTANCE);
     expect(dot.code, dot.stderr).toBe(0);
     expect(dot.stderr).toContain(`graph: link states of the running instance '${LIFE_INSTANCE}'`);
     const edges = dot.stdout.split('\n').filter((line) => line.includes(' -> '));
-    expect(edges).toHaveLength(8);
-    for (const edge of edges)
-      expect(edge).toMatch(
-        /\\nactive", color="#[0-9a-f]{6}", fontcolor="#[0-9a-f]{6}", style=solid, penwidth=2\];$/,
-      );
+    expect(edges).toHaveLength(10);
+    // All active but the two links whose role the provider's allow list does not name.
+    const active = edges.filter((edge) =>
+      /\\nactive", color="#[0-9a-f]{6}", fontcolor="#[0-9a-f]{6}", style=solid, penwidth=2\];$/.test(edge),
+    );
+    expect(active).toHaveLength(8);
+    const failed = edges.filter((edge) => !active.includes(edge));
+    expect(failed).toHaveLength(2);
+    for (const edge of failed) expect(edge).toMatch(/style=dotted/);
   });
 
   it('pvx-sim status shows the links and the live page; pvx-sim logs a console', async () => {
@@ -214,6 +258,7 @@ describe('lifecycle through the mock pv-ctrl and pvcontrol', () => {
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/^CONSUMER +SERVICE/);
     expect(status.stdout.split('\n').filter((line) => / active /.test(line))).toHaveLength(8);
+    expect(status.stdout.split('\n').filter((line) => / failed /.test(line))).toHaveLength(2);
     expect(status.stderr).toMatch(/live page: http:\/\/127\.0\.0\.1:\d+\//);
     const logs = await pvxSim('logs', LIFE_INSTANCE, 'gpu');
     expect(logs.code, logs.stderr).toBe(0);
