@@ -2,7 +2,7 @@
 // `methods` match the request method exactly; `paths` match the request-target's path after normalization
 // (protocols/http/target.ts), which is then what the provider is sent. A request is allowed when any one of the
 // role's entries allows both its method and its path.
-import { matchesAny, matchesPattern, type Narrowing } from '../protocols/graph/allow.js';
+import type { Narrowing } from '../protocols/graph/allow.js';
 import { normalizePath, normalizeTarget } from '../protocols/http/index.js';
 import { TerminalLinkError } from './types.js';
 
@@ -24,10 +24,12 @@ export type RestVerdict =
       reason: string | null;
     };
 
+/** One entry of the role, compiled for a check per request: sets for exact names, a list of prefixes. */
 interface Entry {
-  methods: readonly string[] | undefined;
-  /** Patterns with their fixed part normalized as request paths are. */
-  paths: readonly string[] | undefined;
+  /** null: the entry does not narrow methods. */
+  methods: ReadonlySet<string> | null;
+  /** null: the entry does not narrow paths. Patterns with their fixed part normalized as request paths are. */
+  paths: { exact: ReadonlySet<string>; prefixes: readonly string[] } | null;
 }
 
 export class RestPolicy {
@@ -41,10 +43,10 @@ export class RestPolicy {
     narrowings: readonly Narrowing[],
   ) {
     this.entries = narrowings.map((narrowing) => ({
-      methods: narrowing.methods,
-      paths: narrowing.paths?.map((pattern) => normalizePattern(pattern, role)),
+      methods: narrowing.methods === undefined ? null : new Set(narrowing.methods),
+      paths: narrowing.paths === undefined ? null : compilePaths(narrowing.paths, role),
     }));
-    this.checksPaths = this.entries.some((entry) => entry.paths !== undefined);
+    this.checksPaths = this.entries.some((entry) => entry.paths !== null);
   }
 
   check(method: string, target: string): RestVerdict {
@@ -58,11 +60,10 @@ export class RestPolicy {
     }
     let methodListed = false;
     for (const entry of this.entries) {
-      if (!matchesAny(entry.methods, method)) continue;
+      if (entry.methods !== null && !entry.methods.has(method)) continue;
       methodListed = true;
       // A target without a path (`*`, CONNECT's host:port) matches no path pattern.
-      if (entry.paths === undefined) return { allowed: true, target: forwarded };
-      if (path !== null && entry.paths.some((pattern) => matchesPattern(pattern, path))) {
+      if (entry.paths === null || (path !== null && pathMatches(entry.paths, path))) {
         return { allowed: true, target: forwarded };
       }
     }
@@ -87,14 +88,26 @@ export function restPolicyOf(role: string, narrowings: readonly Narrowing[] | nu
   return narrowings === null ? null : new RestPolicy(role, narrowings);
 }
 
-function normalizePattern(pattern: string, role: string): string {
-  const wildcard = pattern.endsWith('*');
-  const fixed = wildcard ? pattern.slice(0, -1) : pattern;
-  const normalized = normalizePath(fixed);
-  if (typeof normalized !== 'string') {
-    throw new TerminalLinkError(
-      `policy error: the path pattern '${pattern}' of role '${role}' can never match a request (${normalized.reason})`,
-    );
+function pathMatches(paths: NonNullable<Entry['paths']>, path: string): boolean {
+  if (paths.exact.has(path)) return true;
+  for (const prefix of paths.prefixes) if (path.startsWith(prefix)) return true;
+  return false;
+}
+
+/** Patterns as `matchesPattern` reads them (exact, or a prefix before a trailing `*`), their fixed part normalized. */
+function compilePaths(patterns: readonly string[], role: string): NonNullable<Entry['paths']> {
+  const exact = new Set<string>();
+  const prefixes: string[] = [];
+  for (const pattern of patterns) {
+    const wildcard = pattern.endsWith('*');
+    const normalized = normalizePath(wildcard ? pattern.slice(0, -1) : pattern);
+    if (typeof normalized !== 'string') {
+      throw new TerminalLinkError(
+        `policy error: the path pattern '${pattern}' of role '${role}' can never match a request (${normalized.reason})`,
+      );
+    }
+    if (wildcard) prefixes.push(normalized);
+    else exact.add(normalized);
   }
-  return wildcard ? `${normalized}*` : normalized;
+  return { exact, prefixes };
 }
