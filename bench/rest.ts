@@ -6,10 +6,14 @@
 // The paths take turns (rounds of GETs, of uploads, each round starting one path further on), so that the machine's
 // changing load (2 shared cores) does not favour whichever path ran while it was quiet. The proxy's CPU per request
 // and per GiB uploaded are the load-robust figures; the load average is recorded with them.
+// A second rest link with a 20-entry allow list (the entry that allows the request last) measures what the
+// per-request policy check costs, against the link without one.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
+import { RestPolicy } from '../mediators/rest-policy.js';
+import { parseAllow } from '../protocols/graph/allow.js';
 import { startDaemonProcess, stopProcess } from '../testkit/daemon-process.js';
 import { FakeCtrl } from '../testkit/fake-ctrl.js';
 import { eventually } from '../testkit/mesh.js';
@@ -29,8 +33,21 @@ const UPLOAD_WARMUP_ROUNDS = 2;
 const IDENTITY = { consumer: '_pv_', role: 'reader' };
 
 /** A host-side rest link with the identity nginx is configured with. */
-const restLink = (name: string, socket: string, target: string) =>
-  hostLink(name, socket, target, { type: 'rest', role: IDENTITY.role });
+const restLink = (name: string, socket: string, target: string, allow?: unknown[]) =>
+  hostLink(name, socket, target, { type: 'rest', role: IDENTITY.role, ...(allow ? { allow } : {}) });
+
+/**
+ * 20 entries for the role, each with methods and paths; only the last allows the bench's GET, so every request is
+ * checked against all of them (path patterns ending in `*` and exact ones, as a real policy mixes them).
+ */
+const POLICY = [
+  ...Array.from({ length: 19 }, (_, i) => ({
+    role: IDENTITY.role,
+    methods: ['GET', 'HEAD', 'POST'],
+    paths: [`/api/v${i}/items/*`, `/api/v${i}/status`],
+  })),
+  { role: IDENTITY.role, methods: ['GET'], paths: ['/metrics', '/small'] },
+];
 
 function nginxConfig(dir: string, name: string, server: string): string {
   return `
@@ -72,7 +89,8 @@ function uploadSink(path: string): Promise<Server> {
 interface PathUnderTest {
   name: string;
   get: string;
-  upload: string;
+  /** null: GETs only. */
+  upload: string | null;
   /** The relaying process whose CPU time is measured (none for direct). */
   proxyPid: number | null;
 }
@@ -133,12 +151,14 @@ async function measureGets(paths: PathUnderTest[], connections: number) {
  * ratios moved by ±50% from run to run). The warm-up rounds are not counted.
  */
 async function measureUploads(paths: PathUnderTest[]) {
-  const samples = paths.map((path) => ({ path, rates: [] as number[], proxyCpu: 0 }));
+  const samples = paths.flatMap((path) =>
+    path.upload === null ? [] : [{ path, upload: path.upload, rates: [] as number[], proxyCpu: 0 }],
+  );
   for (let round = -UPLOAD_WARMUP_ROUNDS; round < UPLOAD_ROUNDS; round += 1) {
     for (const sample of inTurn(samples, round + UPLOAD_WARMUP_ROUNDS)) {
       const { proxyPid } = sample.path;
       const cpuBefore = proxyPid === null ? 0 : cpuMs(proxyPid) / 1000;
-      const rate = await upload(sample.path.upload, UPLOAD_BYTES, UPLOAD_WRITE);
+      const rate = await upload(sample.upload, UPLOAD_BYTES, UPLOAD_WRITE);
       if (round < 0) continue;
       sample.rates.push(rate);
       sample.proxyCpu += proxyPid === null ? Number.NaN : cpuMs(proxyPid) / 1000 - cpuBefore;
@@ -150,6 +170,21 @@ async function measureUploads(paths: PathUnderTest[]) {
     'MiB per proxy CPU s': round(((UPLOAD_BYTES / (1 << 20)) * UPLOAD_ROUNDS) / proxyCpu),
     'proxy CPU s per GiB': round(proxyCpu / ((UPLOAD_BYTES / (1 << 30)) * UPLOAD_ROUNDS), 3),
   }));
+}
+
+/** CPU ns of one `RestPolicy.check` of a GET of `target` against POLICY (in this process, 2 million checks). */
+function policyCheckNs(target: string): number {
+  const narrowings = parseAllow(POLICY, 'rest', 'bench').grantFor(IDENTITY.role)?.narrowings;
+  if (!narrowings) throw new Error('the bench policy does not narrow its role');
+  const policy = new RestPolicy(IDENTITY.role, narrowings);
+  const checks = 2_000_000;
+  let allowed = 0;
+  for (let i = 0; i < checks / 10; i += 1) allowed += policy.check('GET', target).allowed ? 1 : 0;
+  const before = process.cpuUsage();
+  for (let i = 0; i < checks; i += 1) allowed += policy.check('GET', target).allowed ? 1 : 0;
+  const used = process.cpuUsage(before);
+  if (allowed !== checks * 1.1) throw new Error(`the bench policy refuses GET ${target}`);
+  return ((used.user + used.system) * 1000) / checks;
 }
 
 export async function run(): Promise<void> {
@@ -185,10 +220,11 @@ export async function run(): Promise<void> {
   const graph = [
     restLink('get', providerPath, join(dir, 'mesh-get.sock')),
     restLink('upload', sinkPath, join(dir, 'mesh-upload.sock')),
+    restLink('get-policy', providerPath, join(dir, 'mesh-get-policy.sock'), POLICY),
   ];
   const ctrl = await FakeCtrl.serving(ctrlPath, graph);
   const daemon = startDaemonProcess(ctrlPath);
-  const sockets = ['provider', 'proxy-get', 'proxy-upload', 'mesh-get', 'mesh-upload'];
+  const sockets = ['provider', 'proxy-get', 'proxy-upload', 'mesh-get', 'mesh-upload', 'mesh-get-policy'];
   await eventually(
     () => sockets.every((name) => existsSync(join(dir, `${name}.sock`))),
     10_000,
@@ -201,6 +237,12 @@ export async function run(): Promise<void> {
       name: 'pv-xconnect',
       get: join(dir, 'mesh-get.sock'),
       upload: join(dir, 'mesh-upload.sock'),
+      proxyPid: daemon.pid as number,
+    },
+    {
+      name: 'pv-xconnect, 20-entry policy',
+      get: join(dir, 'mesh-get-policy.sock'),
+      upload: null,
       proxyPid: daemon.pid as number,
     },
     {
@@ -236,13 +278,32 @@ export async function run(): Promise<void> {
       );
     }
   }
+  for (const connections of [1, 50]) {
+    for (const key of ['requests/s', 'requests per proxy CPU s'] as const) {
+      ratios[`${key} with the policy vs without (${connections} conn)`] = round(
+        rate('pv-xconnect, 20-entry policy', connections, key) / rate('pv-xconnect', connections, key),
+        3,
+      );
+    }
+  }
   ratios['upload vs direct'] = round(uploadRate('pv-xconnect') / uploadRate('direct'), 2);
   ratios['upload vs nginx'] = round(uploadRate('pv-xconnect') / uploadRate('nginx proxy'), 2);
   const cpuPerGiB = (name: string) =>
     measured(uploads.find((entry) => entry.path === name)?.['proxy CPU s per GiB']);
   ratios['upload CPU per GiB vs nginx'] = round(cpuPerGiB('pv-xconnect') / cpuPerGiB('nginx proxy'), 2);
 
-  record('rest', { load: load(), gets, uploads, ratios }, gets);
+  const policyCheck = {
+    'ns per check, /small': round(policyCheckNs('/small')),
+    'ns per check, dot segments and escapes': round(policyCheckNs('/api/v3/../v18/items/%7ex?q=1')),
+  };
+  // What one check costs against the daemon's own CPU per request without a policy.
+  ratios['policy check CPU vs daemon CPU per request (50 conn)'] = round(
+    (policyCheck['ns per check, /small'] / 1e9) * rate('pv-xconnect', 50, 'requests per proxy CPU s'),
+    3,
+  );
+
+  record('rest', { load: load(), gets, uploads, policyCheck, ratios }, gets);
+  console.log('policy check:', policyCheck);
   console.table(uploads);
   console.log('ratios:', ratios);
 }
