@@ -21,7 +21,7 @@ import {
   unmarshal,
 } from '../protocols/dbus/index.js';
 import type { MatchRuleParser } from '../protocols/dbus/match-rule.js';
-import { matchesAny, type Narrowing } from '../protocols/graph/allow.js';
+import { matchesAny, type Narrowing, PatternSet } from '../protocols/graph/allow.js';
 import type { MessageInspector } from './dbus-messages.js';
 import { type FilterSink, RelayRejection } from './relay.js';
 import type { Refusal } from './types.js';
@@ -95,32 +95,39 @@ export function loadMatchRuleParser(): Promise<MatchRuleParser> {
   return matchRuleParser;
 }
 
+/** One entry of the role, compiled for a check per message; null: the entry does not narrow that field. */
+interface CallEntry {
+  interfaces: PatternSet | null;
+  members: PatternSet | null;
+  paths: PatternSet | null;
+}
+
+const compiled = (patterns: readonly string[] | undefined) =>
+  patterns === undefined ? null : new PatternSet(patterns);
+
 /** A role's narrowings on one dbus link, judging calls. */
 export class DBusCallPolicy {
+  private readonly entries: readonly CallEntry[];
+
   constructor(
     private readonly role: string,
     private readonly narrowings: readonly Narrowing[],
     private readonly matchRules: MatchRuleParser,
-  ) {}
+  ) {
+    this.entries = narrowings.map((entry) => ({
+      interfaces: compiled(entry.interfaces),
+      members: compiled(entry.members),
+      paths: compiled(entry.paths),
+    }));
+  }
 
   /** Null when the message may go to the bus; else why not. `message` is one whole message, `fields` its fields. */
   judge(fields: RoutingFields, message: Buffer): Verdict | null {
     if (fields.type !== MessageType.METHOD_CALL) return null;
     if (fields.destination === DRIVER) return this.judgeDriverCall(fields, message);
     const { interface: iface, member = '', path = '' } = fields;
-    const failed = new Set<string>();
-    for (const entry of this.narrowings) {
-      const field =
-        entry.interfaces !== undefined && (iface === undefined || !matchesAny(entry.interfaces, iface))
-          ? 'interfaces'
-          : !matchesAny(entry.members, member)
-            ? 'members'
-            : !matchesAny(entry.paths, path)
-              ? 'paths'
-              : null;
-      if (field === null) return null;
-      failed.add(field);
-    }
+    for (const entry of this.entries) if (failedField(entry, iface, member, path) === null) return null;
+    const failed = new Set(this.entries.map((entry) => failedField(entry, iface, member, path)));
     const call = `${iface === undefined ? '' : `${iface}.`}${member} on ${path}`;
     return this.denied([...failed].join(', '), `call ${call} to ${fields.destination ?? '(no destination)'}`);
   }
@@ -166,6 +173,19 @@ export class DBusCallPolicy {
       text: `pv-xconnect: the provider's policy does not let role '${this.role}' ${what}`,
     };
   }
+}
+
+/** The first field of `entry` that does not let the call through; null when the entry allows it. */
+function failedField(
+  entry: CallEntry,
+  iface: string | undefined,
+  member: string,
+  path: string,
+): string | null {
+  if (entry.interfaces !== null && (iface === undefined || !entry.interfaces.has(iface))) return 'interfaces';
+  if (entry.members !== null && !entry.members.has(member)) return 'members';
+  if (entry.paths !== null && !entry.paths.has(path)) return 'paths';
+  return null;
 }
 
 /** The first argument of a driver call when it is a string (RequestName's name, AddMatch's rule). */

@@ -2,7 +2,7 @@
 // `methods` match the request method exactly; `paths` match the request-target's path after normalization
 // (protocols/http/target.ts), which is then what the provider is sent. A request is allowed when any one of the
 // role's entries allows both its method and its path.
-import type { Narrowing } from '../protocols/graph/allow.js';
+import { type Narrowing, PatternSet } from '../protocols/graph/allow.js';
 import { normalizePath, normalizeTarget } from '../protocols/http/index.js';
 import { TerminalLinkError } from './types.js';
 
@@ -29,7 +29,7 @@ interface Entry {
   /** null: the entry does not narrow methods. */
   methods: ReadonlySet<string> | null;
   /** null: the entry does not narrow paths. Patterns with their fixed part normalized as request paths are. */
-  paths: { exact: ReadonlySet<string>; prefixes: readonly string[] } | null;
+  paths: PatternSet | null;
 }
 
 export class RestPolicy {
@@ -63,7 +63,7 @@ export class RestPolicy {
       if (entry.methods !== null && !entry.methods.has(method)) continue;
       methodListed = true;
       // A target without a path (`*`, CONNECT's host:port) matches no path pattern.
-      if (entry.paths === null || (path !== null && pathMatches(entry.paths, path))) {
+      if (entry.paths === null || (path !== null && entry.paths.has(path))) {
         return { allowed: true, target: forwarded };
       }
     }
@@ -88,26 +88,15 @@ export function restPolicyOf(role: string, narrowings: readonly Narrowing[] | nu
   return narrowings === null ? null : new RestPolicy(role, narrowings);
 }
 
-function pathMatches(paths: NonNullable<Entry['paths']>, path: string): boolean {
-  if (paths.exact.has(path)) return true;
-  for (const prefix of paths.prefixes) if (path.startsWith(prefix)) return true;
-  return false;
-}
-
-/** Patterns as `matchesPattern` reads them (exact, or a prefix before a trailing `*`), their fixed part normalized. */
-function compilePaths(patterns: readonly string[], role: string): NonNullable<Entry['paths']> {
-  const exact = new Set<string>();
-  const prefixes: string[] = [];
-  for (const pattern of patterns) {
-    const wildcard = pattern.endsWith('*');
-    const normalized = normalizePath(wildcard ? pattern.slice(0, -1) : pattern);
+/** Path patterns with their fixed part normalized as request paths are. */
+function compilePaths(patterns: readonly string[], role: string): PatternSet {
+  return new PatternSet(patterns, (fixed, pattern) => {
+    const normalized = normalizePath(fixed);
     if (typeof normalized !== 'string') {
       throw new TerminalLinkError(
         `policy error: the path pattern '${pattern}' of role '${role}' can never match a request (${normalized.reason})`,
       );
     }
-    if (wildcard) prefixes.push(normalized);
-    else exact.add(normalized);
-  }
-  return { exact, prefixes };
+    return normalized;
+  });
 }

@@ -83,6 +83,34 @@ export function matchesAny(patterns: readonly string[] | undefined, value: strin
 }
 
 /**
+ * Patterns compiled for a check per message or request, matching as `matchesPattern` does: exact patterns in a set,
+ * the fixed parts of `*` patterns in a list. `fixedPart` may rewrite each fixed part (REST normalizes paths) or
+ * throw for a pattern that cannot be used.
+ */
+export class PatternSet {
+  private readonly exact = new Set<string>();
+  private readonly prefixes: string[] = [];
+
+  constructor(
+    patterns: readonly string[],
+    fixedPart: (fixed: string, pattern: string) => string = (fixed) => fixed,
+  ) {
+    for (const pattern of patterns) {
+      const wildcard = pattern.endsWith('*');
+      const fixed = fixedPart(wildcard ? pattern.slice(0, -1) : pattern, pattern);
+      if (wildcard) this.prefixes.push(fixed);
+      else this.exact.add(fixed);
+    }
+  }
+
+  has(value: string): boolean {
+    if (this.exact.has(value)) return true;
+    for (const prefix of this.prefixes) if (value.startsWith(prefix)) return true;
+    return false;
+  }
+}
+
+/**
  * Validates `allow` for a link of `type`. `where` names its origin in errors (e.g. `graph entry of nm/api` or
  * `/etc/pv-xconnect/allow.json in nm, "api"`); every error adds the JSON path inside the list.
  */

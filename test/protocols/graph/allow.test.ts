@@ -1,7 +1,9 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   matchesAny,
   matchesPattern,
+  PatternSet,
   PolicyError,
   parseAllow,
   parsePolicyFile,
@@ -174,6 +176,35 @@ describe('matchesPattern', () => {
     expect(matchesAny(undefined, 'x')).toBe(true);
     expect(matchesAny([], 'x')).toBe(false);
     expect(matchesAny(['a', 'x*'], 'xy')).toBe(true);
+  });
+});
+
+describe('PatternSet', () => {
+  it('matches exactly as matchesAny does, for any patterns and values', () => {
+    const text = fc.stringMatching(/^[ab/]{0,4}\*?$/);
+    fc.assert(
+      fc.property(fc.array(text, { maxLength: 5 }), fc.stringMatching(/^[ab/]{0,5}$/), (patterns, value) => {
+        expect(new PatternSet(patterns).has(value)).toBe(matchesAny(patterns, value));
+      }),
+      { seed: 20240601, numRuns: 2000 },
+    );
+  });
+
+  it('matches against the rewritten fixed parts, and passes on what the rewrite throws', () => {
+    const lower = new PatternSet(['/A/*', '/B'], (fixed) => fixed.toLowerCase());
+    expect([lower.has('/a/x'), lower.has('/b'), lower.has('/B'), lower.has('/A/x')]).toEqual([
+      true,
+      true,
+      false,
+      false,
+    ]);
+    expect(
+      () =>
+        new PatternSet(['/ok', '/bad*'], (fixed, pattern) => {
+          if (pattern.startsWith('/bad')) throw new Error(`unusable ${pattern}`);
+          return fixed;
+        }),
+    ).toThrow('unusable /bad*');
   });
 });
 
