@@ -24,6 +24,29 @@ const routing = ({ serial, path, interface: iface, member, destination, replySer
 });
 
 describe('readRoutingFields', () => {
+  it('reads the names of each message, also after a message with names of the same length', () => {
+    const call = (member: string, path: string): DBusMessage => ({
+      type: 1,
+      flags: 0,
+      serial: 1,
+      path,
+      interface: 'org.pvx.A',
+      member,
+      destination: 'org.pvx.A',
+      signature: '',
+      body: [],
+      unixFds: 0,
+    });
+    for (const [member, path] of [
+      ['Echo', '/a/b'],
+      ['Echo', '/a/b'],
+      ['Ecko', '/a/c'],
+      ['Echo', '/a/b'],
+    ] as const) {
+      expect(readRoutingFields(marshal(call(member, path)))).toMatchObject({ member, path });
+    }
+  });
+
   it('reads the same names, serials and fd count as the full reader, in both byte orders', () => {
     fc.assert(
       fc.property(messageArb(), fc.constantFrom('l' as const, 'B' as const), (message, endianness) => {
