@@ -218,11 +218,18 @@ export async function relayedConnections(paths: string[]): Promise<Socket[]> {
   return sockets;
 }
 
-/** Connections per second to an echo behind `path`, each one connected, one byte echoed, closed. */
-export async function setupRate(path: string, connections: number): Promise<number> {
+/**
+ * Connections per second to an echo behind `target` (a host path, or what opens a connection elsewhere, e.g. inside
+ * a container's namespace), each one connected, one byte echoed, closed.
+ */
+export async function setupRate(
+  target: string | (() => Promise<Socket>),
+  connections: number,
+): Promise<number> {
+  const open = typeof target === 'string' ? () => connect(target) : target;
   const start = nowMs();
   for (let i = 0; i < connections; i += 1) {
-    const socket = await connect(path);
+    const socket = await open();
     await new Promise((resolve) => {
       socket.once('data', resolve);
       socket.write('x');

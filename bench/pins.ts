@@ -8,7 +8,7 @@
 //    rounds alternate between the two builds so that both see the same load.
 // Needs root. Writes bench/results/pins.json.
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, Socket } from 'node:net';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { hostNamespace } from '../daemon/plumbing.js';
@@ -16,7 +16,7 @@ import { Reconciler } from '../daemon/reconciler.js';
 import { silentLogger } from '../log/logger.js';
 import { DEFAULT_MEDIATOR_SETTINGS, defaultMediators } from '../mediators/registry.js';
 import { DEFAULT_RELAY_LIMITS } from '../mediators/relay.js';
-import { listenIn } from '../native/namespace.js';
+import { listenIn, PinnedNamespace } from '../native/namespace.js';
 import { PACKAGE_ROOT } from '../native/package-root.js';
 import { type GraphEntry, parseGraph } from '../protocols/graph/xconnect-graph.js';
 import { type Container, startContainer } from '../testkit/container.js';
@@ -115,19 +115,32 @@ async function setupRound(build: string, dir: string, provider: Container, consu
   ];
   const ctrl = await FakeCtrl.serving(ctrlPath, graph);
   const daemon = startDaemonProcess(ctrlPath, 1, join(build, 'dist', 'daemon', 'cli.js'));
-  // The bench connects from the host side: the consumer's target seen through its root (no symlinks there).
-  const containerTarget = `/proc/${consumer.pid}/root/run/pv/services/setup.sock`;
+  // The consumer's end is dialled inside its namespace, as a process of the container would (native operations:
+  // never a path through /proc/<pid>/root); the pin's worker adds the same hop for every build.
+  const inConsumer = PinnedNamespace.pin(consumer.pid);
+  const containerTarget = '/run/pv/services/setup.sock';
   try {
     await eventually(
-      () => daemon.exitCode === null && [hostTarget, containerTarget].every((p) => existsSocket(p)),
+      async () =>
+        daemon.exitCode === null &&
+        existsSocket(hostTarget) &&
+        (await inConsumer.stat(containerTarget).then(
+          (stat) => stat.type === 'socket',
+          () => false,
+        )),
       20_000,
       `the daemon of ${build}`,
     );
     return {
       host: await setupRate(hostTarget, SETUPS_PER_ROUND),
-      container: await setupRate(containerTarget, SETUPS_PER_ROUND),
+      container: await setupRate(
+        async () =>
+          new Socket({ fd: await inConsumer.connect(containerTarget), readable: true, writable: true }),
+        SETUPS_PER_ROUND,
+      ),
     };
   } finally {
+    inConsumer.release();
     await stopProcess(daemon);
     await ctrl.stop();
   }
