@@ -10,6 +10,22 @@ import { type Answer, DBusPeer, type Received } from './dbus-peer.js';
 import { contentOf, eventually, fileWithContent, PATIENCE_MS } from './mesh.js';
 
 export const BUS_SOCKET = '/run/dbus/system_bus_socket';
+/** Where the tests start dbus-broker beside the provider's dbus-daemon. */
+export const BROKER_SOCKET = '/run/dbus/broker.sock';
+
+/**
+ * The provider's two buses as a test reaches them: its dbus-daemon and a dbus-broker, each through links named
+ * `<bus>-<role>` planted at `target(role, bus)`; `daemonBus` names the dbus-daemon's links.
+ */
+export function providerBuses<const D extends string>(daemonBus: D) {
+  const buses = [
+    { implementation: 'dbus-daemon', bus: daemonBus, socket: BUS_SOCKET },
+    { implementation: 'dbus-broker', bus: 'broker', socket: BROKER_SOCKET },
+  ] as const;
+  const target = (role: string, bus: D | 'broker' = daemonBus) => `/run/pv/services/${bus}-${role}.sock`;
+  const address = (role: string, bus: D | 'broker') => `unix:path=${target(role, bus)}`;
+  return { buses, target, address };
+}
 export const SERVICE = 'org.pvx.Test';
 export const SERVICE_PATH = '/org/pvx/Test';
 

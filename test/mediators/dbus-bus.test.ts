@@ -14,8 +14,10 @@ import { MAX_SASL_LINE_LENGTH, MessageType, marshal, uidToHex } from '../../prot
 import { type Container, startContainer } from '../../testkit/container.js';
 import { type Broker, startBroker } from '../../testkit/dbus-broker.js';
 import {
+  BROKER_SOCKET,
   BUS_SOCKET,
   type ProviderBus,
+  providerBuses,
   SERVICE,
   SERVICE_PATH,
   startProviderBus,
@@ -49,7 +51,6 @@ const ROLES = [
 type Role = (typeof ROLES)[number]['role'];
 
 const CREDENTIALS_SOCKET = '/run/credentials.sock';
-const BROKER_SOCKET = '/run/dbus/broker.sock';
 
 let work: string;
 let ctrl: FakeCtrl;
@@ -63,19 +64,8 @@ let daemon: Daemon;
 const logs: Fields[] = [];
 
 /** The provider's two buses, each reached through its own links (named `<bus>-<role>`). */
-const BUSES = [
-  { implementation: 'dbus-daemon', bus: 'bus', socket: BUS_SOCKET },
-  { implementation: 'dbus-broker', bus: 'broker', socket: BROKER_SOCKET },
-] as const;
+const { buses: BUSES, target, address } = providerBuses('bus');
 type Bus = (typeof BUSES)[number]['bus'];
-
-function target(role: string, bus: Bus = 'bus'): string {
-  return `/run/pv/services/${bus}-${role}.sock`;
-}
-
-function address(role: Role, bus: Bus): string {
-  return `unix:path=${target(role, bus)}`;
-}
 
 function dbusLink(role: string, socket: string, name: string): GraphEntry {
   return graphEntry('dbus', C, bus.container, { name, role, socket });

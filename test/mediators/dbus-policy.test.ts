@@ -23,7 +23,14 @@ import {
 } from '../../protocols/dbus/index.js';
 import { type Container, startContainer } from '../../testkit/container.js';
 import { type Broker, startBroker } from '../../testkit/dbus-broker.js';
-import { BUS_SOCKET, OPEN_POLICY, type ProviderBus, startProviderBus } from '../../testkit/dbus-bus.js';
+import {
+  BROKER_SOCKET,
+  BUS_SOCKET,
+  OPEN_POLICY,
+  type ProviderBus,
+  providerBuses,
+  startProviderBus,
+} from '../../testkit/dbus-bus.js';
 import {
   BUS_NAME,
   BUS_PATH,
@@ -77,7 +84,6 @@ let bus: ProviderBus;
 let service: DBusPeer;
 let broker: Broker;
 let brokerService: DBusPeer;
-const BROKER_SOCKET = '/run/dbus/broker.sock';
 /** Every call the service received: `interface.member`. */
 const received: string[] = [];
 /** Signals from consumers the service saw. */
@@ -87,19 +93,8 @@ let daemon: Daemon;
 const logs: Fields[] = [];
 
 /** The provider's two buses, each reached through a link per role (named `<bus>-<role>`). */
-const BUSES = [
-  { implementation: 'dbus-daemon', bus: 'policy', socket: BUS_SOCKET },
-  { implementation: 'dbus-broker', bus: 'broker', socket: BROKER_SOCKET },
-] as const;
+const { buses: BUSES, target, address } = providerBuses('policy');
 type Bus = (typeof BUSES)[number]['bus'];
-
-function target(role: string, on: Bus = 'policy'): string {
-  return `/run/pv/services/${on}-${role}.sock`;
-}
-
-function address(role: Role, on: Bus): string {
-  return `unix:path=${target(role, on)}`;
-}
 
 function linkOf(role: string, on: Bus = 'policy') {
   const link = daemon.reconciler.list().find((candidate) => candidate.spec.name === `${on}-${role}`);
