@@ -8,6 +8,8 @@
         "native/src/fdio.c",
         "native/src/nsops.c",
         "native/src/pin.c",
+        "native/src/receive.c",
+        "native/src/relay.c",
         "native/src/resolve.c",
         "native/src/notify.c"
       ],

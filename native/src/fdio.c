@@ -34,6 +34,7 @@
  */
 #include "addon.h"
 #include "cmsg.h"
+#include "receive.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,50 +58,12 @@
     if ((call) != napi_ok) return NULL; \
   } while (0)
 
-/* ---- argument helpers ---------------------------------------------------------------------- */
-
-static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
-  size_t argc = want;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return false;
-  if (argc < want) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "missing arguments");
-    return false;
-  }
-  return true;
-}
-
-/* An integer in [min, max]; throws a TypeError/RangeError naming `what` otherwise. */
-static bool get_integer(napi_env env, napi_value value, const char *what, int64_t min, int64_t max,
-                        int64_t *out) {
-  double number;
-  char message[128];
-  if (napi_get_value_double(env, value, &number) != napi_ok) {
-    snprintf(message, sizeof message, "%s must be a number", what);
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
-    return false;
-  }
-  /* The range test comes first: it also rejects NaN, and makes the cast below well defined. */
-  if (!(number >= (double)min && number <= (double)max) || (double)(int64_t)number != number) {
-    snprintf(message, sizeof message, "%s must be an integer in [%lld, %lld]", what, (long long)min,
-             (long long)max);
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", message);
-    return false;
-  }
-  *out = (int64_t)number;
-  return true;
-}
-
-static bool get_fd(napi_env env, napi_value value, int *fd) {
-  int64_t number;
-  if (!get_integer(env, value, "fd", 0, INT32_MAX, &number)) return false;
-  *fd = (int)number;
-  return true;
-}
+/* ---- argument helpers (the shared ones are in addon.c) ---------------------------------- */
 
 /* For the functions whose only argument is an fd. */
 static bool get_fd_arg(napi_env env, napi_callback_info info, int *fd) {
   napi_value argv[1];
-  return get_args(env, info, 1, argv) && get_fd(env, argv[0], fd);
+  return pvx_get_args(env, info, 1, argv) && pvx_get_fd(env, argv[0], fd);
 }
 
 static napi_value make_int(napi_env env, int64_t value) {
@@ -139,10 +102,6 @@ static napi_value js_socket_pair(napi_env env, napi_callback_info info) {
   return fd_pair(env, sv);
 }
 
-static void close_fds(const int *fds, size_t count) {
-  for (size_t i = 0; i < count; i++) close(fds[i]);
-}
-
 static napi_value ctrunc_error(napi_env env, size_t closed) {
   char message[160];
   snprintf(message, sizeof message,
@@ -157,68 +116,6 @@ static napi_value ctrunc_error(napi_env env, size_t closed) {
   return error;
 }
 
-/* Every read lands in this per-thread buffer (each Node environment runs on its own thread) and is
- * copied into a Buffer of the exact size (or a slice of a pool, see event sets). Measured: faster than
- * handing malloc'd memory to an external Buffer (its finalizer costs more than the copy), and a short
- * read never pins a whole read size. */
-static _Thread_local char *recv_scratch;
-static _Thread_local size_t recv_scratch_size;
-
-static char *recv_buffer(size_t size) {
-  if (size > recv_scratch_size) {
-    char *grown = realloc(recv_scratch, size);
-    if (grown == NULL) return NULL;
-    recv_scratch = grown;
-    recv_scratch_size = size;
-  }
-  return recv_scratch;
-}
-
-/* Runs on the environment's own thread when it shuts down (a worker exiting). */
-static void free_recv_scratch(void *arg) {
-  (void)arg;
-  free(recv_scratch);
-  recv_scratch = NULL;
-  recv_scratch_size = 0;
-}
-
-/* What one recvmsg brought: its bytes are in recv_scratch. */
-typedef struct {
-  ssize_t bytes; /* 0: end of stream */
-  size_t fd_count;
-  int fds[PVX_SCM_MAX_FD];
-} pvx_received;
-
-/* Status of receive(): the chunk arrived, nothing to read, or fds were lost (errno-style codes otherwise). */
-#define RECEIVED 0
-#define WOULD_BLOCK (-1)
-#define CTRUNC (-2)
-
-/* One non-blocking recvmsg of at most max_bytes into recv_scratch. On CTRUNC the fds that did arrive are
- * already closed (their count stays in fd_count, for the message). */
-static int receive(int fd, size_t max_bytes, pvx_received *out) {
-  char *bytes = recv_buffer(max_bytes);
-  if (bytes == NULL) return ENOMEM;
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int) * PVX_SCM_MAX_FD)];
-  } control;
-  struct iovec iov = {.iov_base = bytes, .iov_len = max_bytes};
-  struct msghdr msg = {
-      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
-  ssize_t n;
-  do n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? WOULD_BLOCK : errno;
-  out->bytes = n;
-  out->fd_count = pvx_cmsg_collect_fds(&msg, out->fds, PVX_SCM_MAX_FD);
-  if (msg.msg_flags & MSG_CTRUNC) {
-    close_fds(out->fds, out->fd_count);
-    return CTRUNC;
-  }
-  return RECEIVED;
-}
-
 /* The received fds as a JS array (null if none came, unless always_array). On failure the fds are closed:
  * received fds are never left without an owner. */
 static bool received_fds(napi_env env, const pvx_received *received, bool always_array, napi_value *result) {
@@ -226,7 +123,7 @@ static bool received_fds(napi_env env, const pvx_received *received, bool always
   bool ok = napi_create_array_with_length(env, received->fd_count, result) == napi_ok;
   for (size_t i = 0; ok && i < received->fd_count; i++)
     ok = napi_set_element(env, *result, (uint32_t)i, make_int(env, received->fds[i])) == napi_ok;
-  if (!ok) close_fds(received->fds, received->fd_count);
+  if (!ok) pvx_close_fds(received->fds, received->fd_count);
   return ok;
 }
 
@@ -234,32 +131,32 @@ static napi_value js_recv(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   int fd;
   int64_t max_bytes;
-  if (!get_args(env, info, 2, argv) || !get_fd(env, argv[0], &fd) ||
-      !get_integer(env, argv[1], "maxBytes", 1, PVX_RECV_MAX, &max_bytes))
+  if (!pvx_get_args(env, info, 2, argv) || !pvx_get_fd(env, argv[0], &fd) ||
+      !pvx_get_integer(env, argv[1], "maxBytes", 1, PVX_RECV_MAX, &max_bytes))
     return NULL;
   pvx_received received;
-  int status = receive(fd, (size_t)max_bytes, &received);
-  if (status == WOULD_BLOCK) {
+  int status = pvx_receive(fd, (size_t)max_bytes, &received);
+  if (status == PVX_WOULD_BLOCK) {
     napi_value null_value;
     napi_get_null(env, &null_value);
     return null_value;
   }
-  if (status == CTRUNC) {
+  if (status == PVX_CTRUNC) {
     napi_throw(env, ctrunc_error(env, received.fd_count));
     return NULL;
   }
-  if (status != RECEIVED) {
+  if (status != PVX_RECEIVED) {
     pvx_throw_errno(env, status, "recvmsg", NULL);
     return NULL;
   }
   napi_value result, data, fd_array;
   if (!received_fds(env, &received, true, &fd_array)) return NULL;
-  bool ok = napi_create_buffer_copy(env, (size_t)received.bytes, recv_scratch, NULL, &data) == napi_ok &&
+  bool ok = napi_create_buffer_copy(env, (size_t)received.bytes, received.data, NULL, &data) == napi_ok &&
             napi_create_object(env, &result) == napi_ok &&
             napi_set_named_property(env, result, "data", data) == napi_ok &&
             napi_set_named_property(env, result, "fds", fd_array) == napi_ok;
   if (!ok) {
-    close_fds(received.fds, received.fd_count); /* never leave received fds without an owner */
+    pvx_close_fds(received.fds, received.fd_count); /* never leave received fds without an owner */
     return NULL;
   }
   return result;
@@ -270,8 +167,8 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   int fd;
   int64_t offset;
   uint32_t buffer_count, fd_count = 0;
-  if (!get_args(env, info, 4, argv) || !get_fd(env, argv[0], &fd) ||
-      !get_integer(env, argv[2], "offset", 0, INT32_MAX, &offset))
+  if (!pvx_get_args(env, info, 4, argv) || !pvx_get_fd(env, argv[0], &fd) ||
+      !pvx_get_integer(env, argv[2], "offset", 0, INT32_MAX, &offset))
     return NULL;
   if (napi_get_array_length(env, argv[1], &buffer_count) != napi_ok || buffer_count == 0 ||
       buffer_count > IOV_MAX) {
@@ -309,7 +206,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   for (uint32_t i = 0; i < fd_count; i++) {
     napi_value element;
     CALL(napi_get_element(env, argv[3], i, &element));
-    if (!get_fd(env, element, &fds[i])) return NULL;
+    if (!pvx_get_fd(env, element, &fds[i])) return NULL;
   }
   if (fd_count > 0) {
     msg.msg_control = control;
@@ -436,7 +333,7 @@ static napi_value js_listen_fd(napi_env env, napi_callback_info info) {
   int64_t backlog;
   struct sockaddr_un address = {.sun_family = AF_UNIX};
   size_t length;
-  if (!get_args(env, info, 2, argv) || !get_integer(env, argv[1], "backlog", 0, INT32_MAX, &backlog)) return NULL;
+  if (!pvx_get_args(env, info, 2, argv) || !pvx_get_integer(env, argv[1], "backlog", 0, INT32_MAX, &backlog)) return NULL;
   if (napi_get_value_string_utf8(env, argv[0], address.sun_path, sizeof address.sun_path, &length) != napi_ok) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "path must be a string");
     return NULL;
@@ -484,7 +381,7 @@ static napi_value js_pipe(napi_env env, napi_callback_info info) {
             napi_set_element(env, result, 2, make_int(env, capacity)) == napi_ok;
   if (!ok) {
     int err = errno;
-    close_fds(fds, 2);
+    pvx_close_fds(fds, 2);
     if (capacity <= 0) pvx_throw_errno(env, err, "fcntl F_GETPIPE_SZ", NULL);
     return NULL;
   }
@@ -495,8 +392,8 @@ static napi_value js_splice(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   int from, to;
   int64_t max_bytes;
-  if (!get_args(env, info, 3, argv) || !get_fd(env, argv[0], &from) || !get_fd(env, argv[1], &to) ||
-      !get_integer(env, argv[2], "maxBytes", 1, INT32_MAX, &max_bytes))
+  if (!pvx_get_args(env, info, 3, argv) || !pvx_get_fd(env, argv[0], &from) || !pvx_get_fd(env, argv[1], &to) ||
+      !pvx_get_integer(env, argv[2], "maxBytes", 1, INT32_MAX, &max_bytes))
     return NULL;
   ssize_t n;
   do n = splice(from, NULL, to, NULL, (size_t)max_bytes, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
@@ -614,8 +511,8 @@ static napi_value js_poll_start(napi_env env, napi_callback_info info) {
   int fd;
   int64_t events;
   napi_valuetype type;
-  if (!get_args(env, info, 3, argv) || !get_fd(env, argv[0], &fd) ||
-      !get_integer(env, argv[1], "events", 0, 3, &events))
+  if (!pvx_get_args(env, info, 3, argv) || !pvx_get_fd(env, argv[0], &fd) ||
+      !pvx_get_integer(env, argv[1], "events", 0, 3, &events))
     return NULL;
   if (napi_typeof(env, argv[2], &type) != napi_ok || type != napi_function) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "callback must be a function");
@@ -676,7 +573,7 @@ static pvx_poll *get_poll(napi_env env, napi_value value) {
 static napi_value js_poll_update(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   int64_t events;
-  if (!get_args(env, info, 2, argv) || !get_integer(env, argv[1], "events", 0, 3, &events)) return NULL;
+  if (!pvx_get_args(env, info, 2, argv) || !pvx_get_integer(env, argv[1], "events", 0, 3, &events)) return NULL;
   pvx_poll *poll = get_poll(env, argv[0]);
   if (poll == NULL) return NULL;
   if (!poll->closing) {
@@ -691,7 +588,7 @@ static napi_value js_poll_update(napi_env env, napi_callback_info info) {
 
 static napi_value js_poll_stop(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
+  if (!pvx_get_args(env, info, 1, argv)) return NULL;
   pvx_poll *poll = get_poll(env, argv[0]);
   if (poll == NULL) return NULL;
   poll_close(poll);
@@ -893,12 +790,13 @@ static void deliver_kind(napi_env env, pvx_watch *watch, int kind, napi_value va
   deliver(env, watch, value == NULL ? 1 : 2, argv);
 }
 
-/* The `length` bytes in recv_scratch as (source, offset) for the callback: a pool slice, or a Buffer of
- * exactly them (offset -1). */
-static bool received_bytes(napi_env env, pvx_set *set, size_t length, napi_value *source, int64_t *offset) {
+/* The `length` bytes at `data` as (source, offset) for the callback: a pool slice, or a Buffer of exactly
+ * them (offset -1). */
+static bool received_bytes(napi_env env, pvx_set *set, const char *data, size_t length, napi_value *source,
+                           int64_t *offset) {
   if (length > POOLED_MAX) {
     *offset = -1;
-    return napi_create_buffer_copy(env, length, recv_scratch, NULL, source) == napi_ok;
+    return napi_create_buffer_copy(env, length, data, NULL, source) == napi_ok;
   }
   if (set->pool == NULL || set->pool_used + length > POOL_SIZE) {
     void *data;
@@ -911,7 +809,7 @@ static bool received_bytes(napi_env env, pvx_set *set, size_t length, napi_value
   } else if (napi_get_reference_value(env, set->pool, source) != napi_ok) {
     return false;
   }
-  memcpy(set->pool_data + set->pool_used, recv_scratch, length);
+  memcpy(set->pool_data + set->pool_used, data, length);
   *offset = (int64_t)set->pool_used;
   set->pool_used += length;
   return true;
@@ -919,15 +817,15 @@ static bool received_bytes(napi_env env, pvx_set *set, size_t length, napi_value
 
 static void deliver_received(napi_env env, pvx_watch *watch, const pvx_received *received) {
   if (received->bytes == 0) {
-    close_fds(received->fds, received->fd_count); /* none: fds never come without a byte */
+    pvx_close_fds(received->fds, received->fd_count); /* none: fds never come without a byte */
     deliver_kind(env, watch, EVENT_END, NULL);
     return;
   }
   napi_value argv[5];
   int64_t offset;
   if (!received_fds(env, received, false, &argv[4])) return;
-  if (!received_bytes(env, watch->set, (size_t)received->bytes, &argv[1], &offset)) {
-    close_fds(received->fds, received->fd_count);
+  if (!received_bytes(env, watch->set, received->data, (size_t)received->bytes, &argv[1], &offset)) {
+    pvx_close_fds(received->fds, received->fd_count);
     return;
   }
   napi_create_int32(env, EVENT_DATA, &argv[0]);
@@ -939,7 +837,7 @@ static void deliver_received(napi_env env, pvx_watch *watch, const pvx_received 
 static void deliver_error(napi_env env, pvx_watch *watch, int status, const pvx_received *received,
                           const char *op) {
   napi_value error =
-      status == CTRUNC ? ctrunc_error(env, received->fd_count) : pvx_errno_error(env, status, op, NULL);
+      status == PVX_CTRUNC ? ctrunc_error(env, received->fd_count) : pvx_errno_error(env, status, op, NULL);
   deliver_kind(env, watch, EVENT_ERROR, error);
 }
 
@@ -947,11 +845,11 @@ static bool still_reading(const pvx_watch *watch) {
   return !watch->stopped && (watch->events & WATCH_READABLE) != 0;
 }
 
-/* Delivers what receive() reported: bytes, the end of the stream or a failure. */
+/* Delivers what pvx_receive() reported: bytes, the end of the stream or a failure. */
 static void deliver_read(napi_env env, pvx_watch *watch, int status, const pvx_received *received) {
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  if (status == RECEIVED)
+  if (status == PVX_RECEIVED)
     deliver_received(env, watch, received);
   else
     deliver_error(env, watch, status, received, "recvmsg");
@@ -961,11 +859,11 @@ static void deliver_read(napi_env env, pvx_watch *watch, int status, const pvx_r
 /* One read, delivered: false once reading this socket should stop for this batch. */
 static bool read_once(napi_env env, pvx_watch *watch) {
   pvx_received received;
-  int status = receive(watch->fd, watch->read_size, &received);
-  if (status == WOULD_BLOCK) return false;
+  int status = pvx_receive(watch->fd, watch->read_size, &received);
+  if (status == PVX_WOULD_BLOCK) return false;
   deliver_read(env, watch, status, &received);
   /* A short read emptied the socket: skip the recv that would only say EAGAIN (epoll reports more). */
-  return status == RECEIVED && received.bytes == (ssize_t)watch->read_size;
+  return status == PVX_RECEIVED && received.bytes == (ssize_t)watch->read_size;
 }
 
 /* A poll error (EPOLLERR): what the peer sent before it reset the connection is still delivered while the
@@ -976,10 +874,10 @@ static void serve_error(napi_env env, pvx_watch *watch, int poll_status) {
   if (getsockopt(watch->fd, SOL_SOCKET, SO_ERROR, &err, &length) < 0 || err == 0) err = -poll_status;
   while (still_reading(watch)) {
     pvx_received received;
-    int status = receive(watch->fd, watch->read_size, &received);
-    if (status == WOULD_BLOCK || (status == RECEIVED && received.bytes == 0)) break;
+    int status = pvx_receive(watch->fd, watch->read_size, &received);
+    if (status == PVX_WOULD_BLOCK || (status == PVX_RECEIVED && received.bytes == 0)) break;
     deliver_read(env, watch, status, &received);
-    if (status != RECEIVED) return;
+    if (status != PVX_RECEIVED) return;
   }
   if (watch->stopped) return;
   watch_set_events(watch, 0); /* libuv stopped the handle when it reported the error */
@@ -1073,26 +971,15 @@ static napi_value js_event_set(napi_env env, napi_callback_info info) {
   return external;
 }
 
-static void *get_tagged(napi_env env, napi_value value, const napi_type_tag *tag, const char *message) {
-  bool tagged = false;
-  void *data;
-  if (napi_check_object_type_tag(env, value, tag, &tagged) != napi_ok || !tagged ||
-      napi_get_value_external(env, value, &data) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
-    return NULL;
-  }
-  return data;
-}
-
 static napi_value js_watch(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   int fd;
   int64_t events, read_size;
   napi_valuetype type;
-  if (!get_args(env, info, 5, argv)) return NULL;
-  pvx_set *set = get_tagged(env, argv[0], &set_tag, "not an event set");
-  if (set == NULL || !get_fd(env, argv[1], &fd) || !get_integer(env, argv[2], "events", 0, 7, &events) ||
-      !get_integer(env, argv[3], "readSize", 1, PVX_RECV_MAX, &read_size))
+  if (!pvx_get_args(env, info, 5, argv)) return NULL;
+  pvx_set *set = pvx_get_tagged(env, argv[0], &set_tag, "not an event set");
+  if (set == NULL || !pvx_get_fd(env, argv[1], &fd) || !pvx_get_integer(env, argv[2], "events", 0, 7, &events) ||
+      !pvx_get_integer(env, argv[3], "readSize", 1, PVX_RECV_MAX, &read_size))
     return NULL;
   if (napi_typeof(env, argv[4], &type) != napi_ok || type != napi_function) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "callback must be a function");
@@ -1143,8 +1030,8 @@ static napi_value js_watch(napi_env env, napi_callback_info info) {
 static napi_value js_watch_update(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   int64_t events;
-  if (!get_args(env, info, 2, argv) || !get_integer(env, argv[1], "events", 0, 7, &events)) return NULL;
-  pvx_watch *watch = get_tagged(env, argv[0], &watch_tag, "not a watch handle");
+  if (!pvx_get_args(env, info, 2, argv) || !pvx_get_integer(env, argv[1], "events", 0, 7, &events)) return NULL;
+  pvx_watch *watch = pvx_get_tagged(env, argv[0], &watch_tag, "not a watch handle");
   if (watch == NULL) return NULL;
   int rc = watch_set_events(watch, (int)events);
   if (rc < 0) {
@@ -1156,8 +1043,8 @@ static napi_value js_watch_update(napi_env env, napi_callback_info info) {
 
 static napi_value js_watch_stop(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
-  pvx_watch *watch = get_tagged(env, argv[0], &watch_tag, "not a watch handle");
+  if (!pvx_get_args(env, info, 1, argv)) return NULL;
+  pvx_watch *watch = pvx_get_tagged(env, argv[0], &watch_tag, "not a watch handle");
   if (watch == NULL) return NULL;
   watch_stop(env, watch);
   return make_undefined(env);
@@ -1189,7 +1076,7 @@ napi_status pvx_init_fdio(napi_env env, napi_value exports) {
       {"pipe", js_pipe},
       {"splice", js_splice},
   };
-  napi_status status = napi_add_env_cleanup_hook(env, free_recv_scratch, NULL);
+  napi_status status = napi_add_env_cleanup_hook(env, pvx_free_receive_buffer, NULL);
   for (size_t i = 0; status == napi_ok && i < sizeof functions / sizeof functions[0]; i++)
     status = pvx_export(env, exports, functions[i].name, functions[i].fn);
   return status;

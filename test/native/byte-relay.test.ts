@@ -1,0 +1,334 @@
+// The addon's byte relay (native/byte-relay.ts, native/src/relay.c), between real socket pairs: bytes and fds both
+// ways and in order, backpressure without loss, half-close, a side that fails (the survivor gets what was on its
+// way, then the end), the wind-down's and the half-open reaper's bounds, destroy at any point, bad input, and the
+// tally. Every test checks that the process holds as many fds afterwards as before.
+import { createHash } from 'node:crypto';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { binding } from '../../native/binding.js';
+import { ByteRelay, type RelayEnd, RelayTally } from '../../native/byte-relay.js';
+import { FdSocket } from '../../native/fd-socket.js';
+import { fdio } from '../../native/fdio.js';
+import { closeFd } from '../../native/fds.js';
+import {
+  contentOf,
+  eventually,
+  fileWithContent,
+  loopTurns,
+  openFdCount,
+  readBytes,
+  readToEnd,
+  settled,
+} from '../../testkit/mesh.js';
+import { socketPairFds } from '../../testkit/sockets.js';
+
+// The environment's relay engine (one epoll fd, kept for the process's life) comes with its first relay.
+beforeAll(() => {
+  const [consumerFd, providerFd] = socketPairFds();
+  new ByteRelay(consumerFd, new RelayTally(), 1000, () => {}).start(providerFd);
+});
+
+let fdsBefore = 0;
+beforeEach(() => {
+  fdsBefore = openFdCount();
+});
+
+async function expectNoFdLeak(): Promise<void> {
+  await eventually(() => openFdCount() === fdsBefore, undefined, `fd count back at ${fdsBefore}`);
+}
+
+interface Relayed {
+  /** The consumer's application end. */
+  client: FdSocket;
+  /** The provider's application end. */
+  server: FdSocket;
+  /** The same, as a plain fd (for a test that must control exactly what reaches the kernel). */
+  serverFd: number;
+  relay: ByteRelay;
+  tally: RelayTally;
+  ends: RelayEnd[];
+  counts(): {
+    bytes: { toProvider: number; toConsumer: number };
+    fds: { toProvider: number; toConsumer: number };
+  };
+}
+
+/**
+ * client ⇄ [consumer fd | relay | provider fd] ⇄ server, as a unix link wires them. With `rawServer` the server's
+ * end stays a plain fd (`server` is then not usable).
+ */
+function relayed(idleHalfOpenMs = 60_000, tally = new RelayTally(), rawServer = false): Relayed {
+  const [clientFd, consumerFd] = socketPairFds();
+  const [providerFd, serverFd] = socketPairFds();
+  const ends: RelayEnd[] = [];
+  const relay = new ByteRelay(consumerFd, tally, idleHalfOpenMs, (end) => ends.push(end));
+  relay.start(providerFd);
+  const client = new FdSocket(clientFd);
+  const server = rawServer ? (null as unknown as FdSocket) : new FdSocket(serverFd);
+  client.on('error', () => {});
+  server?.on('error', () => {});
+  return {
+    client,
+    server,
+    serverFd,
+    relay,
+    tally,
+    ends,
+    counts() {
+      const counters = { bytes: { toProvider: 0, toConsumer: 0 }, fds: { toProvider: 0, toConsumer: 0 } };
+      tally.readInto(counters);
+      return counters;
+    },
+  };
+}
+
+function sha(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+function pattern(length: number, seed: number): Buffer {
+  const data = Buffer.alloc(length);
+  for (let i = 0; i < length; i++) data[i] = (i * 31 + seed) & 0xff;
+  return data;
+}
+
+describe('the addon byte relay', () => {
+  it('relays bytes and fds both ways, in order, and counts them in the tally', async () => {
+    const r = relayed();
+    const file = fileWithContent('to the provider');
+    r.client.write(Buffer.from('hello'), [file]);
+    const atServer = await readBytes(r.server, 5);
+    expect(atServer.data.toString()).toBe('hello');
+    expect(atServer.fds).toHaveLength(1);
+    expect(atServer.fds[0]).not.toBe(file);
+    expect(contentOf(atServer.fds[0] as number)).toBe('to the provider');
+
+    const back = fileWithContent('to the consumer');
+    r.server.write(Buffer.from('a'), [back]);
+    r.server.write(Buffer.from('b'));
+    const atClient = await readBytes(r.client, 2);
+    expect(atClient.data.toString()).toBe('ab');
+    expect(atClient.fds.map(contentOf)).toEqual(['to the consumer']);
+    expect(r.counts()).toEqual({
+      bytes: { toProvider: 5, toConsumer: 2 },
+      fds: { toProvider: 1, toConsumer: 1 },
+    });
+
+    for (const fd of [file, back, ...atServer.fds, ...atClient.fds]) closeFd(fd);
+    r.client.destroy();
+    r.server.destroy();
+    await eventually(() => r.ends.length === 1, undefined, 'the relay to end');
+    expect(r.ends).toEqual([{ kind: 'closed', detail: null }]);
+    await expectNoFdLeak();
+  });
+
+  it('holds a fast sender back while the receiver does not read, and loses nothing (8 MiB, fds on the way)', async () => {
+    const r = relayed();
+    const size = 8 << 20;
+    const data = pattern(size, 7);
+    const file = fileWithContent('mid-stream');
+    r.server.pause();
+    r.client.write(data.subarray(0, size / 2));
+    r.client.write(data.subarray(size / 2, size / 2 + 1), [file]);
+    r.client.write(data.subarray(size / 2 + 1));
+    r.client.end();
+    // Held back: far less than 8 MiB went through while the provider's end was not read.
+    const heldAt = await settled(() => r.counts().bytes.toProvider, 'bytes relayed to a paused provider');
+    expect(heldAt).toBeLessThan(size);
+    const received = readToEnd(r.server);
+    r.server.resume();
+    const { data: got, fds } = await received;
+    expect(got.length).toBe(size);
+    expect(sha(got)).toBe(sha(data));
+    expect(fds.map(contentOf)).toEqual(['mid-stream']);
+    expect(r.counts().bytes.toProvider).toBe(size);
+    for (const fd of [file, ...fds]) closeFd(fd);
+    r.server.end();
+    await eventually(() => r.ends.length === 1, undefined, 'the relay to end');
+    expect(r.ends[0]?.kind).toBe('closed');
+    r.client.destroy();
+    r.server.destroy();
+    await expectNoFdLeak();
+  });
+
+  it('passes a half-close on and still delivers the answer that follows it', async () => {
+    const r = relayed();
+    const request = readToEnd(r.server);
+    r.client.write(Buffer.from('question'));
+    r.client.end();
+    expect((await request).data.toString()).toBe('question');
+    const answer = readToEnd(r.client);
+    const big = pattern(1 << 20, 3);
+    r.server.write(big);
+    r.server.end();
+    const got = await answer;
+    expect(sha(got.data)).toBe(sha(big));
+    await eventually(() => r.ends.length === 1, undefined, 'the relay to end');
+    expect(r.ends).toEqual([{ kind: 'closed', detail: null }]);
+    r.client.destroy();
+    r.server.destroy();
+    await expectNoFdLeak();
+  });
+
+  it('gives the consumer what the provider sent before it failed, then the end, and names the failed side', async () => {
+    const r = relayed(60_000, new RelayTally(), true);
+    fdio.send(r.serverFd, [Buffer.from('last words')], 0, null);
+    const got = readToEnd(r.client);
+    // The provider goes away with bytes it never read: the relay's next read of it says ECONNRESET.
+    r.client.write(Buffer.from('unread'));
+    await eventually(() => r.counts().bytes.toProvider === 6, undefined, 'the bytes to reach the provider');
+    fdio.close(r.serverFd);
+    expect((await got).data.toString()).toBe('last words');
+    await eventually(() => r.ends.length === 1, undefined, 'the relay to end');
+    expect(r.ends[0]?.kind).toBe('failed');
+    expect(r.ends[0]?.detail).toMatch(/^provider recvmsg: ECONNRESET/);
+    r.client.destroy();
+    await expectNoFdLeak();
+  });
+
+  it('ends a wind-down whose survivor never closes after its linger', async () => {
+    const r = relayed(60_000, new RelayTally(), true);
+    r.client.write(Buffer.from('x'));
+    await eventually(() => r.counts().bytes.toProvider === 1, undefined, 'the byte to reach the provider');
+    fdio.close(r.serverFd); // with the byte unread: a reset
+    const clientEnded = readToEnd(r.client);
+    // The client keeps talking (dropped) and never closes; the relay gives up on it after its linger.
+    const chatter = setInterval(() => r.client.write(Buffer.from('more')), 20);
+    await eventually(() => r.ends.length === 1, undefined, 'the wind-down to end');
+    clearInterval(chatter);
+    expect(r.ends[0]?.kind).toBe('failed');
+    expect((await clientEnded).data.length).toBe(0);
+    r.client.destroy();
+    await expectNoFdLeak();
+  });
+
+  it('reaps a half-open connection once nothing moved for idleHalfOpenMs, and not while bytes move', async () => {
+    const r = relayed(1000);
+    const serverEnded = readToEnd(r.server);
+    r.client.end();
+    await serverEnded;
+    // Bytes that keep moving keep it alive: 5 answers, 250 ms apart (longer in all than idleHalfOpenMs).
+    const answers = readBytes(r.client, 5);
+    for (let i = 0; i < 5; i++) {
+      r.server.write(Buffer.from('.'));
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect((await answers).data.toString()).toBe('.....');
+    expect(r.ends).toEqual([]);
+    await eventually(() => r.ends.length === 1, undefined, 'the reaper');
+    expect(r.ends[0]?.kind).toBe('reaped');
+    expect(r.ends[0]?.detail).toMatch(/^half-open and idle for \d+ ms$/);
+    r.client.destroy();
+    r.server.destroy();
+    await expectNoFdLeak();
+  });
+
+  it('destroys at any point: before start (the provider fd offered later is closed), while relaying, twice', async () => {
+    const tally = new RelayTally();
+    const [clientFd, consumerFd] = socketPairFds();
+    const [providerFd, serverFd] = socketPairFds();
+    const ends: RelayEnd[] = [];
+    const early = new ByteRelay(consumerFd, tally, 1000, (end) => ends.push(end));
+    early.destroy();
+    expect(early.destroyed).toBe(true);
+    expect(ends).toEqual([{ kind: 'closed', detail: null }]);
+    early.start(providerFd);
+    const client = new FdSocket(clientFd);
+    const server = new FdSocket(serverFd);
+    await Promise.all([readToEnd(client), readToEnd(server)]); // both peers closed: each sees its end
+    client.destroy();
+    server.destroy();
+
+    const r = relayed();
+    r.client.write(Buffer.from('ping'));
+    await readBytes(r.server, 4);
+    const clientEnd = readToEnd(r.client);
+    const serverEnd = readToEnd(r.server);
+    r.relay.destroy();
+    r.relay.destroy();
+    expect(r.ends).toEqual([{ kind: 'closed', detail: null }]);
+    await Promise.all([clientEnd, serverEnd]);
+    await loopTurns(3);
+    expect(r.ends).toHaveLength(1); // no second report from the addon after a destroy
+    r.client.destroy();
+    r.server.destroy();
+    await expectNoFdLeak();
+  });
+
+  it('relays 200 connections at once, each its own echo, into one tally', async () => {
+    const tally = new RelayTally();
+    const pairs = Array.from({ length: 200 }, () => relayed(60_000, tally));
+    for (const { server } of pairs) server.on('data', ({ data }) => server.write(data));
+    const replies = pairs.map(({ client }, i) => {
+      const reply = readBytes(client, 6);
+      client.write(Buffer.from(`c${String(i).padStart(5, '0')}`));
+      return reply;
+    });
+    const got = await Promise.all(replies);
+    expect(got.map(({ data }) => data.toString())).toEqual(
+      pairs.map((_, i) => `c${String(i).padStart(5, '0')}`),
+    );
+    const counters = { bytes: { toProvider: 0, toConsumer: 0 }, fds: { toProvider: 0, toConsumer: 0 } };
+    tally.readInto(counters);
+    expect(counters.bytes).toEqual({ toProvider: 1200, toConsumer: 1200 });
+    for (const { client } of pairs) client.destroy();
+    for (const { server } of pairs) server.destroy();
+    await eventually(() => pairs.every(({ ends }) => ends.length === 1), undefined, 'every relay to end');
+    await expectNoFdLeak();
+  });
+
+  it('fails a relay the addon refuses at once, with the reason, both fds closed; bad handles are TypeErrors', () => {
+    const [a, b] = socketPairFds();
+    const ends: RelayEnd[] = [];
+    new ByteRelay(a, new RelayTally(), 0, (end) => ends.push(end)).start(b); // idleHalfOpenMs 0: out of range
+    expect(ends).toHaveLength(1);
+    expect(ends[0]?.kind).toBe('failed');
+    expect(ends[0]?.detail).toMatch(/idleHalfOpenMs must be an integer/);
+    expect(() => fdio.close(a)).toThrow(/EBADF/);
+    expect(() => fdio.close(b)).toThrow(/EBADF/);
+
+    const raw = binding as {
+      relayStart(c: number, p: number, t: unknown, idle: number, onEnd: () => void): unknown;
+      relayStop(relay: unknown): void;
+      tallyRead(tally: unknown): number[];
+    };
+    const [c, p] = socketPairFds();
+    expect(() => raw.relayStart(c, p, {}, 1000, () => {})).toThrow(/not a relay tally/);
+    expect(() => raw.relayStop({})).toThrow(/not a relay/);
+    expect(() => raw.tallyRead(new RelayTally())).toThrow(/not a relay tally/);
+    // Nothing was taken: the caller still owns both.
+    closeFd(c);
+    closeFd(p);
+  });
+});
+
+describe('the relay and a hung-up side it is not reading', () => {
+  it('delivers everything a provider sent before it closed while the consumer was not reading', async () => {
+    const r = relayed(60_000, new RelayTally(), true);
+    r.client.pause();
+    // The provider writes until the kernel takes no more (its socket, the relay's outbox, the consumer's socket
+    // are full), then closes: the relay's provider side hangs up while it is not being read.
+    const chunk = pattern(64 * 1024, 11);
+    const sent: Buffer[] = [];
+    for (;;) {
+      const n = fdio.send(r.serverFd, [chunk], 0, null);
+      if (n < 0) {
+        await settled(() => r.counts().bytes.toConsumer, 'bytes relayed to a paused consumer', 5);
+        const more = fdio.send(r.serverFd, [chunk], 0, null);
+        if (more < 0) break;
+        sent.push(chunk.subarray(0, more));
+        continue;
+      }
+      sent.push(chunk.subarray(0, n));
+    }
+    fdio.close(r.serverFd);
+    const all = Buffer.concat(sent);
+    const got = readToEnd(r.client);
+    r.client.resume();
+    expect(sha((await got).data)).toBe(sha(all));
+    r.client.end();
+    await eventually(() => r.ends.length === 1, undefined, 'the relay to end');
+    expect(r.ends[0]?.kind).toBe('closed');
+    r.client.destroy();
+    await expectNoFdLeak();
+  });
+});
