@@ -11,9 +11,10 @@ import {
   type RelayLimits,
   TerminalLinkError,
 } from '../mediators/types.js';
+import { ByteRelay, type RelayEnd, RelayTally } from '../native/byte-relay.js';
 import { FdListener } from '../native/fd-listener.js';
-import { FdSocket } from '../native/fd-socket.js';
-import { closeFd } from '../native/fds.js';
+import type { FdSocket } from '../native/fd-socket.js';
+import { closeFd, closeFds } from '../native/fds.js';
 import { HOST, type LinkSpec, linkKey, specHash } from '../protocols/graph/xconnect-graph.js';
 import { narrowingsFor } from './access.js';
 import type { End, EndError, Lease, Pins } from './plumbing.js';
@@ -77,15 +78,17 @@ export class Link {
   note: string | null = null;
   /** When the state last changed (ms since the epoch: a number costs a link less than a Date). */
   since = Date.now();
-  readonly counters: LinkCounters = {
+  private readonly ownCounters: LinkCounters = {
     connections: { active: 0, total: 0, rejected: 0, failed: 0 },
     bytes: { toProvider: 0, toConsumer: 0 },
     fds: { toProvider: 0, toConsumer: 0 },
     denied: 0,
   };
+  /** What the addon's relays of this link moved (links whose connections it relays). */
+  private tally: RelayTally | null = null;
 
   private readonly log: Logger;
-  private readonly connections = new Set<FdSocket>();
+  private readonly connections = new Set<FdSocket | ByteRelay>();
   private context: OwnContext | null = null;
   private leases: Lease[] = [];
   private mediatorState: unknown;
@@ -109,6 +112,11 @@ export class Link {
     this.key = linkKey(spec);
     this.hash = specHash(spec);
     this.log = log.child({ consumer: spec.consumer, link: spec.name, type: spec.type });
+  }
+
+  get counters(): LinkCounters {
+    this.tally?.readInto(this.ownCounters);
+    return this.ownCounters;
   }
 
   /** Stopped, or an end is gone: nothing more is planted or dialled. */
@@ -231,37 +239,76 @@ export class Link {
     if (this.down) return;
     this.mediatorState = await mediator.add(context);
     this.prepared = true;
-    if (this.down || !mediator.onConnection) return;
+    if (this.down || !(mediator.onConnection || mediator.onRelayedConnection)) return;
     await probe(context);
     const { fd, ino } = await context.consumer.listen(this.spec.target, SOCKET_MODE);
     const listener = new FdListener(fd);
     this.planted = { listener, ino };
-    listener.on('connection', (socket: FdSocket) => this.accept(mediator, context, socket));
+    if (mediator.onRelayedConnection) listener.on('fd', (fd) => this.acceptRelayed(mediator, context, fd));
+    else listener.on('connection', (socket) => this.accept(mediator, context, socket));
     listener.on('error', (error: Error) => this.log.warn('accept failed', { error: error.message }));
     // A stop (or an end gone) that raced with planting undoes it.
     if (this.down) await this.tearDown(mediator, context);
   }
 
-  private accept(mediator: Mediator, context: LinkContext, socket: FdSocket): void {
-    const { connections } = this.counters;
+  /** Counts a new connection; false when the link is at its cap (the caller closes it). */
+  private admit(): boolean {
+    const { connections } = this.ownCounters;
     if (this.connections.size >= this.limits.maxConnections) {
       connections.rejected += 1;
-      socket.destroy();
-      return;
+      return false;
     }
     connections.active += 1;
     connections.total += 1;
+    return true;
+  }
+
+  private closed(connection: FdSocket | ByteRelay): void {
+    this.ownCounters.connections.active -= 1;
+    this.connections.delete(connection);
+  }
+
+  private mediatorFailed(connection: FdSocket | ByteRelay, error: unknown): void {
+    this.log.error('mediator failed on a connection', { error: (error as Error).message });
+    connection.destroy();
+  }
+
+  private accept(mediator: Mediator, context: LinkContext, socket: FdSocket): void {
+    if (!this.admit()) {
+      socket.destroy();
+      return;
+    }
     this.connections.add(socket);
-    socket.once('close', () => {
-      connections.active -= 1;
-      this.connections.delete(socket);
-    });
+    socket.once('close', () => this.closed(socket));
     try {
       mediator.onConnection?.(socket, context, this.mediatorState);
     } catch (error) {
-      this.log.error('mediator failed on a connection', { error: (error as Error).message });
-      socket.destroy();
+      this.mediatorFailed(socket, error);
     }
+  }
+
+  private acceptRelayed(mediator: Mediator, context: LinkContext, fd: number): void {
+    if (!this.admit()) {
+      closeFds([fd]);
+      return;
+    }
+    this.tally ??= new RelayTally();
+    const relay = new ByteRelay(fd, this.tally, this.limits.idleHalfOpenMs, (end) => {
+      this.closed(relay);
+      this.relayEnded(end);
+    });
+    this.connections.add(relay);
+    try {
+      mediator.onRelayedConnection?.(relay, context, this.mediatorState);
+    } catch (error) {
+      this.mediatorFailed(relay, error);
+    }
+  }
+
+  /** As mediators/relay.ts logs the end of a connection it relays. */
+  private relayEnded({ kind, detail }: RelayEnd): void {
+    if (kind === 'failed') this.log.debug('connection error', { error: detail });
+    else if (kind === 'reaped') this.log.info('idle half-open connection reaped', { detail });
   }
 
   private async tearDown(mediator: Mediator, context: LinkContext): Promise<void> {
@@ -285,7 +332,7 @@ export class Link {
 
   /** Counts a refusal by the access policy; logs each distinct one once, so a provider can write its policy. */
   private refused({ rule, what }: Refusal): void {
-    this.counters.denied += 1;
+    this.ownCounters.denied += 1;
     const key = `${rule}\n${what}`;
     this.refusalsLogged ??= new Set();
     const logged = this.refusalsLogged;
@@ -318,11 +365,11 @@ export class Link {
       spec,
       narrowings: null,
       log: this.log,
-      counters: this.counters,
+      counters: this.ownCounters,
       consumer,
       provider,
       relayLimits: { idleHalfOpenMs: this.limits.idleHalfOpenMs, messageStallMs: this.limits.messageStallMs },
-      dialProvider: async (credentials) => new FdSocket(await provider.connect(spec.socket, credentials)),
+      dialProvider: (credentials) => provider.connect(spec.socket, credentials),
       note: (text) => {
         this.note = text;
       },

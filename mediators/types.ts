@@ -2,6 +2,7 @@
 // daemon hands them each end of the link as a `Namespace`, that end's mount namespace pinned when the link
 // first came up (never looked up by pid again).
 import type { Logger } from '../log/logger.js';
+import type { ByteRelay } from '../native/byte-relay.js';
 import type { FdSocket } from '../native/fd-socket.js';
 import type { MknodOptions, NodeStat } from '../native/namespace.js';
 import type { Narrowing } from '../protocols/graph/allow.js';
@@ -87,8 +88,8 @@ export interface LinkContext {
    * never gets this far: its link fails before any mediator runs.
    */
   readonly narrowings: readonly Narrowing[] | null;
-  /** A socket connected to the provider's `socket` inside its namespace. */
-  dialProvider(credentials?: Credentials): Promise<FdSocket>;
+  /** A socket connected to the provider's `socket` inside its namespace: its fd, now the caller's. */
+  dialProvider(credentials?: Credentials): Promise<number>;
   /** Reports a refusal by the access policy (the mediator answers the consumer itself). */
   refused(refusal: Refusal): void;
   /** A remark about an active link shown in its status (null clears it). */
@@ -96,8 +97,8 @@ export interface LinkContext {
 }
 
 /**
- * One link type. A mediator with `onConnection` is a socket type: the daemon plants a listener at the link's
- * target and hands it every accepted consumer connection. `add` prepares a link (and may fail it by throwing);
+ * One link type. A mediator with `onConnection` (or `onRelayedConnection`) is a socket type: the daemon plants a
+ * listener at the link's target and hands it every accepted consumer connection. `add` prepares a link (and may fail it by throwing);
  * its result is passed back to `onConnection` and `remove`.
  */
 export interface Mediator<State = unknown> {
@@ -105,6 +106,12 @@ export interface Mediator<State = unknown> {
   add(link: LinkContext): Promise<State>;
   remove?(link: LinkContext, state: State): Promise<void>;
   onConnection?(consumer: FdSocket, link: LinkContext, state: State): void;
+  /**
+   * Instead of `onConnection`, for a type whose bytes need no look: each accepted consumer connection as a
+   * ByteRelay (native/byte-relay.ts) that waits for the provider's socket; the addon then relays the two
+   * without entering JavaScript.
+   */
+  onRelayedConnection?(consumer: ByteRelay, link: LinkContext, state: State): void;
   /**
    * For links whose resources can change under them (device nodes): called on every poll while the link is
    * active; false re-establishes it. Links of other types cost no system call on an unchanged poll.

@@ -1,7 +1,7 @@
 // unix: a plain byte-and-fd relay between the consumer and the provider's socket, dialled as root or, when the
-// service asks for it, as the link's role (role-credentials.ts).
-import { dialProviderFor } from './dial.js';
-import { relay } from './relay.js';
+// service asks for it, as the link's role (role-credentials.ts). Its bytes need no look, so the addon relays
+// them (native/byte-relay.ts).
+import { dialProviderFd } from './dial.js';
 import { dialCredentials } from './role-credentials.js';
 import type { Credentials, Mediator } from './types.js';
 
@@ -15,13 +15,7 @@ export const unixMediator: Mediator<UnixLinkState> = {
   async add(link) {
     return { credentials: await dialCredentials(link) };
   },
-  onConnection(consumer, link, { credentials }) {
-    dialProviderFor(
-      consumer,
-      link,
-      (provider) =>
-        relay(consumer, provider, { counters: link.counters, limits: link.relayLimits, log: link.log }),
-      credentials,
-    );
+  onRelayedConnection(consumer, link, { credentials }) {
+    dialProviderFd(consumer, link, (providerFd) => consumer.start(providerFd), credentials);
   },
 };

@@ -1,9 +1,10 @@
 /**
- * A listening Unix stream socket that accepts into FdSockets.
+ * A listening Unix stream socket that accepts into FdSockets ('connection'), or hands over the accepted fds
+ * themselves ('fd', when someone listens for it: a connection relayed by the addon needs no FdSocket).
  *
  * `new FdListener(fd)` adopts a listening fd: close() closes it (and never unlinks anything). Accepting starts
- * when the first 'connection' listener is added (not at construction), so no connection is accepted without
- * someone to take it; a connection emitted with no listener left is destroyed. Running out of fds (EMFILE,
+ * when the first 'connection' or 'fd' listener is added (not at construction), so no connection is accepted
+ * without someone to take it; a connection emitted with no listener left is closed. Running out of fds (EMFILE,
  * ENFILE, ENOBUFS, ENOMEM) stops accepting for 100 ms, then it retries; 'error' is emitted once per such
  * episode WITHOUT 'close' (the listener keeps going). Any other accept failure emits 'error' and then 'close'.
  */
@@ -23,6 +24,8 @@ const CONNECTION_ERRORS = new Set(['ECONNABORTED', 'EPROTO', 'EPERM']);
 
 export type FdListenerEvents = {
   connection: [socket: FdSocket];
+  /** An accepted connection's fd (non-blocking, close-on-exec), now the handler's to close. */
+  fd: [fd: number];
   error: [error: Error];
   close: [];
   newListener: [event: string | symbol, listener: (...args: unknown[]) => void];
@@ -49,7 +52,7 @@ export class FdListener extends EventEmitter<FdListenerEvents> {
     fdio.setNonBlocking(fd);
     this.#poll = fdio.pollStart(fd, 0, (error) => this.#onPoll(error));
     this.on('newListener', (event) => {
-      if (event === 'connection' && this.#accepting === null) this.resume();
+      if ((event === 'connection' || event === 'fd') && this.#accepting === null) this.resume();
     });
   }
 
@@ -114,6 +117,10 @@ export class FdListener extends EventEmitter<FdListenerEvents> {
   }
 
   #deliver(fd: number): void {
+    if (this.listenerCount('fd') > 0) {
+      this.emit('fd', fd);
+      return;
+    }
     let socket: FdSocket;
     try {
       socket = new FdSocket(fd, this.#socketOptions);

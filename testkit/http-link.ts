@@ -5,12 +5,12 @@ import type { Fields, Logger } from '../log/logger.js';
 import { DEFAULT_RELAY_LIMITS } from '../mediators/relay.js';
 import { restMediator } from '../mediators/rest.js';
 import type { LinkContext, LinkCounters, Namespace, Refusal } from '../mediators/types.js';
-import type { Chunk, FdSocket } from '../native/fd-socket.js';
+import { type Chunk, FdSocket } from '../native/fd-socket.js';
 import { closeFd } from '../native/fds.js';
 import type { Narrowing } from '../protocols/graph/allow.js';
 import type { LinkSpec } from '../protocols/graph/xconnect-graph.js';
 import { PATIENCE_MS } from './mesh.js';
-import { socketPair } from './sockets.js';
+import { socketPair, socketPairFds } from './sockets.js';
 
 /** Everything a socket received, with ways to wait for more. */
 export class Inbox {
@@ -137,7 +137,8 @@ export interface RestConnection {
   log: CapturedLog[];
   /** What the link reported as refused by its access policy, in order. */
   refusals: Refusal[];
-  close(): void;
+  /** Closes the client, server and consumer ends; resolves once the relay has closed the provider's end too. */
+  close(): Promise<void>;
 }
 
 export const TEST_SPEC: LinkSpec = {
@@ -171,7 +172,9 @@ export async function restConnection(
   narrowings: readonly Narrowing[] | null = null,
 ): Promise<RestConnection> {
   const [client, consumerEnd] = socketPair();
-  const [providerEnd, server] = socketPair();
+  // The provider's end is the mediator's once dialled (its relay closes it); the server's is ours.
+  const [providerEnd, serverFd] = socketPairFds();
+  const server = new FdSocket(serverFd);
   const log: CapturedLog[] = [];
   const counters: LinkCounters = {
     connections: { active: 0, total: 0, rejected: 0, failed: 0 },
@@ -207,8 +210,12 @@ export async function restConnection(
     counters,
     log,
     refusals,
-    close() {
-      for (const socket of [client, server, consumerEnd, providerEnd]) socket.destroy();
+    async close() {
+      client.destroy();
+      consumerEnd.destroy();
+      // The relay closes the provider's end once the consumer's is gone: the server reads its end then.
+      await atServer.untilEnd().catch(() => {});
+      server.destroy();
     },
   };
 }

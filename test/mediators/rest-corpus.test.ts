@@ -25,8 +25,8 @@ const IDENTITY: HttpHeader[] = [
 const cases = corpusCases();
 let connection: RestConnection | null = null;
 
-afterEach(() => {
-  connection?.close();
+afterEach(async () => {
+  await connection?.close();
   connection = null;
 });
 

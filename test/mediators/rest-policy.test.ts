@@ -114,8 +114,8 @@ async function connect(narrowings: readonly Narrowing[] = READER): Promise<RestC
   return connection;
 }
 
-afterEach(() => {
-  for (const connection of connections) connection.close();
+afterEach(async () => {
+  await Promise.all(connections.map((connection) => connection.close()));
   connections = [];
 });
 

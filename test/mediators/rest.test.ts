@@ -18,8 +18,8 @@ async function connect(): Promise<RestConnection> {
   return connection;
 }
 
-afterEach(() => {
-  for (const connection of connections) connection.close();
+afterEach(async () => {
+  await Promise.all(connections.map((connection) => connection.close()));
   connections = [];
 });
 
