@@ -641,7 +641,9 @@ static napi_value js_relay_start(napi_env env, napi_callback_info info) {
   if (e->relays != NULL) e->relays->prev = r;
   e->relays = r;
   if (e->running++ == 0) uv_ref((uv_handle_t *)&e->poll);
-  update_both(r); /* bytes sent before now are reported at once (level-triggered) */
+  update_both(r);
+  /* A consumer often speaks first and has by now (a request, a handshake): read it at once, not a turn later. */
+  serve_readable(r, CONSUMER);
   if (napi_type_tag_object(env, external, &relay_tag) != napi_ok) return NULL;
   return external;
 }
