@@ -34,7 +34,7 @@ import {
   withDeadline,
 } from '../../native/namespace.js';
 import { type Container, hostProcessWithPid, killed, startContainer } from '../../testkit/container.js';
-import { eventually, PATIENCE_MS, pidfdCount } from '../../testkit/mesh.js';
+import { eventually, PATIENCE_MS, pidfdCount, settled } from '../../testkit/mesh.js';
 
 const suffix = `${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
 /** The path the symlinks inside the containers point at; on the host it exists and must stay empty. */
@@ -811,7 +811,8 @@ describe('pinned namespaces', () => {
     mkdirSync(dir, { recursive: true });
     const server = net.createServer((socket) => socket.destroy());
     await new Promise<void>((resolve) => server.listen(`${dir}/s.sock`, resolve));
-    const threadsBefore = workerThreads();
+    // Workers of earlier tests' pins end, or (on a loaded machine) take their name late: count them once steady.
+    const threadsBefore = await settled(workerThreads, 'the pin workers of earlier tests');
     try {
       closeSync(await host.connect(`${dir}/s.sock`));
       expect(workerThreads()).toBe(threadsBefore);
