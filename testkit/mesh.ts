@@ -109,6 +109,17 @@ export function fileWithContent(content: string): number {
   return fd;
 }
 
+/** How many fds of this process are open on files that fileWithContent made (any copy, whoever holds it). */
+export function fileWithContentFds(): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).includes(`/pvx-fd-${process.pid}-`);
+    } catch {
+      return false; // the directory's own fd, closed by now
+    }
+  }).length;
+}
+
 export function contentOf(fd: number): string {
   const buffer = Buffer.alloc(4096);
   const length = readSync(fd, buffer, 0, buffer.length, 0);

@@ -352,9 +352,10 @@ static bool forward(pvx_relay *r, int t, const pvx_received *received) {
     }
     sent = 0;
   }
+  bool keep_fds = sent == 0 && received->fd_count > 0;
+  if (!keep_fds) pvx_close_fds(received->fds, received->fd_count); /* sent: the receiver has its own copies now */
   if ((size_t)sent == length) return true;
   size_t rest = length - (size_t)sent;
-  bool keep_fds = sent == 0 && received->fd_count > 0; /* else they went with the first byte */
   to->outbox = malloc(rest);
   to->outbox_fds = keep_fds ? malloc(received->fd_count * sizeof(int)) : NULL;
   if (to->outbox == NULL || (keep_fds && to->outbox_fds == NULL)) {
@@ -412,7 +413,8 @@ static void serve_writable(pvx_relay *r, int t) {
     if (errno != EAGAIN && errno != EWOULDBLOCK) fail_errno(r, t, errno, "sendmsg");
     return;
   }
-  if (to->outbox_fd_count > 0) { /* they went with the first byte */
+  if (to->outbox_fd_count > 0) { /* they went with the first byte: the receiver has its own copies now */
+    pvx_close_fds(to->outbox_fds, to->outbox_fd_count);
     free(to->outbox_fds);
     to->outbox_fds = NULL;
     to->outbox_fd_count = 0;

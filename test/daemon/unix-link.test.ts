@@ -15,6 +15,7 @@ import {
   echo,
   eventually,
   fileWithContent,
+  fileWithContentFds,
   type GraphEntry,
   graphEntry,
   PATIENCE_MS,
@@ -105,6 +106,9 @@ describe('a unix link between two containers', () => {
     expect(answer.fds).toHaveLength(1);
     expect(contentOf(answer.fds[0] as number)).toBe('provider read: from the consumer');
     closeAll(answer.fds);
+    // Every copy of both files is closed again (daemon and peers run in this process): the daemon keeps none of
+    // the fds it passed on.
+    await eventually(() => fileWithContentFds() === 0, PATIENCE_MS, 'the fds passed both ways closed');
 
     // 64 MiB byte-exact, then half-close: the client shuts its write side and still reads everything.
     const payload = randomBytes(64 * 1024 * 1024);
