@@ -37,10 +37,14 @@ import { type Global, RawWaylandClient } from '../testkit/wayland-client.js';
 import {
   cpuMs,
   hostLink,
+  interleaved,
   nowMs,
+  paired,
   percentile,
   record,
   round,
+  showSpread,
+  spread,
   startSocat,
   treeCpuMs,
   watchLoad,
@@ -52,6 +56,9 @@ const ROUND_TRIPS = 5000;
 /** Round trips per turn, each turn after a few unmeasured ones. */
 const BLOCK = 500;
 const WARMUP_ROUND_TRIPS = 50;
+const WAYLAND = 'pv-xconnect wayland';
+const UNIX = 'pv-xconnect unix (bytes+fds, relayed by the addon)';
+const SOCAT = 'socat (bytes only)';
 const FRAME_SECONDS = 5;
 const WIDTH = 256;
 const HEIGHT = 256;
@@ -62,44 +69,51 @@ async function connect(path: string): Promise<RawWaylandClient> {
   return new RawWaylandClient(new FdSocket(await connectIn({ pid: 0, path })));
 }
 
+/** One path's round: the p50 and p99 of its BLOCK round trips, and its relay's CPU time over them. */
+interface SyncRound {
+  p50: number;
+  p99: number;
+  cpuMs: number;
+}
+
 /**
- * µs per wl_display.sync → wl_callback.done for each path, sorted, and the CPU µs its relay (`relayCpuMs`: its CPU
- * time so far, none for direct) spent per round trip. The paths take turns in blocks of round trips, so a change in
- * the machine's load (it is shared) weighs on all of them alike, while each block is a client doing round trips
- * back to back, as a real one does.
+ * wl_display.sync → wl_callback.done, ROUND_TRIPS / BLOCK rounds of BLOCK round trips per path (each after a few
+ * unmeasured ones), and the CPU time its relay (`relayCpuMs`: its CPU time so far, none for direct) spent on them. The paths take turns within each round, each round starting one path further on, so a change in the
+ * machine's load (it is shared) weighs on all of them alike, while each block is a client doing round trips back
+ * to back, as a real one does.
  */
-async function syncLatencies(
+async function syncRounds(
   paths: Record<string, string>,
   relayCpuMs: Record<string, () => number>,
-): Promise<Record<string, { samples: number[]; cpuUsPerRoundTrip: number }>> {
-  const names = Object.keys(paths);
-  const clients = await Promise.all(Object.values(paths).map(connect));
-  const samples = clients.map((): number[] => []);
-  const cpu = clients.map(() => 0);
-  for (let block = 0; block < ROUND_TRIPS / BLOCK; block++) {
-    for (const [index, client] of clients.entries()) {
-      const relayCpu = relayCpuMs[names[index] as string] ?? (() => Number.NaN);
+): Promise<Map<string, SyncRound[]>> {
+  const clients = new Map<string, RawWaylandClient>();
+  for (const [name, path] of Object.entries(paths)) clients.set(name, await connect(path));
+  const rounds = await interleaved(
+    ROUND_TRIPS / BLOCK,
+    Object.keys(paths).map((name) => ({ name })),
+    async ({ name }): Promise<SyncRound> => {
+      const client = clients.get(name) as RawWaylandClient;
+      const relayCpu = relayCpuMs[name] ?? (() => Number.NaN);
+      for (let i = 0; i < WARMUP_ROUND_TRIPS; i++) await client.roundtrip();
+      const samples: number[] = [];
       const cpuBefore = relayCpu();
-      for (let i = 0; i < WARMUP_ROUND_TRIPS + BLOCK; i++) {
+      for (let i = 0; i < BLOCK; i++) {
         const start = nowMs();
         await client.roundtrip();
-        if (i >= WARMUP_ROUND_TRIPS) samples[index]?.push((nowMs() - start) * 1000);
+        samples.push((nowMs() - start) * 1000);
         client.events.splice(0); // keep the event log short: waitFor scans it
       }
-      cpu[index] = (cpu[index] as number) + relayCpu() - cpuBefore;
-    }
-  }
-  for (const client of clients) client.close();
-  const roundTrips = (ROUND_TRIPS / BLOCK) * (WARMUP_ROUND_TRIPS + BLOCK);
-  return Object.fromEntries(
-    names.map((name, index) => [
-      name,
-      {
-        samples: (samples[index] ?? []).sort((a, b) => a - b),
-        cpuUsPerRoundTrip: ((cpu[index] as number) * 1000) / roundTrips,
-      },
-    ]),
+      const cpuMs = relayCpu() - cpuBefore;
+      samples.sort((a, b) => a - b);
+      return { p50: percentile(samples, 50), p99: percentile(samples, 99), cpuMs };
+    },
   );
+  for (const client of clients.values()) client.close();
+  return rounds;
+}
+
+function cpuUsPerRoundTrip(rounds: SyncRound[]): number {
+  return round((rounds.reduce((sum, { cpuMs }) => sum + cpuMs, 0) * 1000) / (rounds.length * BLOCK));
 }
 
 function find(globals: Global[], name: string): Global {
@@ -200,41 +214,43 @@ export async function run(): Promise<void> {
   await eventually(() => existsSync(westonSocket), 10_000, 'weston');
   const paths: Record<string, string> = {
     direct: westonSocket,
-    'pv-xconnect wayland': join(dir, 'mesh-wayland.sock'),
-    'pv-xconnect unix (bytes+fds)': join(dir, 'mesh-unix.sock'),
-    'socat (bytes only)': join(dir, 'socat.sock'),
+    [WAYLAND]: join(dir, 'mesh-wayland.sock'),
+    [UNIX]: join(dir, 'mesh-unix.sock'),
+    [SOCAT]: join(dir, 'socat.sock'),
   };
   const graph = [
-    hostLink('wayland', westonSocket, paths['pv-xconnect wayland'] as string, {
+    hostLink('wayland', westonSocket, paths[WAYLAND] as string, {
       type: 'wayland',
       role: ADMIN,
     }),
-    hostLink('unix', westonSocket, paths['pv-xconnect unix (bytes+fds)'] as string, { role: ADMIN }),
+    hostLink('unix', westonSocket, paths[UNIX] as string, { role: ADMIN }),
   ];
   const ctrlPath = join(dir, 'ctrl.sock');
   const ctrl = await FakeCtrl.serving(ctrlPath, graph);
   const daemon = startDaemonProcess(ctrlPath);
-  const socat = startSocat(paths['socat (bytes only)'] as string, westonSocket);
+  const socat = startSocat(paths[SOCAT] as string, westonSocket);
   await eventually(() => Object.values(paths).every((path) => existsSync(path)), 10_000, 'relays');
 
   const rows: Record<string, unknown>[] = [];
-  const results: Record<string, Record<string, number>> = {};
+  const results: Record<string, Record<string, string | number>> = {};
+  let rounds = new Map<string, SyncRound[]>();
   try {
     const daemonCpu = () => cpuMs(daemon.pid as number);
-    const latencies = await syncLatencies(paths, {
-      'pv-xconnect wayland': daemonCpu,
-      'pv-xconnect unix (bytes+fds)': daemonCpu,
-      'socat (bytes only)': () => treeCpuMs(socat.pid as number),
+    rounds = await syncRounds(paths, {
+      [WAYLAND]: daemonCpu,
+      [UNIX]: daemonCpu,
+      [SOCAT]: () => treeCpuMs(socat.pid as number),
     });
     for (const [name, path] of Object.entries(paths)) {
-      const { samples: latency = [], cpuUsPerRoundTrip = Number.NaN } = latencies[name] ?? {};
-      const row: Record<string, number> = {
-        'sync p50 µs': round(percentile(latency, 50)),
-        'sync p99 µs': round(percentile(latency, 99)),
-        'relay CPU µs per round trip': round(cpuUsPerRoundTrip),
+      const of = rounds.get(name) ?? [];
+      const row: Record<string, string | number> = {
+        'sync p50 µs': showSpread(spread(of.map((round) => round.p50))),
+        'sync p99 µs': showSpread(spread(of.map((round) => round.p99))),
+        // Over all rounds: one round's CPU time is a few clock ticks (10 ms each).
+        'relay CPU µs per round trip': name === 'direct' ? '–' : cpuUsPerRoundTrip(of),
       };
       // The frame loop needs the shm pool's fd to arrive: socat drops it.
-      if (!name.startsWith('socat')) row['frames/s'] = round(await frameRate(path));
+      if (name !== SOCAT) row['frames/s'] = round(await frameRate(path));
       rows.push({ path: name, ...row });
       results[name] = row;
     }
@@ -245,21 +261,50 @@ export async function run(): Promise<void> {
     await ctrl.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-  const direct = results.direct as Record<string, number>;
-  const mediated = results['pv-xconnect wayland'] as Record<string, number>;
-  const plainRelay = results['pv-xconnect unix (bytes+fds)'] as Record<string, number>;
+  const cpuRatio = (a: string, b: string) =>
+    round(cpuUsPerRoundTrip(rounds.get(a) ?? []) / cpuUsPerRoundTrip(rounds.get(b) ?? []), 2);
+  const added = (path: string) =>
+    paired(
+      rounds,
+      path,
+      'direct',
+      (round) => round.p50,
+      (x, y) => x - y,
+      1,
+    );
   const comparison = {
-    addedSyncP50Us: round((mediated['sync p50 µs'] as number) - (direct['sync p50 µs'] as number)),
-    // What the protocol handling costs on top of the same relay without it.
-    addedOverUnixRelaySyncP50Us: round(
-      (mediated['sync p50 µs'] as number) - (plainRelay['sync p50 µs'] as number),
+    'added sync p50 µs': added(WAYLAND),
+    // What the protocol handling costs on top of a relay without it.
+    'added sync p50 µs over the unix relay': paired(
+      rounds,
+      WAYLAND,
+      UNIX,
+      (r) => r.p50,
+      (x, y) => x - y,
+      1,
     ),
-    frameRateVsDirect: round((mediated['frames/s'] as number) / (direct['frames/s'] as number), 3),
-    targets: { addedSyncP50Us: 50, frameRateVsDirect: 0.95 },
+    'added sync p50 µs, unix relay': added(UNIX),
+    'added sync p50 µs, socat': added(SOCAT),
+    'relay CPU per round trip vs socat': cpuRatio(WAYLAND, SOCAT),
+    'unix relay CPU per round trip vs socat': cpuRatio(UNIX, SOCAT),
+    'frame rate vs direct': round(
+      Number(results[WAYLAND]?.['frames/s']) / Number(results.direct?.['frames/s']),
+      3,
+    ),
+    targets: { 'added sync p50 µs': 50, 'frame rate vs direct': 0.95 },
   };
   record(
     'wayland',
-    { roundTrips: ROUND_TRIPS, frameSeconds: FRAME_SECONDS, load: load(), results, comparison },
+    {
+      roundTrips: ROUND_TRIPS,
+      rounds: ROUND_TRIPS / BLOCK,
+      method:
+        'rounds of 500 round trips per path, the paths taking turns, each round starting one path further on; figures are median (min–max) over the rounds; added latencies paired per round',
+      frameSeconds: FRAME_SECONDS,
+      load: load(),
+      results,
+      comparison,
+    },
     rows,
   );
   console.log(comparison);
