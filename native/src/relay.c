@@ -16,7 +16,8 @@
  * (READ_SIZE a recvmsg, fds with their first byte) and sent on at once; what the receiver does not take goes
  * to its outbox, and its sender is not read until the outbox is empty (backpressure stays in the kernel's
  * buffers). The end of a direction goes on as shutdown(SHUT_WR) once its outbox is empty. A side that fails
- * ends the connection, but the survivor still gets what was on its way to it, then the end of the stream,
+ * ends the connection (one whose peer reads no more, EPIPE, only once what that peer sent went on), but the
+ * survivor still gets what was on its way to it, then the end of the stream,
  * and what it sends meanwhile is read and dropped, for at most LINGER_MS (the wind-down). A connection with
  * one direction ended and nothing read for idleHalfOpenMs is reaped.
  *
@@ -69,6 +70,7 @@ typedef struct {
   uint32_t registered; /* the events it is in the epoll set for; 0: not in it */
   bool read_ended;     /* its end of stream was read */
   bool write_shut;     /* shut down for writing */
+  int write_error;     /* a send to it failed (EPIPE) while its input was still to be read: its failure after that */
   /* What the other side sent that this one did not take yet, and the fds riding with its first byte. */
   char *outbox;
   size_t outbox_length, outbox_offset;
@@ -237,7 +239,8 @@ static uint32_t wanted(const pvx_relay *r, int s) {
   const side *me = &r->sides[s];
   if (r->ended || me->fd < 0) return 0;
   uint32_t events = has_outbox(me) ? EPOLLOUT : 0;
-  bool read = !me->read_ended && (r->survivor == s || (r->survivor < 0 && !has_outbox(&r->sides[other(s)])));
+  const side *to = &r->sides[other(s)];
+  bool read = !me->read_ended && (r->survivor == s || (r->survivor < 0 && !has_outbox(to) && to->write_error == 0));
   return read ? events | EPOLLIN : events;
 }
 
@@ -311,6 +314,10 @@ static void side_failed(pvx_relay *r, int s, const char *what) {
 
 static void read_ended(pvx_relay *r, int s) {
   r->sides[s].read_ended = true;
+  if (r->sides[s].write_error != 0) { /* all it sent went on: now its failed write ends the connection */
+    fail_errno(r, s, r->sides[s].write_error, "sendmsg");
+    return;
+  }
   side *to = &r->sides[other(s)];
   if (r->survivor < 0 && !has_outbox(to)) shut_write(to);
   check_done(r);
@@ -319,6 +326,20 @@ static void read_ended(pvx_relay *r, int s) {
 }
 
 /* ---- moving bytes ---- */
+
+/* A send to side t failed. EPIPE says that its peer reads no more, not that it sent nothing more: while its input
+ * has not ended, that is still read and sent on (its sender is not read meanwhile: nothing can go to t), and t
+ * fails after its end. Anything else fails t at once, and so does a second EPIPE (nothing can go anywhere). */
+static void write_failed(pvx_relay *r, int t, int err) {
+  side *to = &r->sides[t];
+  if (err != EPIPE || to->read_ended || r->survivor >= 0 || r->sides[other(t)].write_error != 0) {
+    fail_errno(r, t, err, "sendmsg");
+    return;
+  }
+  to->write_error = err;
+  drop_outbox(to);
+  update_both(r);
+}
 
 static ssize_t send_chunk(int fd, const char *data, size_t length, const int *fds, size_t fd_count) {
   union {
@@ -347,7 +368,7 @@ static bool forward(pvx_relay *r, int t, const pvx_received *received) {
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
       int err = errno;
       pvx_close_fds(received->fds, received->fd_count);
-      fail_errno(r, t, err, "sendmsg");
+      write_failed(r, t, err);
       return false;
     }
     sent = 0;
@@ -410,7 +431,7 @@ static void serve_writable(pvx_relay *r, int t) {
   ssize_t sent = send_chunk(to->fd, to->outbox + to->outbox_offset, to->outbox_length - to->outbox_offset,
                             to->outbox_fds, to->outbox_fd_count);
   if (sent < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK) fail_errno(r, t, errno, "sendmsg");
+    if (errno != EAGAIN && errno != EWOULDBLOCK) write_failed(r, t, errno);
     return;
   }
   if (to->outbox_fd_count > 0) { /* they went with the first byte: the receiver has its own copies now */

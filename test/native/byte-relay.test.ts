@@ -299,7 +299,42 @@ describe('the addon byte relay', () => {
     closeFd(c);
     closeFd(p);
   });
+
+  it('ends when both peers go away while both directions are held back', async () => {
+    const r = relayed(60_000, new RelayTally(), true);
+    r.client.pause();
+    await fillTowardsPausedClient(r);
+    r.client.write(pattern(4 << 20, 5));
+    await settled(() => r.counts().bytes.toProvider, 'bytes relayed to a provider that does not read');
+    // Both go with bytes unread: each write the relay still has for them fails, and nothing can go anywhere.
+    r.client.destroy();
+    fdio.close(r.serverFd);
+    await eventually(() => r.ends.length === 1, undefined, 'the relay to end');
+    expect(r.ends[0]?.kind).toBe('failed');
+    await expectNoFdLeak();
+  });
 });
+
+/**
+ * Has the raw server end write until the kernel takes no more (its socket, the relay's outbox, the paused consumer's
+ * socket are full); returns what it sent.
+ */
+async function fillTowardsPausedClient(r: Relayed): Promise<Buffer> {
+  const chunk = pattern(64 * 1024, 11);
+  const sent: Buffer[] = [];
+  for (;;) {
+    const n = fdio.send(r.serverFd, [chunk], 0, null);
+    if (n < 0) {
+      await settled(() => r.counts().bytes.toConsumer, 'bytes relayed to a paused consumer', 5);
+      const more = fdio.send(r.serverFd, [chunk], 0, null);
+      if (more < 0) break;
+      sent.push(chunk.subarray(0, more));
+      continue;
+    }
+    sent.push(chunk.subarray(0, n));
+  }
+  return Buffer.concat(sent);
+}
 
 describe('the relay and a hung-up side it is not reading', () => {
   it('delivers everything a provider sent before it closed while the consumer was not reading', async () => {
@@ -307,21 +342,8 @@ describe('the relay and a hung-up side it is not reading', () => {
     r.client.pause();
     // The provider writes until the kernel takes no more (its socket, the relay's outbox, the consumer's socket
     // are full), then closes: the relay's provider side hangs up while it is not being read.
-    const chunk = pattern(64 * 1024, 11);
-    const sent: Buffer[] = [];
-    for (;;) {
-      const n = fdio.send(r.serverFd, [chunk], 0, null);
-      if (n < 0) {
-        await settled(() => r.counts().bytes.toConsumer, 'bytes relayed to a paused consumer', 5);
-        const more = fdio.send(r.serverFd, [chunk], 0, null);
-        if (more < 0) break;
-        sent.push(chunk.subarray(0, more));
-        continue;
-      }
-      sent.push(chunk.subarray(0, n));
-    }
+    const all = await fillTowardsPausedClient(r);
     fdio.close(r.serverFd);
-    const all = Buffer.concat(sent);
     const got = readToEnd(r.client);
     r.client.resume();
     expect(sha((await got).data)).toBe(sha(all));
@@ -329,6 +351,45 @@ describe('the relay and a hung-up side it is not reading', () => {
     await eventually(() => r.ends.length === 1, undefined, 'the relay to end');
     expect(r.ends[0]?.kind).toBe('closed');
     r.client.destroy();
+    await expectNoFdLeak();
+  });
+
+  it('still delivers what a provider sent before it closed when a write to it fails first (EPIPE)', async () => {
+    const r = relayed(60_000, new RelayTally(), true);
+    r.client.pause();
+    const sent = await fillTowardsPausedClient(r);
+    // The provider closes having read everything (no reset), with what it sent still in the relay's socket,
+    // unread: the consumer's outbox is full, so the provider's side is not being read.
+    fdio.close(r.serverFd);
+    // The consumer speaks: the relay's write to the provider fails (EPIPE) before it read the provider's last bytes.
+    r.client.write(Buffer.from('too late'));
+    await eventually(() => r.counts().bytes.toProvider === 8, undefined, 'the consumer to be read');
+    const got = readToEnd(r.client);
+    r.client.resume();
+    expect(sha((await got).data)).toBe(sha(sent));
+    r.client.end();
+    await eventually(() => r.ends.length === 1, undefined, 'the relay to end');
+    expect(r.ends[0]?.kind).toBe('failed');
+    expect(r.ends[0]?.detail).toMatch(/^provider sendmsg: EPIPE/);
+    r.client.destroy();
+    await expectNoFdLeak();
+  });
+
+  it('still delivers what a provider sent before it closed when the outbox to it fails first (EPIPE)', async () => {
+    const r = relayed(60_000, new RelayTally(), true);
+    r.client.pause();
+    const sent = await fillTowardsPausedClient(r);
+    // Held back both ways: the provider does not read either, so what the consumer sends waits in an outbox too.
+    r.client.write(pattern(4 << 20, 5));
+    await settled(() => r.counts().bytes.toProvider, 'bytes relayed to a provider that does not read');
+    // The provider goes away (with bytes unread: a reset): the relay's pending write to it fails first.
+    fdio.close(r.serverFd);
+    const got = readToEnd(r.client);
+    r.client.resume();
+    expect(sha((await got).data)).toBe(sha(sent));
+    r.client.destroy();
+    await eventually(() => r.ends.length === 1, undefined, 'the relay to end');
+    expect(r.ends[0]?.kind).toBe('failed');
     await expectNoFdLeak();
   });
 });
