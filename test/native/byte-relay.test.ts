@@ -3,6 +3,9 @@
 // way, then the end), the wind-down's and the half-open reaper's bounds, destroy at any point, bad input, and the
 // tally. Every test checks that the process holds as many fds afterwards as before.
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { binding } from '../../native/binding.js';
 import { ByteRelay, type RelayEnd, RelayTally } from '../../native/byte-relay.js';
@@ -311,6 +314,73 @@ describe('the addon byte relay', () => {
     fdio.close(r.serverFd);
     await eventually(() => r.ends.length === 1, undefined, 'the relay to end');
     expect(r.ends[0]?.kind).toBe('failed');
+    await expectNoFdLeak();
+  });
+});
+
+describe('relays of a worker thread', () => {
+  // The build the binding loaded (the sanitizer run's, under `npm run test:asan`).
+  const addon =
+    process.env.PVX_NATIVE_ADDON ||
+    join(import.meta.dirname, '..', '..', 'build', 'Release', 'pvx_native.node');
+
+  /**
+   * A worker starts relays in many states (running, half-open, bytes and a passed fd held back by a provider that
+   * does not read, ended by its peers, stopped), hands back the peers' fds, then ends as `exit` says: its
+   * environment's cleanup must close every fd the relays hold and free them (no sanitizer finding).
+   */
+  function workerWithRelays(exit: 'terminate' | 'stop all and return'): Worker {
+    return new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const native = require(workerData.addon);
+       const tally = native.relayTally();
+       const relays = [];
+       const peers = [];
+       const relay = () => {
+         const [client, consumer] = native.socketPair();
+         const [provider, server] = native.socketPair();
+         relays.push(native.relayStart(consumer, provider, tally, 60000, () => {}));
+         peers.push(client, server);
+         return { client, server };
+       };
+       relay();
+       native.shutdownWrite(relay().client);
+       // The server reads nothing: bytes and a passed fd wait in the socket and in the relay's outbox.
+       const flooded = relay();
+       const passed = native.socketPair();
+       native.send(flooded.client, [Buffer.from('fd')], 0, [passed[0]]);
+       native.close(passed[0]); // the socket holds its own copy now
+       native.close(passed[1]);
+       const chunk = Buffer.alloc(1 << 16);
+       while (native.send(flooded.client, [chunk], 0, null) > 0);
+       const gone = relay();
+       native.close(gone.client);
+       native.close(gone.server);
+       peers.splice(-2);
+       relay();
+       native.relayStop(relays.at(-1));
+       if (workerData.exit === 'stop all and return') for (const handle of relays) native.relayStop(handle);
+       parentPort.postMessage(peers);
+       if (workerData.exit === 'stop all and return') parentPort.unref();`,
+      { eval: true, workerData: { addon, exit } },
+    );
+  }
+
+  it('are ended and their fds closed when the worker is terminated', async () => {
+    const worker = workerWithRelays('terminate');
+    const [peers] = (await once(worker, 'message')) as [number[]];
+    expect(await worker.terminate()).toBe(1);
+    // Reaching this line means the worker's environment shut down without aborting the process.
+    for (const fd of peers) closeFd(fd);
+    await expectNoFdLeak();
+  });
+
+  it('do not keep a worker alive once they are stopped', async () => {
+    const worker = workerWithRelays('stop all and return');
+    const exited = once(worker, 'exit');
+    const [peers] = (await once(worker, 'message')) as [number[]];
+    expect((await exited)[0]).toBe(0);
+    for (const fd of peers) closeFd(fd);
     await expectNoFdLeak();
   });
 });
