@@ -141,6 +141,45 @@ describe('a unix link between two containers', () => {
     expect(status.connections.total).toBe(1);
   });
 
+  it('counts connections, bytes and fds of many relayed connections in GET /links', async () => {
+    ctrl.setGraph([link()]);
+    await startDaemon();
+    const count = 40;
+    const rounds = Array.from({ length: count }, async (_, i) => {
+      const client = await connectFrom(C.pid, TARGET);
+      const message = Buffer.from(`message ${String(i).padStart(4, '0')}`);
+      const reply = readToEnd(client);
+      client.write(message);
+      client.end();
+      expect((await reply).data.equals(message)).toBe(true);
+      client.destroy();
+      return message.length;
+    });
+    const bytes = (await Promise.all(rounds)).reduce((sum, length) => sum + length, 0);
+    // One more, still open, with a file each way.
+    const open = await connectFrom(C.pid, TARGET);
+    open.write(Buffer.from('fd?'), [fileWithContent('from the consumer')]);
+    const answer = await readBytes(open, 5);
+    closeAll(answer.fds);
+    const status = await eventually(
+      async () => {
+        const [link] = JSON.parse((await getStatus('/links')).body);
+        return link.connections.active === 1 && link;
+      },
+      PATIENCE_MS,
+      'the closed connections to be counted out',
+    );
+    expect(status.connections).toEqual({ active: 1, total: count + 1, failed: 0 });
+    expect(status.bytes).toEqual({ toProvider: bytes + 3, toConsumer: bytes + 5 });
+    expect(status.fds).toEqual({ toProvider: 1, toConsumer: 1 });
+    open.destroy();
+    await eventually(
+      async () => JSON.parse((await getStatus('/links')).body)[0].connections.active === 0,
+      PATIENCE_MS,
+      'the last connection to be counted out',
+    );
+  });
+
   it('keeps a half-closed client until a delayed 1 MiB answer has arrived', async () => {
     const slowPath = '/run/p/slow.sock';
     const answer = randomBytes(1024 * 1024);
