@@ -12,10 +12,12 @@ import { ByteRelay, type RelayEnd, RelayTally } from '../../native/byte-relay.js
 import { FdSocket } from '../../native/fd-socket.js';
 import { fdio } from '../../native/fdio.js';
 import { closeFd } from '../../native/fds.js';
+import { lowerFdLimit } from '../../testkit/fd-limit.js';
 import {
   contentOf,
   eventually,
   fileWithContent,
+  fileWithContentFds,
   loopTurns,
   openFdCount,
   readBytes,
@@ -185,6 +187,33 @@ describe('the addon byte relay', () => {
     expect(r.ends[0]?.kind).toBe('failed');
     expect(r.ends[0]?.detail).toMatch(/^provider recvmsg: ECONNRESET/);
     r.client.destroy();
+    await expectNoFdLeak();
+  });
+
+  it('fails a side whose fds the kernel could not all install (MSG_CTRUNC), closing the ones that came', async () => {
+    const [clientFd, consumerFd] = socketPairFds();
+    const [providerFd, serverFd] = socketPairFds();
+    const files = [fileWithContent('1'), fileWithContent('2'), fileWithContent('3')];
+    fdio.send(clientFd, [Buffer.from('fds')], 0, files);
+    for (const fd of files) closeFd(fd); // the socket holds its own copies
+    const ends: RelayEnd[] = [];
+    const relay = new ByteRelay(consumerFd, new RelayTally(), 60_000, (end) => ends.push(end));
+    // The relay reads the consumer as it starts: with room for one fd left, the kernel installs one of three.
+    const limit = lowerFdLimit();
+    try {
+      limit.fill(1);
+      relay.start(providerFd);
+    } finally {
+      limit.restore();
+    }
+    const server = new FdSocket(serverFd);
+    expect((await readToEnd(server)).data.length).toBe(0); // nothing went on, then the end
+    server.destroy();
+    await eventually(() => ends.length === 1, undefined, 'the relay to end');
+    expect(ends[0]?.kind).toBe('failed');
+    expect(ends[0]?.detail).toMatch(/^consumer recvmsg: control data truncated \(MSG_CTRUNC\)/);
+    expect(fileWithContentFds()).toBe(0);
+    fdio.close(clientFd);
     await expectNoFdLeak();
   });
 

@@ -1,7 +1,7 @@
 // The fd-carrying socket layer: fd passing and its ordering, backpressure, half-close, the listener,
 // resource exhaustion (fd limit lowered on this very process with prlimit) and bad input. Every test
 // checks that the process holds as many fds afterwards as before.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import {
   existsSync,
@@ -22,6 +22,7 @@ import { FdListener } from '../../native/fd-listener.js';
 import { type Chunk, FdSocket } from '../../native/fd-socket.js';
 import { fdio, MAX_FDS_PER_SENDMSG } from '../../native/fdio.js';
 import { closeFd, dupFd } from '../../native/fds.js';
+import { lowerFdLimit } from '../../testkit/fd-limit.js';
 import { listenFd, socketPair, socketPairFds } from '../../testkit/sockets.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pvx-fd-socket-'));
@@ -99,51 +100,6 @@ function receive(socket: FdSocket, length: number): Promise<{ data: Buffer; arri
     });
     socket.once('error', reject);
   });
-}
-
-/**
- * Lowers this process's RLIMIT_NOFILE (prlimit on our own pid) so that the fd table can be filled up.
- * Tests fill it synchronously right before the operation that must fail: other code in this process
- * (the test runner) may close fds at any time, so a table filled earlier may not stay full.
- */
-function lowerFdLimit() {
-  const pid = String(process.pid);
-  const [soft, hard] = execFileSync('prlimit', [
-    '--pid',
-    pid,
-    '--nofile',
-    '--raw',
-    '--noheadings',
-    '-o',
-    'SOFT,HARD',
-  ])
-    .toString()
-    .trim()
-    .split(/\s+/);
-  execFileSync('prlimit', ['--pid', pid, `--nofile=${openFdCount() + 16}:${hard}`]);
-  const filler: number[] = [];
-  const release = () => {
-    for (const fd of filler.splice(0)) closeFd(fd);
-  };
-  return {
-    /** Takes every free fd but `free` of them. */
-    fill(free: number): void {
-      for (;;) {
-        try {
-          filler.push(dupFd(0));
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== 'EMFILE') throw error;
-          break;
-        }
-      }
-      for (const fd of filler.splice(0, free)) closeFd(fd);
-    },
-    release,
-    restore(): void {
-      release();
-      execFileSync('prlimit', ['--pid', pid, `--nofile=${soft}:${hard}`]);
-    },
-  };
 }
 
 /** Rejects if `promise` takes longer than 5 s, so that the caller's cleanup runs before the test times out. */
