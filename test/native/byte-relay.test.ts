@@ -435,6 +435,18 @@ async function fillTowardsPausedClient(r: Relayed): Promise<Buffer> {
   return Buffer.concat(sent);
 }
 
+/**
+ * Fails if the process spins while the relay waits: over a steady wait (20 ms polls), it uses less than half of
+ * one core, far above what waiting costs (a few percent) and far below a loop that a hung-up socket keeps waking.
+ */
+async function expectNoSpin(what: string): Promise<void> {
+  const started = performance.now();
+  const cpu = process.cpuUsage();
+  await settled(() => 0, what, 25);
+  const { user, system } = process.cpuUsage(cpu);
+  expect((user + system) / 1000, `CPU time while ${what}`).toBeLessThan((performance.now() - started) / 2);
+}
+
 describe('the relay and a hung-up side it is not reading', () => {
   it('delivers everything a provider sent before it closed while the consumer was not reading', async () => {
     const r = relayed(60_000, new RelayTally(), true);
@@ -443,6 +455,7 @@ describe('the relay and a hung-up side it is not reading', () => {
     // are full), then closes: the relay's provider side hangs up while it is not being read.
     const all = await fillTowardsPausedClient(r);
     fdio.close(r.serverFd);
+    await expectNoSpin('the provider hung up and is not read');
     const got = readToEnd(r.client);
     r.client.resume();
     expect(sha((await got).data)).toBe(sha(all));
@@ -463,6 +476,7 @@ describe('the relay and a hung-up side it is not reading', () => {
     // The consumer speaks: the relay's write to the provider fails (EPIPE) before it read the provider's last bytes.
     r.client.write(Buffer.from('too late'));
     await eventually(() => r.counts().bytes.toProvider === 8, undefined, 'the consumer to be read');
+    await expectNoSpin('the provider failed a write, hung up and is not read');
     const got = readToEnd(r.client);
     r.client.resume();
     expect(sha((await got).data)).toBe(sha(sent));
