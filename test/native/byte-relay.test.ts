@@ -26,6 +26,7 @@ import {
 } from '../../testkit/mesh.js';
 import { socketPairFds } from '../../testkit/sockets.js';
 import { CI_SEED } from '../fuzz/target.js';
+import { prng } from '../protocols/http/streams.js';
 
 // The environment's relay engine (one epoll fd, kept for the process's life) comes with its first relay.
 beforeAll(() => {
@@ -507,18 +508,6 @@ describe('the relay and a hung-up side it is not reading', () => {
   });
 });
 
-/** A small seeded generator (mulberry32): the same sessions in every run. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 interface Stream {
   bytes: Buffer[];
   /** Each fd sent, by its file's content, with the stream offset of the byte it went with. */
@@ -598,7 +587,7 @@ function expectRelayed(sent: Stream, received: Stream, what: string): void {
 
 describe('the relay under random traffic (fixed seed)', () => {
   it('delivers every byte and fd of 12 random sessions both ways, in order, never an fd after its byte', async () => {
-    const random = seeded(CI_SEED);
+    const random = prng(CI_SEED);
     for (let session = 0; session < 12; session++) {
       const r = relayed();
       const atServer = collect(r.server);
@@ -606,8 +595,8 @@ describe('the relay under random traffic (fixed seed)', () => {
       stutter(r.server, random);
       stutter(r.client, random);
       const [toServer, toClient] = await Promise.all([
-        sendScript(r.client, seeded(CI_SEED + 2 * session), `c${session}`),
-        sendScript(r.server, seeded(CI_SEED + 2 * session + 1), `s${session}`),
+        sendScript(r.client, prng(CI_SEED + 2 * session), `c${session}`),
+        sendScript(r.server, prng(CI_SEED + 2 * session + 1), `s${session}`),
       ]);
       expectRelayed(toServer, await atServer, `session ${session} (seed ${CI_SEED}), consumer to provider`);
       expectRelayed(toClient, await atClient, `session ${session} (seed ${CI_SEED}), provider to consumer`);
