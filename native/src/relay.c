@@ -614,8 +614,8 @@ static void on_relay_finalized(napi_env env, void *data, void *hint) {
   (void)hint;
   pvx_relay *r = data;
   r->external_released = true;
-  if (r->engine == NULL) { /* the environment shut down: nothing else holds it */
-    tally_release(r->tally);
+  if (r->engine == NULL) { /* never started, or the environment shut down: nothing else holds it */
+    if (r->tally != NULL) tally_release(r->tally);
     free(r);
     return;
   }
@@ -649,6 +649,13 @@ static napi_value js_relay_start(napi_env env, napi_callback_info info) {
     free(r);
     return NULL;
   }
+  if (napi_type_tag_object(env, external, &relay_tag) != napi_ok) {
+    /* Not started: the fds are still the caller's, and the finalizer frees r (it has no engine). */
+    napi_delete_reference(env, r->on_end);
+    r->on_end = NULL;
+    r->ended = true;
+    return NULL;
+  }
   /* From here the relay owns the fds, and the finalizer frees it once it ended. */
   r->engine = e;
   r->tally = t;
@@ -667,7 +674,6 @@ static napi_value js_relay_start(napi_env env, napi_callback_info info) {
   update_both(r);
   /* A consumer often speaks first and has by now (a request, a handshake): read it at once, not a turn later. */
   serve_readable(r, CONSUMER);
-  if (napi_type_tag_object(env, external, &relay_tag) != napi_ok) return NULL;
   return external;
 }
 
