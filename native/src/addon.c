@@ -34,6 +34,13 @@ void pvx_throw_errno(napi_env env, int err, const char *op, const char *path) {
   napi_throw(env, pvx_errno_error(env, err, op, path));
 }
 
+void pvx_report_thrown(napi_env env, napi_status status) {
+  if (status != napi_pending_exception) return;
+  napi_value exception;
+  napi_get_and_clear_last_exception(env, &exception);
+  napi_fatal_exception(env, exception);
+}
+
 napi_status pvx_export(napi_env env, napi_value exports, const char *name, napi_callback fn) {
   napi_value value;
   napi_status status = napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &value);

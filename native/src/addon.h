@@ -20,6 +20,10 @@ void pvx_throw_errno(napi_env env, int err, const char *op, const char *path);
 /* Same, but returns the Error value instead of throwing it (for promise rejections). */
 napi_value pvx_errno_error(napi_env env, int err, const char *op, const char *path);
 
+/* After a call into JS: an exception it threw (status napi_pending_exception) is reported as uncaught, as after a
+ * MakeCallback, so the process's handlers decide; any other status is left alone. */
+void pvx_report_thrown(napi_env env, napi_status status);
+
 /* Registers fn under name on exports. */
 napi_status pvx_export(napi_env env, napi_value exports, const char *name, napi_callback fn);
 

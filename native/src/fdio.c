@@ -489,12 +489,7 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   napi_get_global(env, &receiver); /* napi_make_callback needs an object receiver */
   napi_get_reference_value(env, poll->callback, &callback);
   /* poll stays valid after the call even if JS stopped it: it is freed only in a later close callback. */
-  if (napi_make_callback(env, poll->async_context, receiver, callback, 3, argv, &result) ==
-      napi_pending_exception) {
-    napi_value exception;
-    napi_get_and_clear_last_exception(env, &exception);
-    napi_fatal_exception(env, exception);
-  }
+  pvx_report_thrown(env, napi_make_callback(env, poll->async_context, receiver, callback, 3, argv, &result));
   napi_close_handle_scope(env, scope);
 }
 
@@ -776,11 +771,7 @@ static void deliver(napi_env env, pvx_watch *watch, size_t argc, napi_value *arg
   napi_value callback, receiver;
   if (napi_get_reference_value(env, watch->callback, &callback) != napi_ok || callback == NULL) return;
   napi_get_undefined(env, &receiver);
-  if (napi_call_function(env, receiver, callback, argc, argv, NULL) == napi_pending_exception) {
-    napi_value exception;
-    napi_get_and_clear_last_exception(env, &exception);
-    napi_fatal_exception(env, exception);
-  }
+  pvx_report_thrown(env, napi_call_function(env, receiver, callback, argc, argv, NULL));
 }
 
 static void deliver_kind(napi_env env, pvx_watch *watch, int kind, napi_value value) {

@@ -207,12 +207,7 @@ static void report_ended(engine *e) {
       napi_create_string_utf8(env, r->detail, NAPI_AUTO_LENGTH, &argv[1]);
     else
       napi_get_null(env, &argv[1]);
-    if (callback != NULL &&
-        napi_call_function(env, receiver, callback, 2, argv, NULL) == napi_pending_exception) {
-      napi_value exception;
-      napi_get_and_clear_last_exception(env, &exception);
-      napi_fatal_exception(env, exception);
-    }
+    if (callback != NULL) pvx_report_thrown(env, napi_call_function(env, receiver, callback, 2, argv, NULL));
   }
   if (in_scope) napi_close_callback_scope(env, callback_scope); /* runs the microtasks the callbacks queued */
   if (opened) napi_close_handle_scope(env, scope);
