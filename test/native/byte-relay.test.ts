@@ -43,12 +43,10 @@ async function expectNoFdLeak(): Promise<void> {
   await eventually(() => openFdCount() === fdsBefore, undefined, `fd count back at ${fdsBefore}`);
 }
 
-interface Relayed {
+interface RawRelayed {
   /** The consumer's application end. */
   client: FdSocket;
-  /** The provider's application end. */
-  server: FdSocket;
-  /** The same, as a plain fd (for a test that must control exactly what reaches the kernel). */
+  /** The provider's application end, as a plain fd (for a test that must control exactly what reaches the kernel). */
   serverFd: number;
   relay: ByteRelay;
   tally: RelayTally;
@@ -59,23 +57,22 @@ interface Relayed {
   };
 }
 
-/**
- * client ⇄ [consumer fd | relay | provider fd] ⇄ server, as a unix link wires them. With `rawServer` the server's
- * end stays a plain fd (`server` is then not usable).
- */
-function relayed(idleHalfOpenMs = 60_000, tally = new RelayTally(), rawServer = false): Relayed {
+interface Relayed extends RawRelayed {
+  /** The provider's application end. */
+  server: FdSocket;
+}
+
+/** client ⇄ [consumer fd | relay | provider fd] ⇄ serverFd, as a unix link wires them. */
+function relayedRaw(idleHalfOpenMs = 60_000, tally = new RelayTally()): RawRelayed {
   const [clientFd, consumerFd] = socketPairFds();
   const [providerFd, serverFd] = socketPairFds();
   const ends: RelayEnd[] = [];
   const relay = new ByteRelay(consumerFd, tally, idleHalfOpenMs, (end) => ends.push(end));
   relay.start(providerFd);
   const client = new FdSocket(clientFd);
-  const server = rawServer ? (null as unknown as FdSocket) : new FdSocket(serverFd);
   client.on('error', () => {});
-  server?.on('error', () => {});
   return {
     client,
-    server,
     serverFd,
     relay,
     tally,
@@ -86,6 +83,14 @@ function relayed(idleHalfOpenMs = 60_000, tally = new RelayTally(), rawServer = 
       return counters;
     },
   };
+}
+
+/** The same, with the server's end an FdSocket too. */
+function relayed(idleHalfOpenMs = 60_000, tally = new RelayTally()): Relayed {
+  const raw = relayedRaw(idleHalfOpenMs, tally);
+  const server = new FdSocket(raw.serverFd);
+  server.on('error', () => {});
+  return { ...raw, server };
 }
 
 function sha(data: Buffer): string {
@@ -176,7 +181,7 @@ describe('the addon byte relay', () => {
   });
 
   it('gives the consumer what the provider sent before it failed, then the end, and names the failed side', async () => {
-    const r = relayed(60_000, new RelayTally(), true);
+    const r = relayedRaw();
     fdio.send(r.serverFd, [Buffer.from('last words')], 0, null);
     const got = readToEnd(r.client);
     // The provider goes away with bytes it never read: the relay's next read of it says ECONNRESET.
@@ -219,7 +224,7 @@ describe('the addon byte relay', () => {
   });
 
   it('ends a wind-down whose survivor never closes after its linger', async () => {
-    const r = relayed(60_000, new RelayTally(), true);
+    const r = relayedRaw();
     r.client.write(Buffer.from('x'));
     await eventually(() => r.counts().bytes.toProvider === 1, undefined, 'the byte to reach the provider');
     fdio.close(r.serverFd); // with the byte unread: a reset
@@ -334,7 +339,7 @@ describe('the addon byte relay', () => {
   });
 
   it('ends when both peers go away while both directions are held back', async () => {
-    const r = relayed(60_000, new RelayTally(), true);
+    const r = relayedRaw();
     r.client.pause();
     await fillTowardsPausedClient(r);
     r.client.write(pattern(4 << 20, 5));
@@ -419,7 +424,7 @@ describe('relays of a worker thread', () => {
  * Has the raw server end write until the kernel takes no more (its socket, the relay's outbox, the paused consumer's
  * socket are full); returns what it sent.
  */
-async function fillTowardsPausedClient(r: Relayed): Promise<Buffer> {
+async function fillTowardsPausedClient(r: RawRelayed): Promise<Buffer> {
   const chunk = pattern(64 * 1024, 11);
   const sent: Buffer[] = [];
   for (;;) {
@@ -450,7 +455,7 @@ async function expectNoSpin(what: string): Promise<void> {
 
 describe('the relay and a hung-up side it is not reading', () => {
   it('delivers everything a provider sent before it closed while the consumer was not reading', async () => {
-    const r = relayed(60_000, new RelayTally(), true);
+    const r = relayedRaw();
     r.client.pause();
     // The provider writes until the kernel takes no more (its socket, the relay's outbox, the consumer's socket
     // are full), then closes: the relay's provider side hangs up while it is not being read.
@@ -468,7 +473,7 @@ describe('the relay and a hung-up side it is not reading', () => {
   });
 
   it('still delivers what a provider sent before it closed when a write to it fails first (EPIPE)', async () => {
-    const r = relayed(60_000, new RelayTally(), true);
+    const r = relayedRaw();
     r.client.pause();
     const sent = await fillTowardsPausedClient(r);
     // The provider closes having read everything (no reset), with what it sent still in the relay's socket,
@@ -490,7 +495,7 @@ describe('the relay and a hung-up side it is not reading', () => {
   });
 
   it('still delivers what a provider sent before it closed when the outbox to it fails first (EPIPE)', async () => {
-    const r = relayed(60_000, new RelayTally(), true);
+    const r = relayedRaw();
     r.client.pause();
     const sent = await fillTowardsPausedClient(r);
     // Held back both ways: the provider does not read either, so what the consumer sends waits in an outbox too.
