@@ -48,6 +48,14 @@ export const GENEROUS_BUS_LIMITS = `  <limit name="max_message_size">134217728</
   <limit name="max_outgoing_bytes">1000000000</limit>
   <limit name="max_replies_per_connection">50000</limit>`;
 
+/** What both test buses allow every connection: replies to its own calls, and to receive anything. */
+const REPLIES_AND_RECEIVING = `    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>`;
+
 /**
  * Everyone may connect and talk to the bus and call the harmless methods; only root may own the service's name;
  * `Restricted` is allowed for operator and explicitly denied to nobody. Every mechanism is enabled, ANONYMOUS
@@ -63,12 +71,7 @@ export const POLICY = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus
     <deny own="*"/>
     <deny send_type="method_call"/>
     <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
+${REPLIES_AND_RECEIVING}
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
     <allow send_destination="${SERVICE}" send_interface="org.freedesktop.DBus.Introspectable"/>
     <allow send_destination="${SERVICE}" send_interface="${SERVICE}" send_member="WhoAmI"/>
@@ -102,12 +105,7 @@ export const OPEN_POLICY = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bu
     <allow own="*"/>
     <allow send_type="method_call"/>
     <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
+${REPLIES_AND_RECEIVING}
     <allow eavesdrop="true"/>
   </policy>
 ${GENEROUS_BUS_LIMITS}
