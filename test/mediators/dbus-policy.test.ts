@@ -279,8 +279,11 @@ describe('a raw client through the narrowed role', () => {
   it('receives signals, and its own signals and replies reach the service', async () => {
     const peer = await rawPeer('operator');
     try {
+      // The bus's own NameAcquired may still be on its way: wait for the service's signal.
       const changed = new Promise<string>((resolve) =>
-        peer.onSignal(({ message }) => resolve(`${message.interface}.${message.member}`)),
+        peer.onSignal(({ message }) => {
+          if (message.interface !== 'org.freedesktop.DBus') resolve(`${message.interface}.${message.member}`);
+        }),
       );
       await peer.callBus('AddMatch', 's', [`type='signal',interface='${READER}'`]);
       await peer.call({ destination: SERVICE, path: PATH, interface: READER, member: 'Notify' });
