@@ -101,7 +101,9 @@ interface NsBinding {
     gid: number,
   ): Promise<{ ino: number; dev: number }>;
   readFileIn(handle: Handle, path: string, maxBytes: number): Promise<Buffer>;
-  connectHost(path: string): number;
+  resolveSocketIn(handle: Handle, path: string): Promise<number>;
+  resolveSocketHost(path: string): number;
+  connectSocket(inode: number, path: string, pid: number): number;
   kernelFeatures(overrides?: Partial<KernelFeatures>): KernelFeatures;
 }
 
@@ -267,12 +269,13 @@ export class PinnedNamespace {
   connect(path: string, credentials?: Credentials): Promise<number> {
     if (!credentials && this.pid === 0 && this.handle) {
       // The host side needs no namespace and no thread: dialled here, at once.
-      try {
-        checkPath('connectIn', 0, path, SOCKET_PATH_MAX);
-        return Promise.resolve(native.connectHost(path));
-      } catch (error) {
-        return Promise.reject(error);
-      }
+      return this.resolveSocket(path).then((inode) => {
+        try {
+          return connectSocket(inode, path, 0);
+        } finally {
+          closeQuietly(inode);
+        }
+      });
     }
     return this.run('connectIn', path, SOCKET_PATH_MAX, (handle) => {
       if (!credentials) return native.connectIn(handle, path, null, null, null);
@@ -291,6 +294,25 @@ export class PinnedNamespace {
       );
       return native.connectIn(handle, path, uid, gid, groups);
     });
+  }
+
+  /**
+   * The socket inode `path` names, as an O_PATH fd the caller owns: resolved inside the namespace without magic
+   * links; ECONNREFUSED ("not a socket") when it is something else. `connectSocket` dials it from this thread,
+   * as often as wanted, with no namespace operation: a dial without credentials needs nothing else.
+   */
+  resolveSocket(path: string): Promise<number> {
+    if (this.pid === 0 && this.handle) {
+      try {
+        checkPath('resolveSocketIn', 0, path, SOCKET_PATH_MAX);
+        return Promise.resolve(native.resolveSocketHost(path));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.run('resolveSocketIn', path, SOCKET_PATH_MAX, (handle) =>
+      native.resolveSocketIn(handle, path),
+    );
   }
 
   /** Removes `path` only while it is still inode `ino`; false when it is absent or another inode. Works also
@@ -359,6 +381,15 @@ export class PinnedNamespace {
       ),
     );
   }
+}
+
+/**
+ * Connects a new non-blocking stream socket to the socket inode `inode` holds (from `resolveSocket`, which stays
+ * the caller's): through our own /proc/self/fd, so the kernel follows our fd, never a name. `path` and `pid` only
+ * label an error (ECONNREFUSED: nothing listens on that socket any more).
+ */
+export function connectSocket(inode: number, path: string, pid: number): number {
+  return native.connectSocket(inode, path, pid);
 }
 
 /** Runs one operation on a pin of `pid` taken for it alone (tools and tests; the daemon keeps its pins). */

@@ -15,7 +15,9 @@
  *   unlinkIn(handle, path, ino) → Promise<boolean>      statIn(handle, path) → Promise<stat>
  *   mknodIn(handle, path, blockDevice, mode, major, minor, uid, gid) → Promise<{ino, dev}>
  *   readFileIn(handle, path, maxBytes) → Promise<Buffer>
- *   connectHost(path) → fd (on the JS thread: host side, no credentials, no thread hop)
+ *   resolveSocketIn(handle, path) → Promise<fd>   resolveSocketHost(path) → fd (on the JS thread, no thread hop)
+ *     an O_PATH fd of the socket inode `path` names, for connectSocket
+ *   connectSocket(inode, path, pid) → fd (on the JS thread: no namespace and no thread needed once the inode is held)
  *   kernelFeatures(overrides?) → {openat2, pidfd}
  */
 #include "addon.h"
@@ -286,32 +288,42 @@ static napi_value result_listen(napi_env env, ns_request *r) {
 
 /* ---- connectIn ---- */
 
-/* Connects a new non-blocking socket to the socket at `path` below root, resolved without magic links to an
- * O_PATH fd of its inode; connect() then names that fd in our own /proc/self/fd (relative to pvx_self_fd_dir on a
- * worker, whose cwd we may move; absolute on the JS thread, whose root is the host's). Returns the fd or -1. */
-static int connect_resolved(int root, const char *path, bool on_worker, pvx_failure *failure) {
+/* The socket inode `path` names below root, as an O_PATH fd (or -1): resolved without magic links, and refused
+ * (ECONNREFUSED) when it is not a socket. */
+static int resolve_socket(int root, const char *path, pvx_failure *failure) {
   int target = pvx_resolve(root, AT_FDCWD, path, false, failure);
   if (target < 0) return -1;
   struct stat st;
+  if (fstat(target, &st) != 0) pvx_fail(failure, errno, "fstat", NULL);
+  else if (!S_ISSOCK(st.st_mode)) pvx_fail(failure, ECONNREFUSED, "connect", "not a socket");
+  else return target;
+  close(target);
+  return -1;
+}
+
+/* Connects a new non-blocking socket to the socket inode `target` (an O_PATH fd) by naming "<fd>" in our own
+ * /proc/self/fd: relative to pvx_self_fd_dir on a worker, whose cwd we may move; absolute on the JS thread, whose
+ * root is the host's. Returns the fd or -1. */
+static int connect_inode(int target, bool on_worker, pvx_failure *failure) {
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
-  int fd = -1;
-  if (fstat(target, &st) != 0) {
-    pvx_fail(failure, errno, "fstat", NULL);
-  } else if (!S_ISSOCK(st.st_mode)) {
-    pvx_fail(failure, ECONNREFUSED, "connect", "not a socket");
-  } else if (on_worker && (pvx_self_fd_dir < 0 || fchdir(pvx_self_fd_dir) != 0)) {
-    pvx_fail(failure, pvx_self_fd_dir < 0 ? ENOENT : errno, "fchdir /proc/self/fd", NULL);
-  } else if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
-    pvx_fail(failure, errno, "socket", NULL);
-  } else {
-    snprintf(addr.sun_path, sizeof addr.sun_path, on_worker ? "%d" : "/proc/self/fd/%d", target);
-    /* Non-blocking: a full backlog fails at once (EAGAIN) instead of parking the thread. */
-    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-      pvx_fail(failure, errno, "connect", NULL);
-      close(fd);
-      fd = -1;
-    }
-  }
+  int fd;
+  if (on_worker && (pvx_self_fd_dir < 0 || fchdir(pvx_self_fd_dir) != 0))
+    return pvx_fail(failure, pvx_self_fd_dir < 0 ? ENOENT : errno, "fchdir /proc/self/fd", NULL);
+  if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+    return pvx_fail(failure, errno, "socket", NULL);
+  snprintf(addr.sun_path, sizeof addr.sun_path, on_worker ? "%d" : "/proc/self/fd/%d", target);
+  /* Non-blocking: a full backlog fails at once (EAGAIN) instead of parking the thread. */
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) return fd;
+  pvx_fail(failure, errno, "connect", NULL);
+  close(fd);
+  return -1;
+}
+
+/* Connects to the socket at `path` below root (resolve_socket, then connect_inode). Returns the fd or -1. */
+static int connect_resolved(int root, const char *path, bool on_worker, pvx_failure *failure) {
+  int target = resolve_socket(root, path, failure);
+  if (target < 0) return -1;
+  int fd = connect_inode(target, on_worker, failure);
   close(target);
   return fd;
 }
@@ -324,6 +336,11 @@ static void run_connect(pvx_pin *pin, pvx_job *job) {
     return;
   r->fd = connect_resolved(pvx_pin_root(pin), r->path, true, &job->failure);
   if (r->with_credentials) pvx_pin_restore_identity(pin);
+}
+
+static void run_resolve_socket(pvx_pin *pin, pvx_job *job) {
+  ns_request *r = (ns_request *)job;
+  r->fd = resolve_socket(pvx_pin_root(pin), r->path, &job->failure);
 }
 
 static napi_value result_fd(napi_env env, ns_request *r) {
@@ -812,28 +829,74 @@ static napi_value read_file_in(napi_env env, napi_callback_info info) {
   return start(env, r, run_read_file, result_buffer);
 }
 
-/* connectHost(path) → fd, on the JS thread: host-side dials without credentials need no thread. */
-static napi_value connect_host(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1) napi_get_undefined(env, &argv[0]);
+/* resolveSocketIn(handle, path) → Promise<fd>: an O_PATH fd of the socket inode, for connectSocket. */
+static napi_value resolve_socket_in(napi_env env, napi_callback_info info) {
+  napi_value argv[MAX_ARGS];
+  size_t argc;
+  return start(env, request_new(env, info, "resolveSocketIn", SUN_PATH_MAX, argv, &argc), run_resolve_socket,
+               result_fd);
+}
+
+/* A request run at once on the JS thread: its path (argv[0]) parsed, its pid `pid`. NULL (thrown) without memory. */
+static ns_request *sync_request(napi_env env, const char *op, napi_value path, int pid) {
   ns_request *r = calloc(1, sizeof *r);
   if (r == NULL) {
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
-  r->op = "connectIn";
-  /* The host's root, this thread's (kept: it never changes). */
-  static int host_root = -1;
-  if (get_path(env, argv[0], r->path, SUN_PATH_MAX, &r->job.failure) &&
-      (host_root >= 0 || (host_root = pvx_open_root(&r->job.failure)) >= 0))
-    r->fd = connect_resolved(host_root, r->path, false, &r->job.failure);
+  r->op = op;
+  r->pid = pid;
+  r->fd = -1;
+  get_path(env, path, r->path, SUN_PATH_MAX, &r->job.failure);
+  return r;
+}
+
+/* The fd a sync_request produced, or its error thrown; frees r. */
+static napi_value sync_result(napi_env env, ns_request *r) {
+  napi_value result = NULL;
   if (r->job.failure.err != 0) napi_throw(env, request_error(env, r));
   else napi_create_int32(env, r->fd, &result);
-  bool failed = r->job.failure.err != 0;
   request_free(r);
-  return failed ? NULL : result;
+  return result;
+}
+
+/* resolveSocketHost(path) → fd, on the JS thread: as resolveSocketIn on the host, which needs no thread. */
+static napi_value resolve_socket_host(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1) napi_get_undefined(env, &argv[0]);
+  ns_request *r = sync_request(env, "resolveSocketIn", argv[0], 0);
+  if (r == NULL) return NULL;
+  /* The host's root, this thread's (kept: it never changes). */
+  static int host_root = -1;
+  if (r->job.failure.err == 0 && (host_root >= 0 || (host_root = pvx_open_root(&r->job.failure)) >= 0))
+    r->fd = resolve_socket(host_root, r->path, &r->job.failure);
+  return sync_result(env, r);
+}
+
+/* connectSocket(inode, path, pid) → fd, on the JS thread: connects to the socket inode that an O_PATH fd from
+ * resolveSocketIn or resolveSocketHost holds (it stays the caller's). path and pid only label an error: a dial
+ * per connection allocates nothing. */
+static napi_value connect_socket(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], result;
+  double inode, pid;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 3 || !get_uint(env, argv[0], INT32_MAX, &inode) || !get_uint(env, argv[2], INT32_MAX, &pid)) {
+    pvx_throw_errno(env, EINVAL, "connectSocket", "inode and pid must be integers >= 0");
+    return NULL;
+  }
+  pvx_failure why = {0};
+  int fd = connect_inode((int)inode, false, &why);
+  if (fd >= 0) {
+    napi_create_int32(env, fd, &result);
+    return result;
+  }
+  ns_request *r = sync_request(env, "connectIn", argv[1], (int)pid);
+  if (r == NULL) return NULL;
+  r->job.failure = why;
+  return sync_result(env, r);
 }
 
 static bool get_flag(napi_env env, napi_value object, const char *name, bool *out) {
@@ -881,7 +944,9 @@ napi_status pvx_init_nsops(napi_env env, napi_value exports) {
       {"statIn", stat_in},
       {"mknodIn", mknod_in},
       {"readFileIn", read_file_in},
-      {"connectHost", connect_host},
+      {"resolveSocketIn", resolve_socket_in},
+      {"resolveSocketHost", resolve_socket_host},
+      {"connectSocket", connect_socket},
       {"kernelFeatures", kernel_features},
   };
   pvx_resolve_init();

@@ -81,7 +81,7 @@ describe('hostile containers', () => {
     const running = await startDaemon();
     const [state] = running.reconciler.list();
     expect(state?.state).toBe('failed');
-    expect(state?.error).toMatch(/provider socket unreachable: connectIn \/run\/p\/api\.sock.*ENOENT/);
+    expect(state?.error).toMatch(/provider socket unreachable: resolveSocketIn \/run\/p\/api\.sock.*ENOENT/);
     await expect(statIn({ pid: C.pid, path: '/run/pv/services/echo.sock' })).rejects.toMatchObject({
       code: 'ENOENT',
     });

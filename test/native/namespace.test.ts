@@ -22,6 +22,7 @@ import { binding } from '../../native/binding.js';
 import { FdListener } from '../../native/fd-listener.js';
 import {
   connectIn,
+  connectSocket,
   isGoneError,
   kernelFeatures,
   listenIn,
@@ -429,6 +430,76 @@ describe('connectIn', () => {
         Array.from({ length: 50 }, (_, i) => ({ uid: 2000 + i, gid: 3000 + i, groups: [i] })),
       );
     });
+  });
+});
+
+describe('resolveSocket and connectSocket', () => {
+  it("resolve the container's socket once; the inode is then dialled from this thread, also after the pin is gone", async () => {
+    const planted = await listenIn({ pid: container.pid, path: '/run/kept/s.sock' });
+    let connections = 0;
+    const server = await adopt(planted.fd, (socket) => {
+      connections += 1;
+      pongOnEnd(socket);
+    });
+    const pinned = PinnedNamespace.pin(container.pid);
+    const inode = await pinned.resolveSocket('/run/kept/s.sock');
+    // Needs no namespace and no worker any more: the pin is released before the dials.
+    pinned.release();
+    try {
+      expect(readlinkSync(`/proc/self/fd/${inode}`)).toBe('/run/kept/s.sock');
+      for (const word of ['one', 'two']) {
+        const fd = connectSocket(inode, '/run/kept/s.sock', container.pid);
+        expect(isNonBlockingCloexec(fd)).toBe(true);
+        const socket = new net.Socket({ fd, readable: true, writable: true });
+        const reply: Buffer[] = [];
+        socket.on('data', (chunk: Buffer) => reply.push(chunk));
+        const closed = new Promise((resolve) => socket.once('close', resolve));
+        socket.end(word);
+        await closed;
+        expect(Buffer.concat(reply).toString()).toBe(`pong:${word}`);
+      }
+      expect(connections).toBe(2);
+      // Once nothing listens on it: refused, the error naming the path and the pid it was resolved in.
+      await closeServer(server);
+      let refused: NamespaceError | undefined;
+      try {
+        connectSocket(inode, '/run/kept/s.sock', container.pid);
+      } catch (error) {
+        refused = error as NamespaceError;
+      }
+      expect(refused).toMatchObject({
+        code: 'ECONNREFUSED',
+        syscall: 'connect',
+        path: '/run/kept/s.sock',
+        pid: container.pid,
+        message: `connectIn /run/kept/s.sock (pid ${container.pid}): ECONNREFUSED (Connection refused)`,
+      });
+    } finally {
+      closeSync(inode);
+      server.close();
+    }
+  });
+
+  it('refuse what is not a socket, and an fd that is not one', async () => {
+    const pinned = PinnedNamespace.pin(container.pid);
+    try {
+      expect(await failure(pinned.resolveSocket('/run/file'))).toMatchObject({
+        code: 'ECONNREFUSED',
+        message: expect.stringContaining('not a socket'),
+      });
+      expect((await failure(pinned.resolveSocket('/run/absent.sock'))).code).toBe('ENOENT');
+      const file = openSync('/dev/null', 'r');
+      try {
+        expect(() => connectSocket(file, '/dev/null', 0)).toThrow(
+          expect.objectContaining({ code: 'ECONNREFUSED' }),
+        );
+      } finally {
+        closeSync(file);
+      }
+      expect(() => connectSocket(-1, '/x', 0)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    } finally {
+      pinned.release();
+    }
   });
 });
 
@@ -919,6 +990,7 @@ describe.each([
         const attempts: [string, Promise<unknown>][] = [
           ['connect', pinned.connect(`${dir}/api.sock`)],
           ['connect with credentials', pinned.connect(`${dir}/api.sock`, { uid: 0, gid: 0 })],
+          ['resolveSocket', pinned.resolveSocket(`${dir}/api.sock`)],
           ['listen', pinned.listen(`${dir}/planted.sock`)],
           ['listen over the sentinel', pinned.listen(`${dir}/sentinel`)],
           ['mknod', pinned.mknod({ path: `${dir}/node`, mode: 0o666, major: 1, minor: 3, uid: 0, gid: 0 })],
