@@ -370,6 +370,7 @@ export class Link {
       provider,
       relayLimits: { idleHalfOpenMs: this.limits.idleHalfOpenMs, messageStallMs: this.limits.messageStallMs },
       dialProvider: (credentials) => provider.connect(spec.socket, credentials),
+      dialProviderNow: () => provider.connectNow(spec.socket),
       note: (text) => {
         this.note = text;
       },

@@ -6,7 +6,8 @@
 // it are told once (`onGone`) and a later lease of that pid pins afresh, which refuses a host process.
 import { readFile } from 'node:fs/promises';
 import type { Credentials, Namespace } from '../mediators/types.js';
-import { isGoneError, type MknodOptions, PinnedNamespace } from '../native/namespace.js';
+import { closeFds } from '../native/fds.js';
+import { connectSocket, isGoneError, type MknodOptions, PinnedNamespace } from '../native/namespace.js';
 
 export type End = 'consumer' | 'provider';
 
@@ -63,7 +64,10 @@ export class Pins {
    * `onGone` runs once when the process is found gone.
    */
   lease(pid: number, end: End, onGone: () => void): Lease {
-    if (pid === 0) return { namespace: new EndNamespace(theHostPin(), end, () => {}), release: () => {} };
+    if (pid === 0) {
+      const namespace = new EndNamespace(theHostPin(), end, () => {}, true);
+      return { namespace, release: () => namespace.endLease() };
+    }
     let shared = this.byPid.get(pid);
     if (shared && !shared.gone && !shared.pinned.alive()) this.markGone(shared);
     if (!shared || shared.gone) {
@@ -74,11 +78,13 @@ export class Pins {
     pin.leases += 1;
     pin.watchers.add(onGone);
     let released = false;
+    const namespace = new EndNamespace(pin, end, () => this.markGone(pin), true);
     return {
-      namespace: new EndNamespace(pin, end, () => this.markGone(pin)),
+      namespace,
       release: () => {
         if (released) return;
         released = true;
+        namespace.endLease();
         pin.watchers.delete(onGone);
         pin.leases -= 1;
         if (pin.leases > 0) return;
@@ -104,11 +110,24 @@ export class Pins {
   }
 }
 
+/** The socket a link end dials, kept between dials: see EndNamespace.dial. */
+interface KnownSocket {
+  path: string;
+  /** O_PATH fd of the socket inode `path` named when it was resolved. */
+  inode: number;
+}
+
 class EndNamespace implements Namespace {
+  private known: KnownSocket | null = null;
+  private leaseOver = false;
+
+  /** `keepsSockets`: a link end's, whose lease closes them (endLease); the process-wide host namespace
+   * keeps none, so it never holds a file of a mount someone may want to unmount. */
   constructor(
     private readonly shared: SharedPin,
     private readonly end: End | 'host',
     private readonly reportGone: () => void,
+    private readonly keepsSockets = false,
   ) {}
 
   get pid(): number {
@@ -122,12 +141,65 @@ class EndNamespace implements Namespace {
   async connect(path: string, credentials?: Credentials) {
     for (let attempt = 1; ; attempt += 1) {
       try {
-        return await this.guard(this.shared.pinned.connect(path, credentials));
+        // With credentials the pin's worker dials as that identity: the kernel records who connected.
+        return await (credentials
+          ? this.guard(this.shared.pinned.connect(path, credentials))
+          : this.dial(path));
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EAGAIN' || attempt === CONNECT_ATTEMPTS) throw error;
         await new Promise((resolve) => setTimeout(resolve, CONNECT_RETRY_MS * attempt));
       }
     }
+  }
+
+  /**
+   * Dials `path` as the daemon. A link end keeps the socket inode the path last resolved to (inside the namespace,
+   * without magic links) and dials it again from this thread while the pinned process lives: no worker hop, no
+   * path walk per connection. When that socket refuses (its provider closed or replaced it), the path is resolved
+   * afresh; so a dial reaches the socket `path` named at the last resolve that still listens.
+   */
+  private async dial(path: string): Promise<number> {
+    const now = this.connectNow(path);
+    if (now !== null) return now;
+    const { pinned } = this.shared;
+    const inode = await this.guard(pinned.resolveSocket(path));
+    try {
+      return connectSocket(inode, path, pinned.pid);
+    } catch (error) {
+      throw this.label(error as EndError);
+    } finally {
+      this.keep(path, inode);
+    }
+  }
+
+  /** A dial through the socket kept for `path` while the pinned process lives; null when there is none or it
+   * fails in any way (then `connect` takes the long way, which says why). */
+  connectNow(path: string): number | null {
+    const { pinned } = this.shared;
+    if (this.known?.path !== path || !pinned.alive()) return null;
+    try {
+      return connectSocket(this.known.inode, path, pinned.pid);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Keeps `inode` as the socket `path` names while the lease runs (a link end's), else closes it. */
+  private keep(path: string, inode: number): void {
+    this.forgetSocket();
+    if (this.keepsSockets && !this.leaseOver) this.known = { path, inode };
+    else closeFds([inode]);
+  }
+
+  private forgetSocket(): void {
+    if (this.known) closeFds([this.known.inode]);
+    this.known = null;
+  }
+
+  /** The lease is over: the kept socket inode is closed and none is kept from now on. */
+  endLease(): void {
+    this.leaseOver = true;
+    this.forgetSocket();
   }
 
   unlink(path: string, ino: number) {

@@ -1,6 +1,7 @@
 // The start every socket mediator shares: dial the provider for one consumer connection, then hand the provider's
-// socket to `start` (which relays the two). A failed dial closes the consumer's connection and is counted; the link
-// stays up.
+// socket to `start` (which relays the two): at once when the provider's socket is known and dialled without
+// credentials, else when the dial completes. A failed dial closes the consumer's connection and is counted; the
+// link stays up.
 import type { ByteRelay } from '../native/byte-relay.js';
 import { FdSocket } from '../native/fd-socket.js';
 import { closeFds } from '../native/fds.js';
@@ -13,6 +14,11 @@ export function dialProviderFd(
   start: (providerFd: number) => void,
   credentials?: Credentials,
 ): void {
+  const now = credentials ? null : link.dialProviderNow();
+  if (now !== null) {
+    start(now);
+    return;
+  }
   link.dialProvider(credentials).then(
     (fd) => {
       // The consumer may have gone away while we dialed.

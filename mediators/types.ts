@@ -23,6 +23,8 @@ export interface Namespace {
   listen(path: string, mode: number): Promise<{ fd: number; ino: number; dev: number }>;
   /** A connected, non-blocking fd; with credentials, the peer sees exactly them (SO_PEERCRED). */
   connect(path: string, credentials?: Credentials): Promise<number>;
+  /** `connect(path)` done at once when it can be (the socket `path` last led to still listens), else null. */
+  connectNow(path: string): number | null;
   /** Removes `path` only while it is still the inode we planted. */
   unlink(path: string, ino: number): Promise<boolean>;
   stat(path: string): Promise<NodeStat>;
@@ -90,6 +92,8 @@ export interface LinkContext {
   readonly narrowings: readonly Narrowing[] | null;
   /** A socket connected to the provider's `socket` inside its namespace: its fd, now the caller's. */
   dialProvider(credentials?: Credentials): Promise<number>;
+  /** `dialProvider()` done at once when it can be (no credentials, the provider's socket known), else null. */
+  dialProviderNow(): number | null;
   /** Reports a refusal by the access policy (the mediator answers the consumer itself). */
   refused(refusal: Refusal): void;
   /** A remark about an active link shown in its status (null clears it). */

@@ -192,6 +192,7 @@ export async function restConnection(
     relayLimits: DEFAULT_RELAY_LIMITS,
     narrowings,
     dialProvider: async () => providerEnd,
+    dialProviderNow: () => null,
     note: () => {},
     refused: (refusal) => {
       counters.denied += 1;

@@ -1,7 +1,9 @@
 // The daemon's pins (daemon/plumbing.ts): shared per live process, swept for liveness, never reused once gone.
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { Pins } from '../../daemon/plumbing.js';
+import { hostNamespace, Pins } from '../../daemon/plumbing.js';
+import type { Namespace } from '../../mediators/types.js';
 import { startContainer } from '../../testkit/container.js';
 import { eventually, PATIENCE_MS } from '../../testkit/mesh.js';
 
@@ -94,5 +96,92 @@ describe('Pins', () => {
       inside.release();
       await container.stop();
     }
+  });
+
+  describe('a link end dialling its socket', () => {
+    /** A server (on the listening fd `fd`, or at a host path) that answers every connection with `name`. */
+    async function answering(where: number | string, name: string): Promise<net.Server> {
+      const server = net.createServer((socket) => {
+        socket.on('error', () => {}); // a dialler that closes at once
+        socket.end(name);
+      });
+      await new Promise<void>((resolve) =>
+        server.listen(typeof where === 'number' ? { fd: where } : where, resolve),
+      );
+      return server;
+    }
+
+    /** What the socket `namespace` dials at `path` answers. */
+    async function answerAt(namespace: Namespace, path: string): Promise<string> {
+      const socket = new net.Socket({ fd: await namespace.connect(path), readable: true, writable: true });
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      await new Promise((resolve) => socket.once('close', resolve));
+      return Buffer.concat(chunks).toString();
+    }
+
+    const openFds = () => readdirSync('/proc/self/fd');
+
+    it('keeps the socket the path named: no path walk per dial, a replaced socket found again, closed with the lease', async () => {
+      const container = await startContainer();
+      const pins = new Pins();
+      const provider = pins.lease(container.pid, 'provider', () => {});
+      const path = '/run/svc/s.sock';
+      /** This process's open files in the container's socket directory. */
+      const socketFiles = () =>
+        openFds().filter((fd) => {
+          try {
+            return readlinkSync(`/proc/self/fd/${fd}`).startsWith('/run/svc/');
+          } catch {
+            return false; // closed meanwhile
+          }
+        });
+      let first: net.Server | null = null;
+      let second: net.Server | null = null;
+      try {
+        first = await answering((await provider.namespace.listen(path, 0o600)).fd, 'first');
+        expect(await answerAt(provider.namespace, path)).toBe('first');
+        // Moved away inside the container, the socket is still the one dialled: the path is not walked again.
+        await container.exec(['mv', path, '/run/svc/moved.sock']);
+        expect(await answerAt(provider.namespace, path)).toBe('first');
+        // Once it stops listening, the path is resolved afresh and leads to its new socket.
+        await new Promise((resolve) => first?.close(resolve));
+        first = null;
+        second = await answering((await provider.namespace.listen(path, 0o600)).fd, 'second');
+        expect(await answerAt(provider.namespace, path)).toBe('second');
+        expect(await answerAt(provider.namespace, path)).toBe('second');
+        // Nothing listens at a path: refused, as a dial without a kept socket is.
+        await expect(provider.namespace.connect('/run/svc/moved.sock')).rejects.toMatchObject({
+          code: 'ECONNREFUSED',
+          end: 'provider',
+        });
+        await new Promise((resolve) => second?.close(resolve));
+        second = null;
+        // One file of the socket directory is left open of all the dials: the socket kept (O_PATH), which goes
+        // with the lease.
+        expect(socketFiles().length).toBe(1);
+        provider.release();
+        expect(socketFiles()).toEqual([]);
+      } finally {
+        first?.close();
+        second?.close();
+        provider.release();
+        await container.stop();
+      }
+    });
+
+    it('keeps nothing for the process-wide host namespace', async () => {
+      const path = `/tmp/pvx-plumbing-${process.pid}.sock`;
+      const server = await answering(path, 'host');
+      try {
+        const host = hostNamespace();
+        closeSync(await host.connect(path)); // the first dial of a namespace may open its host root once
+        const fdsBefore = openFds().length;
+        for (let i = 0; i < 3; i += 1) expect(await answerAt(host, path)).toBe('host');
+        await eventually(() => openFds().length === fdsBefore, PATIENCE_MS, 'no fd kept');
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
   });
 });
