@@ -1,6 +1,6 @@
 // The daemon end to end with real namespaces: a provider container P, a consumer container C, a fake pv-ctrl.
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -52,6 +52,27 @@ function targetExists(container: Container, path = TARGET): Promise<boolean> {
     (stat) => stat.type === 'socket',
     () => false,
   );
+}
+
+/** Thread ids of this process's pin workers. */
+function pinWorkers(): string[] {
+  return readdirSync('/proc/self/task').filter((tid) => {
+    try {
+      return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'pvx-ns';
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** How often a thread has slept and been woken (0 once it is gone). */
+function contextSwitches(tid: string): number {
+  try {
+    const status = readFileSync(`/proc/self/task/${tid}/status`, 'utf8');
+    return Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(status)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
 }
 
 function getStatus(path: string): Promise<{ status: number; body: string }> {
@@ -178,6 +199,36 @@ describe('a unix link between two containers', () => {
       PATIENCE_MS,
       'the last connection to be counted out',
     );
+  });
+
+  it('dials a provider in a container without its pinned worker, and finds its socket again after a restart', async () => {
+    const path = '/run/p/restarting.sock';
+    const answering = (word: string) =>
+      startProvider(P.pid, path, (socket) => {
+        socket.write(Buffer.from(word));
+        socket.end();
+      });
+    let restarting = await answering('first');
+    try {
+      ctrl.setGraph([link({ socket: path })]);
+      await startDaemon();
+      const answer = async () => (await readToEnd(await connectFrom(C.pid, TARGET))).data.toString();
+      expect(await answer()).toBe('first');
+      // The daemon's pin workers now (connectFrom pins C afresh each time: its workers come and go).
+      const workers = pinWorkers();
+      const switches = () => workers.reduce((sum, tid) => sum + contextSwitches(tid), 0);
+      const before = switches();
+      for (let i = 0; i < 20; i += 1) expect(await answer()).toBe('first');
+      // A dial through the worker would wake it once per connection at least.
+      expect(switches() - before).toBeLessThan(5);
+      // A restarted provider: the kept socket refuses, the path is resolved afresh.
+      restarting.close();
+      restarting = await answering('second');
+      expect(await answer()).toBe('second');
+      expect(await answer()).toBe('second');
+    } finally {
+      restarting.close();
+    }
   });
 
   it('keeps a half-closed client until a delayed 1 MiB answer has arrived', async () => {
