@@ -301,6 +301,18 @@ static int resolve_socket(int root, const char *path, pvx_failure *failure) {
   return -1;
 }
 
+/* "<prefix><fd>" into out (room for the prefix and 10 digits), without printf: this runs once per dial. */
+static void fd_path(char *out, const char *prefix, int fd) {
+  char digits[10];
+  int count = 0;
+  do digits[count++] = (char)('0' + fd % 10);
+  while ((fd /= 10) > 0);
+  size_t length = strlen(prefix);
+  memcpy(out, prefix, length);
+  while (count > 0) out[length++] = digits[--count];
+  out[length] = '\0';
+}
+
 /* Connects a new non-blocking socket to the socket inode `target` (an O_PATH fd) by naming "<fd>" in our own
  * /proc/self/fd: relative to pvx_self_fd_dir on a worker, whose cwd we may move; absolute on the JS thread, whose
  * root is the host's. Returns the fd or -1. */
@@ -311,7 +323,7 @@ static int connect_inode(int target, bool on_worker, pvx_failure *failure) {
     return pvx_fail(failure, pvx_self_fd_dir < 0 ? ENOENT : errno, "fchdir /proc/self/fd", NULL);
   if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
     return pvx_fail(failure, errno, "socket", NULL);
-  snprintf(addr.sun_path, sizeof addr.sun_path, on_worker ? "%d" : "/proc/self/fd/%d", target);
+  fd_path(addr.sun_path, on_worker ? "" : "/proc/self/fd/", target);
   /* Non-blocking: a full backlog fails at once (EAGAIN) instead of parking the thread. */
   if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) return fd;
   pvx_fail(failure, errno, "connect", NULL);
