@@ -12,6 +12,8 @@ interface RelayBinding {
   relayTally(): TallyHandle;
   /** [bytes to provider, bytes to consumer, fds to provider, fds to consumer] */
   tallyRead(tally: TallyHandle): [number, number, number, number];
+  /** The relays it holds (tallyRelay) that have not ended. */
+  tallyRunning(tally: TallyHandle): number;
   /** Takes both fds unless it throws. onEnd runs once, when the relay ended by itself (not after relayStop). */
   relayStart(
     consumerFd: number,
@@ -22,6 +24,16 @@ interface RelayBinding {
   ): RelayHandle;
   /** Ends the relay at once, both fds closed; idempotent. */
   relayStop(relay: RelayHandle): void;
+  /** As relayStart, the relay held by the tally (no handle); onTrouble runs only for an end that is not closed. */
+  tallyRelay(
+    consumerFd: number,
+    providerFd: number,
+    tally: TallyHandle,
+    idleHalfOpenMs: number,
+    onTrouble: (kind: number, detail: string | null) => void,
+  ): void;
+  /** Ends every running relay the tally holds, as relayStop does. */
+  tallyEndAll(tally: TallyHandle): void;
 }
 
 const native = binding as RelayBinding;
@@ -41,9 +53,23 @@ interface Traffic {
   toConsumer: number;
 }
 
-/** What the relays of one link moved, counted by the addon as it moves it. */
+function relayEnd(kind: number, detail: string | null): RelayEnd {
+  return { kind: END_KINDS[kind] ?? 'failed', detail };
+}
+
+/**
+ * What the relays of one link moved, counted by the addon as it moves it; and the relays it holds itself
+ * (`relay`): connections whose provider was dialled at once, relayed with no JavaScript object or callback per
+ * connection.
+ */
 export class RelayTally {
   readonly handle: TallyHandle = native.relayTally();
+  readonly #onTrouble: (kind: number, detail: string | null) => void;
+
+  /** `onTrouble` hears of a relay held here that failed or was reaped; a plain close says nothing. */
+  constructor(onTrouble: (end: RelayEnd) => void = () => {}) {
+    this.#onTrouble = (kind, detail) => onTrouble(relayEnd(kind, detail));
+  }
 
   /** Copies the counts into a link's counters. */
   readInto(counters: { bytes: Traffic; fds: Traffic }): void {
@@ -52,6 +78,27 @@ export class RelayTally {
     counters.bytes.toConsumer = bytesToConsumer;
     counters.fds.toProvider = fdsToProvider;
     counters.fds.toConsumer = fdsToConsumer;
+  }
+
+  /** The relays it holds that have not ended. */
+  get running(): number {
+    return native.tallyRunning(this.handle);
+  }
+
+  /** Relays `consumerFd` and `providerFd` (both owned from now on, closed if this throws), the relay held here
+   * until it ends. */
+  relay(consumerFd: number, providerFd: number, idleHalfOpenMs: number): void {
+    try {
+      native.tallyRelay(consumerFd, providerFd, this.handle, idleHalfOpenMs, this.#onTrouble);
+    } catch (thrown) {
+      closeFds([consumerFd, providerFd]);
+      this.#onTrouble(END_KINDS.indexOf('failed'), toError(thrown).message);
+    }
+  }
+
+  /** Ends every relay held here at once: their sockets closed, whatever was on its way dropped. */
+  endAll(): void {
+    native.tallyEndAll(this.handle);
   }
 }
 
@@ -92,7 +139,7 @@ export class ByteRelay {
         providerFd,
         this.#tally.handle,
         this.#idleHalfOpenMs,
-        (kind, detail) => this.#end({ kind: END_KINDS[kind] ?? 'failed', detail }),
+        (kind, detail) => this.#end(relayEnd(kind, detail)),
       );
     } catch (thrown) {
       closeFds([this.#consumerFd, providerFd]);

@@ -5,12 +5,18 @@
  * Exports:
  *   relayTally() -> tally          counters shared by the relays of one link
  *   tallyRead(tally) -> [bytes to provider, bytes to consumer, fds to provider, fds to consumer]
+ *   tallyRunning(tally) -> the relays it holds (tallyRelay) that have not ended
  *   relayStart(consumerFd, providerFd, tally, idleHalfOpenMs, onEnd) -> relay
  *                                  Takes both fds (non-blocking stream sockets) unless it throws: the relay
  *                                  closes them when it ends. onEnd(kind, detail) runs once, when the relay
  *                                  ended by itself: RELAY_CLOSED both sides closed; RELAY_FAILED a side failed
  *                                  (detail says which and how); RELAY_REAPED half-open and idle too long.
  *   relayStop(relay)               ends it at once, both fds closed; no onEnd follows. Idempotent.
+ *   tallyRelay(tally, consumerFd, providerFd, idleHalfOpenMs, onTrouble)
+ *                                  As relayStart, for a relay the tally holds instead of a JS handle: it is counted
+ *                                  as running in tallyRead until it ends, and onTrouble(kind, detail) runs only
+ *                                  for an end that is not RELAY_CLOSED. Nothing enters JavaScript per connection.
+ *   tallyEndAll(tally)             ends every running relay the tally holds, as relayStop does.
  *
  * What it does is what mediators/relay.ts does for a connection without filters. Each direction is read
  * (READ_SIZE a recvmsg, fds with their first byte) and sent on at once; what the receiver does not take goes
@@ -27,7 +33,8 @@
  * cannot spin the loop with EPOLLHUP. Ends are reported in one callback scope after each batch of events.
  *
  * Lifetime: a relay is freed once it has ended, its end was reported (or dropped) and its JS handle was
- * finalized; a tally once its JS handle and every relay counting into it are gone. When the environment
+ * finalized (a relay the tally holds has none); a tally once its JS handle and every relay counting into it are
+ * gone. When the environment
  * shuts down, an async cleanup hook ends every relay and closes the engine's handles.
  */
 #include <errno.h>
@@ -61,7 +68,8 @@ typedef struct pvx_relay pvx_relay;
 
 typedef struct {
   double counts[4];
-  unsigned refs; /* its JS handle and every relay counting into it */
+  unsigned refs;    /* its JS handle and every relay counting into it */
+  unsigned running; /* relays it holds (tallyRelay) that have not ended */
 } tally;
 
 typedef struct {
@@ -90,6 +98,7 @@ struct pvx_relay {
   int end_kind;
   bool ended;
   bool queued; /* in the engine's list of ends to report */
+  bool held;   /* by its tally (tallyRelay), with no JS handle */
   bool external_released;
   char detail[DETAIL_MAX];
   pvx_relay *prev, *next; /* the engine's relays */
@@ -109,7 +118,8 @@ struct engine {
   size_t running; /* relays not ended: the poll keeps the loop alive while there are some */
   pvx_relay *ended_head, *ended_tail;
   int open_handles;
-  bool serving; /* in a batch: ends are reported after it */
+  bool serving;       /* in a batch: ends are reported after it */
+  bool shutting_down; /* the environment's cleanup: nothing is queued or reported any more */
 };
 
 /* This environment's engine (each runs on a thread of its own), made with its first relay. */
@@ -174,7 +184,15 @@ static void end_relay(pvx_relay *r, int kind) {
   close_side(r, CONSUMER);
   close_side(r, PROVIDER);
   if (--e->running == 0) uv_unref((uv_handle_t *)&e->poll);
-  if (r->on_end == NULL) return;
+  if (r->held) {
+    r->tally->running--;
+    /* Its tally hears only of trouble; it is freed once its batch is done (see report_ended). */
+    if (kind == RELAY_CLOSED && r->on_end != NULL) napi_delete_reference(e->env, r->on_end);
+    if (kind == RELAY_CLOSED) r->on_end = NULL;
+  } else if (r->on_end == NULL) {
+    return;
+  }
+  if (e->shutting_down) return;
   r->queued = true;
   r->next_ended = NULL;
   if (e->ended_tail != NULL)
@@ -190,10 +208,12 @@ static void report_ended(engine *e) {
   pvx_relay *batch = e->ended_head;
   if (batch == NULL) return;
   e->ended_head = e->ended_tail = NULL;
+  bool calls = false; /* relays a tally holds often end with nothing to say: then JavaScript is not entered */
+  for (pvx_relay *r = batch; r != NULL && !calls; r = r->next_ended) calls = r->on_end != NULL;
   napi_env env = e->env;
   napi_handle_scope scope;
   napi_callback_scope callback_scope;
-  bool opened = napi_open_handle_scope(env, &scope) == napi_ok;
+  bool opened = calls && napi_open_handle_scope(env, &scope) == napi_ok;
   bool in_scope = opened && napi_open_callback_scope(env, NULL, e->async_context, &callback_scope) == napi_ok;
   for (pvx_relay *r = batch; in_scope && r != NULL; r = r->next_ended) {
     if (r->on_end == NULL) continue; /* stopped after it ended */
@@ -513,7 +533,8 @@ static void on_engine_cleanup(napi_async_cleanup_hook_handle hook, void *data) {
   (void)hook;
   engine *e = data;
   if (current == e) current = NULL;
-  e->serving = true; /* nothing is reported any more */
+  e->serving = true;
+  e->shutting_down = true;
   for (pvx_relay *r = e->relays, *next; r != NULL; r = next) {
     next = r->next;
     if (r->on_end != NULL) napi_delete_reference(e->env, r->on_end);
@@ -604,6 +625,15 @@ static napi_value js_tally_read(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Asked on every accept of a link (its connection cap): one number, no array. */
+static napi_value js_tally_running(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  if (!pvx_get_args(env, info, 1, argv)) return NULL;
+  tally *t = pvx_get_tagged(env, argv[0], &tally_tag, "not a relay tally");
+  if (t == NULL || napi_create_uint32(env, t->running, &result) != napi_ok) return NULL;
+  return result;
+}
+
 static void on_relay_finalized(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
@@ -617,41 +647,25 @@ static void on_relay_finalized(napi_env env, void *data, void *hint) {
   relay_free_if_done(r);
 }
 
-static napi_value js_relay_start(napi_env env, napi_callback_info info) {
-  napi_value argv[5], external;
-  int fds[2];
-  int64_t idle_ms;
+/* The arguments relayStart and tallyRelay share: (consumerFd, providerFd, tally, idleHalfOpenMs, callback). */
+static bool get_relay_args(napi_env env, napi_callback_info info, napi_value *argv, int *fds, tally **t,
+                           int64_t *idle_ms) {
   napi_valuetype type;
   if (!pvx_get_args(env, info, 5, argv) || !pvx_get_fd(env, argv[0], &fds[CONSUMER]) ||
       !pvx_get_fd(env, argv[1], &fds[PROVIDER]) ||
-      !pvx_get_integer(env, argv[3], "idleHalfOpenMs", 1, INT32_MAX, &idle_ms))
-    return NULL;
-  tally *t = pvx_get_tagged(env, argv[2], &tally_tag, "not a relay tally");
-  if (t == NULL) return NULL;
+      !pvx_get_integer(env, argv[3], "idleHalfOpenMs", 1, INT32_MAX, idle_ms))
+    return false;
+  *t = pvx_get_tagged(env, argv[2], &tally_tag, "not a relay tally");
+  if (*t == NULL) return false;
   if (napi_typeof(env, argv[4], &type) != napi_ok || type != napi_function) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "onEnd must be a function");
-    return NULL;
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "the callback must be a function");
+    return false;
   }
-  engine *e = engine_get(env);
-  pvx_relay *r = e != NULL ? calloc(1, sizeof *r) : NULL;
-  if (r == NULL) {
-    pvx_throw_errno(env, ENOMEM, "relayStart", NULL);
-    return NULL;
-  }
-  if (napi_create_reference(env, argv[4], 1, &r->on_end) != napi_ok ||
-      napi_create_external(env, r, on_relay_finalized, NULL, &external) != napi_ok) {
-    if (r->on_end != NULL) napi_delete_reference(env, r->on_end);
-    free(r);
-    return NULL;
-  }
-  if (napi_type_tag_object(env, external, &relay_tag) != napi_ok) {
-    /* Not started: the fds are still the caller's, and the finalizer frees r (it has no engine). */
-    napi_delete_reference(env, r->on_end);
-    r->on_end = NULL;
-    r->ended = true;
-    return NULL;
-  }
-  /* From here the relay owns the fds, and the finalizer frees it once it ended. */
+  return true;
+}
+
+/* r, its callback referenced, takes the fds and starts relaying them. */
+static void relay_begin(engine *e, pvx_relay *r, const int *fds, tally *t, int64_t idle_ms) {
   r->engine = e;
   r->tally = t;
   t->refs++;
@@ -669,7 +683,77 @@ static napi_value js_relay_start(napi_env env, napi_callback_info info) {
   update_both(r);
   /* A consumer often speaks first and has by now (a request, a handshake): read it at once, not a turn later. */
   serve_readable(r, CONSUMER);
+}
+
+/* A relay for `env`'s engine with `callback` referenced, or NULL (thrown). */
+static pvx_relay *relay_new(napi_env env, engine **e, napi_value callback, const char *op) {
+  *e = engine_get(env);
+  pvx_relay *r = *e != NULL ? calloc(1, sizeof *r) : NULL;
+  if (r == NULL) {
+    pvx_throw_errno(env, ENOMEM, op, NULL);
+    return NULL;
+  }
+  if (napi_create_reference(env, callback, 1, &r->on_end) != napi_ok) {
+    free(r);
+    return NULL;
+  }
+  return r;
+}
+
+static napi_value js_relay_start(napi_env env, napi_callback_info info) {
+  napi_value argv[5], external;
+  int fds[2];
+  int64_t idle_ms;
+  tally *t;
+  engine *e;
+  if (!get_relay_args(env, info, argv, fds, &t, &idle_ms)) return NULL;
+  pvx_relay *r = relay_new(env, &e, argv[4], "relayStart");
+  if (r == NULL) return NULL;
+  if (napi_create_external(env, r, on_relay_finalized, NULL, &external) != napi_ok) {
+    napi_delete_reference(env, r->on_end);
+    free(r);
+    return NULL;
+  }
+  if (napi_type_tag_object(env, external, &relay_tag) != napi_ok) {
+    /* Not started: the fds are still the caller's, and the finalizer frees r (it has no engine). */
+    napi_delete_reference(env, r->on_end);
+    r->on_end = NULL;
+    r->ended = true;
+    return NULL;
+  }
+  /* From here the relay owns the fds, and the finalizer frees it once it ended. */
+  relay_begin(e, r, fds, t, idle_ms);
   return external;
+}
+
+static napi_value js_tally_relay(napi_env env, napi_callback_info info) {
+  napi_value argv[5], result;
+  int fds[2];
+  int64_t idle_ms;
+  tally *t;
+  engine *e;
+  if (!get_relay_args(env, info, argv, fds, &t, &idle_ms)) return NULL;
+  pvx_relay *r = relay_new(env, &e, argv[4], "tallyRelay");
+  if (r == NULL) return NULL;
+  /* From here the relay owns the fds; with no JS handle, it is freed once its end went by (report_ended). */
+  r->held = true;
+  r->external_released = true;
+  t->running++;
+  relay_begin(e, r, fds, t, idle_ms);
+  napi_get_undefined(env, &result);
+  return result;
+}
+
+static napi_value js_tally_end_all(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  if (!pvx_get_args(env, info, 1, argv)) return NULL;
+  tally *t = pvx_get_tagged(env, argv[0], &tally_tag, "not a relay tally");
+  if (t == NULL) return NULL;
+  if (current != NULL && t->running > 0)
+    for (pvx_relay *r = current->relays; r != NULL; r = r->next)
+      if (r->held && r->tally == t && !r->ended) end_relay(r, RELAY_CLOSED);
+  napi_get_undefined(env, &result);
+  return result;
 }
 
 static napi_value js_relay_stop(napi_env env, napi_callback_info info) {
@@ -687,7 +771,10 @@ static napi_value js_relay_stop(napi_env env, napi_callback_info info) {
 napi_status pvx_init_relay(napi_env env, napi_value exports) {
   napi_status status = pvx_export(env, exports, "relayTally", js_relay_tally);
   if (status == napi_ok) status = pvx_export(env, exports, "tallyRead", js_tally_read);
+  if (status == napi_ok) status = pvx_export(env, exports, "tallyRunning", js_tally_running);
   if (status == napi_ok) status = pvx_export(env, exports, "relayStart", js_relay_start);
   if (status == napi_ok) status = pvx_export(env, exports, "relayStop", js_relay_stop);
+  if (status == napi_ok) status = pvx_export(env, exports, "tallyRelay", js_tally_relay);
+  if (status == napi_ok) status = pvx_export(env, exports, "tallyEndAll", js_tally_end_all);
   return status;
 }

@@ -43,12 +43,12 @@ async function expectNoFdLeak(): Promise<void> {
   await eventually(() => openFdCount() === fdsBefore, undefined, `fd count back at ${fdsBefore}`);
 }
 
-interface RawRelayed {
+/** client ⇄ [consumer fd | relay | provider fd] ⇄ server, as a unix link wires them. */
+interface Wired {
   /** The consumer's application end. */
   client: FdSocket;
   /** The provider's application end, as a plain fd (for a test that must control exactly what reaches the kernel). */
   serverFd: number;
-  relay: ByteRelay;
   tally: RelayTally;
   ends: RelayEnd[];
   counts(): {
@@ -57,24 +57,31 @@ interface RawRelayed {
   };
 }
 
-interface Relayed extends RawRelayed {
+interface RawRelayed extends Wired {
+  relay: ByteRelay;
+}
+
+interface WithServer {
   /** The provider's application end. */
   server: FdSocket;
 }
 
-/** client ⇄ [consumer fd | relay | provider fd] ⇄ serverFd, as a unix link wires them. */
-function relayedRaw(idleHalfOpenMs = 60_000, tally = new RelayTally()): RawRelayed {
+type Relayed = RawRelayed & WithServer;
+
+/** Wires the ends; `start` hands the consumer's and the provider's fd to a relay. */
+function wire(
+  tally: RelayTally,
+  ends: RelayEnd[],
+  start: (consumerFd: number, providerFd: number) => void,
+): Wired {
   const [clientFd, consumerFd] = socketPairFds();
   const [providerFd, serverFd] = socketPairFds();
-  const ends: RelayEnd[] = [];
-  const relay = new ByteRelay(consumerFd, tally, idleHalfOpenMs, (end) => ends.push(end));
-  relay.start(providerFd);
+  start(consumerFd, providerFd);
   const client = new FdSocket(clientFd);
   client.on('error', () => {});
   return {
     client,
     serverFd,
-    relay,
     tally,
     ends,
     counts() {
@@ -85,12 +92,35 @@ function relayedRaw(idleHalfOpenMs = 60_000, tally = new RelayTally()): RawRelay
   };
 }
 
+/** A relay with a JS handle (ByteRelay); `ends` gets its end, however it ended. */
+function relayedRaw(idleHalfOpenMs = 60_000, tally = new RelayTally()): RawRelayed {
+  const ends: RelayEnd[] = [];
+  let relay: ByteRelay | undefined;
+  const wired = wire(tally, ends, (consumerFd, providerFd) => {
+    relay = new ByteRelay(consumerFd, tally, idleHalfOpenMs, (end) => ends.push(end));
+    relay.start(providerFd);
+  });
+  return { ...wired, relay: relay as ByteRelay };
+}
+
+function withServer<T extends Wired>(wired: T): T & WithServer {
+  const server = new FdSocket(wired.serverFd);
+  server.on('error', () => {});
+  return { ...wired, server };
+}
+
 /** The same, with the server's end an FdSocket too. */
 function relayed(idleHalfOpenMs = 60_000, tally = new RelayTally()): Relayed {
-  const raw = relayedRaw(idleHalfOpenMs, tally);
-  const server = new FdSocket(raw.serverFd);
-  server.on('error', () => {});
-  return { ...raw, server };
+  return withServer(relayedRaw(idleHalfOpenMs, tally));
+}
+
+/** A relay its tally holds (no JS handle): `ends` hears only of one that failed or was reaped. */
+function heldRelayed(idleHalfOpenMs = 60_000): Wired & WithServer {
+  const ends: RelayEnd[] = [];
+  const tally = new RelayTally((end) => ends.push(end));
+  return withServer(
+    wire(tally, ends, (consumerFd, providerFd) => tally.relay(consumerFd, providerFd, idleHalfOpenMs)),
+  );
 }
 
 function sha(data: Buffer): string {
@@ -353,6 +383,103 @@ describe('the addon byte relay', () => {
   });
 });
 
+describe('relays a tally holds (no JS handle)', () => {
+  it('relay bytes and fds both ways, run until both peers close, and say nothing of a plain close', async () => {
+    const r = heldRelayed();
+    expect(r.tally.running).toBe(1);
+    r.client.write(Buffer.from('hello'), [fileWithContent('to the provider')]);
+    const atServer = await readBytes(r.server, 5);
+    expect(atServer.data.toString()).toBe('hello');
+    expect(contentOf(atServer.fds[0] as number)).toBe('to the provider');
+    closeFd(atServer.fds[0] as number);
+    r.server.write(Buffer.from('back'));
+    expect((await readBytes(r.client, 4)).data.toString()).toBe('back');
+    expect(r.counts()).toEqual({
+      bytes: { toProvider: 5, toConsumer: 4 },
+      fds: { toProvider: 1, toConsumer: 0 },
+    });
+    const serverEnded = readToEnd(r.server);
+    r.client.end();
+    await serverEnded;
+    r.server.end();
+    await eventually(() => r.tally.running === 0, undefined, 'the relay to end');
+    expect(r.ends).toEqual([]);
+    r.client.destroy();
+    r.server.destroy();
+    await expectNoFdLeak();
+  });
+
+  it("tell the tally's onTrouble of a failed side and of a reaped connection", async () => {
+    const failing = heldRelayed();
+    fdio.send(failing.serverFd, [Buffer.from('last words')], 0, null);
+    const got = readToEnd(failing.client);
+    failing.client.write(Buffer.from('unread'));
+    await eventually(
+      () => failing.counts().bytes.toProvider === 6,
+      undefined,
+      'the bytes to reach the provider',
+    );
+    fdio.close(failing.serverFd);
+    expect((await got).data.toString()).toBe('last words');
+    await eventually(() => failing.ends.length === 1, undefined, 'the failure');
+    expect(failing.ends[0]).toMatchObject({
+      kind: 'failed',
+      detail: expect.stringMatching(/^provider recvmsg/),
+    });
+    expect(failing.tally.running).toBe(0);
+    failing.client.destroy();
+
+    const idle = heldRelayed(100);
+    const serverEnded = readToEnd(idle.server);
+    idle.client.end();
+    await serverEnded;
+    await eventually(() => idle.ends.length === 1, undefined, 'the reaper');
+    expect(idle.ends[0]).toMatchObject({
+      kind: 'reaped',
+      detail: expect.stringMatching(/^half-open and idle/),
+    });
+    idle.client.destroy();
+    idle.server.destroy();
+    await expectNoFdLeak();
+  });
+
+  it("end at once with endAll, their tally's only, with nothing said", async () => {
+    const ends: RelayEnd[] = [];
+    const tally = new RelayTally((end) => ends.push(end));
+    const held = Array.from({ length: 3 }, () =>
+      withServer(wire(tally, ends, (consumerFd, providerFd) => tally.relay(consumerFd, providerFd, 60_000))),
+    );
+    const other = heldRelayed();
+    for (const r of held) r.server.write(Buffer.from('held back by no one'));
+    expect(tally.running).toBe(3);
+    const streamEnds = held.flatMap((r) => [readToEnd(r.client), readToEnd(r.server)]);
+    tally.endAll();
+    expect(tally.running).toBe(0);
+    await Promise.all(streamEnds); // every peer sees the end of its stream
+    other.client.write(Buffer.from('still'));
+    expect((await readBytes(other.server, 5)).data.toString()).toBe('still');
+    expect(other.tally.running).toBe(1);
+    await loopTurns(3);
+    expect(ends).toEqual([]);
+    for (const r of [...held, other]) {
+      r.client.destroy();
+      r.server.destroy();
+    }
+    await expectNoFdLeak();
+  });
+
+  it('refuse what relayStart refuses, closing both fds', async () => {
+    const ends: RelayEnd[] = [];
+    const tally = new RelayTally((end) => ends.push(end));
+    const [clientFd, consumerFd] = socketPairFds();
+    tally.relay(consumerFd, -1, 1000);
+    expect(ends).toEqual([{ kind: 'failed', detail: expect.stringContaining('fd') }]);
+    expect(tally.running).toBe(0);
+    closeFd(clientFd);
+    await expectNoFdLeak();
+  });
+});
+
 describe('relays of a worker thread', () => {
   // The build the binding loaded (the sanitizer run's, under `npm run test:asan`).
   const addon =
@@ -394,6 +521,15 @@ describe('relays of a worker thread', () => {
        peers.splice(-2);
        relay();
        native.relayStop(relays.at(-1));
+       // Two the tally holds: one running, one the server does not read.
+       for (let i = 0; i < 2; i++) {
+         const [client, consumer] = native.socketPair();
+         const [provider, server] = native.socketPair();
+         native.tallyRelay(consumer, provider, tally, 60000, () => {});
+         peers.push(client, server);
+         if (i === 1) while (native.send(client, [chunk], 0, null) > 0);
+       }
+       if (workerData.exit === 'stop all and return') native.tallyEndAll(tally);
        if (workerData.exit === 'stop all and return') for (const handle of relays) native.relayStop(handle);
        parentPort.postMessage(peers);
        if (workerData.exit === 'stop all and return') parentPort.unref();`,
@@ -590,11 +726,14 @@ function expectRelayed(sent: Stream, received: Stream, what: string): void {
   });
 }
 
-describe('the relay under random traffic (fixed seed)', () => {
+describe.each([
+  { holder: 'a JS handle', start: () => relayed(), plainEnd: [{ kind: 'closed', detail: null }] },
+  { holder: 'its tally', start: () => heldRelayed(), plainEnd: [] },
+])('the relay held by $holder under random traffic (fixed seed)', ({ start, plainEnd }) => {
   it('delivers every byte and fd of 12 random sessions both ways, in order, never an fd after its byte', async () => {
     const random = prng(CI_SEED);
     for (let session = 0; session < 12; session++) {
-      const r = relayed();
+      const r = start();
       const atServer = collect(r.server);
       const atClient = collect(r.client);
       stutter(r.server, random);
@@ -605,8 +744,12 @@ describe('the relay under random traffic (fixed seed)', () => {
       ]);
       expectRelayed(toServer, await atServer, `session ${session} (seed ${CI_SEED}), consumer to provider`);
       expectRelayed(toClient, await atClient, `session ${session} (seed ${CI_SEED}), provider to consumer`);
-      await eventually(() => r.ends.length === 1, undefined, 'the relay to end');
-      expect(r.ends[0]?.kind).toBe('closed');
+      await eventually(
+        () => r.tally.running === 0 && r.ends.length === plainEnd.length,
+        undefined,
+        'the relay to end',
+      );
+      expect(r.ends).toEqual(plainEnd);
       r.client.destroy();
       r.server.destroy();
     }
