@@ -116,7 +116,13 @@ export class Link {
 
   get counters(): LinkCounters {
     this.tally?.readInto(this.ownCounters);
+    this.ownCounters.connections.active = this.openConnections();
     return this.ownCounters;
+  }
+
+  /** Connections open now: those with a JavaScript object, and those the addon's tally holds. */
+  private openConnections(): number {
+    return this.connections.size + (this.tally?.running ?? 0);
   }
 
   /** Stopped, or an end is gone: nothing more is planted or dialled. */
@@ -254,18 +260,12 @@ export class Link {
   /** Counts a new connection; false when the link is at its cap (the caller closes it). */
   private admit(): boolean {
     const { connections } = this.ownCounters;
-    if (this.connections.size >= this.limits.maxConnections) {
+    if (this.openConnections() >= this.limits.maxConnections) {
       connections.rejected += 1;
       return false;
     }
-    connections.active += 1;
     connections.total += 1;
     return true;
-  }
-
-  private closed(connection: FdSocket | ByteRelay): void {
-    this.ownCounters.connections.active -= 1;
-    this.connections.delete(connection);
   }
 
   private mediatorFailed(connection: FdSocket | ByteRelay, error: unknown): void {
@@ -279,7 +279,7 @@ export class Link {
       return;
     }
     this.connections.add(socket);
-    socket.once('close', () => this.closed(socket));
+    socket.once('close', () => this.connections.delete(socket));
     try {
       mediator.onConnection?.(socket, context, this.mediatorState);
     } catch (error) {
@@ -292,9 +292,15 @@ export class Link {
       closeFds([fd]);
       return;
     }
-    this.tally ??= new RelayTally();
+    this.tally ??= new RelayTally((end) => this.relayEnded(end));
+    // The common case needs no JavaScript per connection from here: dialled at once, held by the tally.
+    const providerFd = mediator.dialsAsDaemon?.(this.mediatorState) ? context.dialProviderNow() : null;
+    if (providerFd !== null) {
+      this.tally.relay(fd, providerFd, this.limits.idleHalfOpenMs);
+      return;
+    }
     const relay = new ByteRelay(fd, this.tally, this.limits.idleHalfOpenMs, (end) => {
-      this.closed(relay);
+      this.connections.delete(relay);
       this.relayEnded(end);
     });
     this.connections.add(relay);
@@ -317,6 +323,7 @@ export class Link {
     if (planted) {
       planted.listener.close();
       for (const socket of this.connections) socket.destroy();
+      this.tally?.endAll();
       await context.consumer.unlink(this.spec.target, planted.ino).catch((error: Error) => {
         // The consumer may be gone with its namespace; nothing of ours is left then.
         this.log.debug('unlink skipped', { target: this.spec.target, error: error.message });

@@ -117,6 +117,12 @@ export interface Mediator<State = unknown> {
    */
   onRelayedConnection?(consumer: ByteRelay, link: LinkContext, state: State): void;
   /**
+   * With `onRelayedConnection`: true when the link's provider is dialled as the daemon itself (no credentials).
+   * Its connections are then dialled at once where they can be (`dialProviderNow`) and relayed by the addon with
+   * nothing of the link's in JavaScript per connection; `onRelayedConnection` gets the others.
+   */
+  dialsAsDaemon?(state: State): boolean;
+  /**
    * For links whose resources can change under them (device nodes): called on every poll while the link is
    * active; false re-establishes it. Links of other types cost no system call on an unchanged poll.
    */

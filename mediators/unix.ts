@@ -15,6 +15,7 @@ export const unixMediator: Mediator<UnixLinkState> = {
   async add(link) {
     return { credentials: await dialCredentials(link) };
   },
+  dialsAsDaemon: ({ credentials }) => credentials === undefined,
   onRelayedConnection(consumer, link, { credentials }) {
     dialProviderFd(consumer, link, (providerFd) => consumer.start(providerFd), credentials);
   },

@@ -253,12 +253,18 @@ describe('a unix link between two containers', () => {
     slow.close();
   });
 
-  it('removes the consumer socket when the link leaves the graph', async () => {
+  it('removes the consumer socket, and ends its open connections, when the link leaves the graph', async () => {
     ctrl.setGraph([link()]);
     await startDaemon();
     expect(await targetExists(C)).toBe(true);
+    const open = await connectFrom(C.pid, TARGET);
+    open.write(Buffer.from('x'));
+    expect((await readBytes(open, 1)).data.toString()).toBe('x');
+    const ended = readToEnd(open);
     ctrl.setGraph([]);
     await eventually(async () => !(await targetExists(C)), PATIENCE_MS, 'the socket to go');
+    await ended;
+    open.destroy();
   });
 
   it('replaces the listener on a spec change without a moment where the target is missing', async () => {
