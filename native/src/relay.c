@@ -647,23 +647,6 @@ static void on_relay_finalized(napi_env env, void *data, void *hint) {
   relay_free_if_done(r);
 }
 
-/* The arguments relayStart and tallyRelay share: (consumerFd, providerFd, tally, idleHalfOpenMs, callback). */
-static bool get_relay_args(napi_env env, napi_callback_info info, napi_value *argv, int *fds, tally **t,
-                           int64_t *idle_ms) {
-  napi_valuetype type;
-  if (!pvx_get_args(env, info, 5, argv) || !pvx_get_fd(env, argv[0], &fds[CONSUMER]) ||
-      !pvx_get_fd(env, argv[1], &fds[PROVIDER]) ||
-      !pvx_get_integer(env, argv[3], "idleHalfOpenMs", 1, INT32_MAX, idle_ms))
-    return false;
-  *t = pvx_get_tagged(env, argv[2], &tally_tag, "not a relay tally");
-  if (*t == NULL) return false;
-  if (napi_typeof(env, argv[4], &type) != napi_ok || type != napi_function) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "the callback must be a function");
-    return false;
-  }
-  return true;
-}
-
 /* r, its callback referenced, takes the fds and starts relaying them. */
 static void relay_begin(engine *e, pvx_relay *r, const int *fds, tally *t, int64_t idle_ms) {
   r->engine = e;
@@ -685,36 +668,48 @@ static void relay_begin(engine *e, pvx_relay *r, const int *fds, tally *t, int64
   serve_readable(r, CONSUMER);
 }
 
-/* A relay for `env`'s engine with `callback` referenced, or NULL (thrown). */
-static pvx_relay *relay_new(napi_env env, engine **e, napi_value callback, const char *op) {
-  *e = engine_get(env);
-  pvx_relay *r = *e != NULL ? calloc(1, sizeof *r) : NULL;
-  if (r == NULL) {
-    pvx_throw_errno(env, ENOMEM, op, NULL);
+/* relayStart(consumerFd, providerFd, tally, idleHalfOpenMs, onEnd) -> relay, and, `held` by the tally with no JS
+ * handle, tallyRelay(..., onTrouble). */
+static napi_value start_relay(napi_env env, napi_callback_info info, bool held) {
+  napi_value argv[5], result;
+  int fds[2];
+  int64_t idle_ms;
+  napi_valuetype type;
+  if (!pvx_get_args(env, info, 5, argv) || !pvx_get_fd(env, argv[0], &fds[CONSUMER]) ||
+      !pvx_get_fd(env, argv[1], &fds[PROVIDER]) ||
+      !pvx_get_integer(env, argv[3], "idleHalfOpenMs", 1, INT32_MAX, &idle_ms))
+    return NULL;
+  tally *t = pvx_get_tagged(env, argv[2], &tally_tag, "not a relay tally");
+  if (t == NULL) return NULL;
+  if (napi_typeof(env, argv[4], &type) != napi_ok || type != napi_function) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "the callback must be a function");
     return NULL;
   }
-  if (napi_create_reference(env, callback, 1, &r->on_end) != napi_ok) {
+  engine *e = engine_get(env);
+  pvx_relay *r = e != NULL ? calloc(1, sizeof *r) : NULL;
+  if (r == NULL) {
+    pvx_throw_errno(env, ENOMEM, held ? "tallyRelay" : "relayStart", NULL);
+    return NULL;
+  }
+  if (napi_create_reference(env, argv[4], 1, &r->on_end) != napi_ok) {
     free(r);
     return NULL;
   }
-  return r;
-}
-
-static napi_value js_relay_start(napi_env env, napi_callback_info info) {
-  napi_value argv[5], external;
-  int fds[2];
-  int64_t idle_ms;
-  tally *t;
-  engine *e;
-  if (!get_relay_args(env, info, argv, fds, &t, &idle_ms)) return NULL;
-  pvx_relay *r = relay_new(env, &e, argv[4], "relayStart");
-  if (r == NULL) return NULL;
-  if (napi_create_external(env, r, on_relay_finalized, NULL, &external) != napi_ok) {
+  if (held) {
+    /* From here the relay owns the fds; with no JS handle, it is freed once its end went by (report_ended). */
+    r->held = true;
+    r->external_released = true;
+    t->running++;
+    relay_begin(e, r, fds, t, idle_ms);
+    napi_get_undefined(env, &result);
+    return result;
+  }
+  if (napi_create_external(env, r, on_relay_finalized, NULL, &result) != napi_ok) {
     napi_delete_reference(env, r->on_end);
     free(r);
     return NULL;
   }
-  if (napi_type_tag_object(env, external, &relay_tag) != napi_ok) {
+  if (napi_type_tag_object(env, result, &relay_tag) != napi_ok) {
     /* Not started: the fds are still the caller's, and the finalizer frees r (it has no engine). */
     napi_delete_reference(env, r->on_end);
     r->on_end = NULL;
@@ -723,26 +718,12 @@ static napi_value js_relay_start(napi_env env, napi_callback_info info) {
   }
   /* From here the relay owns the fds, and the finalizer frees it once it ended. */
   relay_begin(e, r, fds, t, idle_ms);
-  return external;
-}
-
-static napi_value js_tally_relay(napi_env env, napi_callback_info info) {
-  napi_value argv[5], result;
-  int fds[2];
-  int64_t idle_ms;
-  tally *t;
-  engine *e;
-  if (!get_relay_args(env, info, argv, fds, &t, &idle_ms)) return NULL;
-  pvx_relay *r = relay_new(env, &e, argv[4], "tallyRelay");
-  if (r == NULL) return NULL;
-  /* From here the relay owns the fds; with no JS handle, it is freed once its end went by (report_ended). */
-  r->held = true;
-  r->external_released = true;
-  t->running++;
-  relay_begin(e, r, fds, t, idle_ms);
-  napi_get_undefined(env, &result);
   return result;
 }
+
+static napi_value js_relay_start(napi_env env, napi_callback_info info) { return start_relay(env, info, false); }
+
+static napi_value js_tally_relay(napi_env env, napi_callback_info info) { return start_relay(env, info, true); }
 
 static napi_value js_tally_end_all(napi_env env, napi_callback_info info) {
   napi_value argv[1], result;
