@@ -16,6 +16,8 @@ export const CALLGRIND_AVAILABLE = spawnSync('valgrind', ['--version']).status =
 export interface RelayUnderTest<Endpoints> {
   /** Processes whose counters make up the relay's (their forked children are found by their files). */
   pids: number[];
+  /** Its code is compiled by a JIT while it runs (the daemon's V8): warmed up with `jitWarmUp` where given. */
+  jit?: boolean;
   endpoints: Endpoints;
   stop(): Promise<void>;
 }
@@ -27,6 +29,9 @@ export interface Workload<Endpoints> {
   run(endpoints: Endpoints): Promise<unknown>;
   /** Run once before counting (default: run itself). */
   warmUp?(endpoints: Endpoints): Promise<unknown>;
+  /** Instead of warmUp for a relay with a JIT: long enough that the count is of its steady state, not of its
+   * compiler (a relay that forks per unit would take minutes over it under callgrind). */
+  jitWarmUp?(endpoints: Endpoints): Promise<unknown>;
 }
 
 /** Instructions per unit of each workload (millions where `scale` says so). */
@@ -91,7 +96,10 @@ export async function instructionCounts<Endpoints>(
     mkdirSync(outDir, { recursive: true });
     const relay = await start(callgrindWrapper(outDir));
     try {
-      for (const workload of workloads) await (workload.warmUp ?? workload.run)(relay.endpoints);
+      for (const workload of workloads) {
+        const warmUp = (relay.jit && workload.jitWarmUp) || workload.warmUp || workload.run;
+        await warmUp(relay.endpoints);
+      }
       counts[name] = {};
       for (const workload of workloads) {
         await settled(relay.pids);
