@@ -34,6 +34,8 @@ export interface FramedMessage extends MessageHeader {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** The fds of a message or write that has none: shared, so it must never be added to. */
+const NO_FDS: number[] = [];
 
 export type MessageHandler = (message: FramedMessage, sink: FilterSink) => Decision;
 
@@ -89,9 +91,9 @@ export class WaylandFramer implements StreamFilter {
     const message = this.#message;
     message.data = data;
     let offset = 0;
-    /** The write being gathered: data[batchStart, offset) and its fds. */
+    /** The write being gathered: data[batchStart, offset) and its fds (NO_FDS, never written to, while none). */
     let batchStart = 0;
-    let batchFds: number[] = [];
+    let batchFds = NO_FDS;
     while (data.length - offset >= HEADER_SIZE) {
       const word = readUint32(data, offset + 4);
       const size = word >>> 16;
@@ -106,7 +108,7 @@ export class WaylandFramer implements StreamFilter {
       if (decision === 'drop') {
         if (offset > batchStart) sink.forward(data.subarray(batchStart, offset), batchFds);
         batchStart = offset + size;
-        batchFds = [];
+        batchFds = NO_FDS;
       } else {
         if (decision === 'opaque') this.#inexact = true;
         const fds =
@@ -118,11 +120,14 @@ export class WaylandFramer implements StreamFilter {
           sink.forward(data.subarray(batchStart, offset), batchFds);
           batchStart = offset;
           batchFds = fds;
-        } else for (const fd of fds) batchFds.push(fd);
+        } else if (batchFds === NO_FDS) batchFds = fds;
+        else for (const fd of fds) batchFds.push(fd);
       }
       offset += size;
     }
-    if (offset > batchStart) sink.forward(data.subarray(batchStart, offset), batchFds);
+    // A chunk of whole messages, all kept, goes on as it came.
+    if (offset > batchStart)
+      sink.forward(offset - batchStart === data.length ? data : data.subarray(batchStart, offset), batchFds);
     message.data = EMPTY;
     if (offset < data.length) {
       // Check the header early: a bad size is refused now, not once 4096 bytes have piled up.
@@ -133,7 +138,7 @@ export class WaylandFramer implements StreamFilter {
 
   /** The fds a known message takes, from the front of the queue. */
   #take(count: number): number[] {
-    if (count === 0) return [];
+    if (count === 0) return NO_FDS;
     if (count > this.#queue.length)
       throw new RelayRejection(
         `a message carries ${count} fds but only ${this.#queue.length} were received with or before it`,
@@ -147,6 +152,7 @@ export class WaylandFramer implements StreamFilter {
   #takeQueued(inBatch: number): number[] {
     const room =
       inBatch >= MAX_FDS_PER_WAYLAND_READ ? MAX_FDS_PER_WAYLAND_READ : MAX_FDS_PER_WAYLAND_READ - inBatch;
-    return this.#queue.take(Math.min(room, this.#queue.length));
+    const count = Math.min(room, this.#queue.length);
+    return count === 0 ? NO_FDS : this.#queue.take(count);
   }
 }
