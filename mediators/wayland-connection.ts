@@ -19,6 +19,7 @@ import {
   decodeArgs,
   encodeMessage,
   fdCount,
+  HEADER_SIZE,
   messageNamed,
   SERVER_ID_START,
   type UntypedNewId,
@@ -35,6 +36,12 @@ interface CompiledMessage {
   /** Indexes of new_id arguments. */
   readonly newIds: readonly number[];
   readonly special: Special;
+  /**
+   * A message of this size is forwarded without decoding: nothing here needs its arguments (no new_id, not special)
+   * and they are plain numbers (int, uint, fixed, fd), which decoding could only refuse for a wrong size. -1: always
+   * decoded.
+   */
+  readonly undecodedSize: number;
 }
 
 interface CompiledInterface {
@@ -63,12 +70,25 @@ const SPECIALS: Record<string, Special> = {
 const compiledInterfaces = new Map<string, CompiledInterface>();
 
 function compileMessage(iface: string, kind: 'request' | 'event', spec: MessageSpec): CompiledMessage {
+  const newIds = spec.args.flatMap((arg, index) => (arg.type === 'new_id' ? [index] : []));
+  const special = SPECIALS[`${iface}.${kind}.${spec.name}`] ?? null;
   return {
     spec,
     forward: { forward: fdCount(spec) },
-    newIds: spec.args.flatMap((arg, index) => (arg.type === 'new_id' ? [index] : [])),
-    special: SPECIALS[`${iface}.${kind}.${spec.name}`] ?? null,
+    newIds,
+    special,
+    undecodedSize: special === null && newIds.length === 0 ? plainSize(spec) : -1,
   };
+}
+
+/** The size of every message of this kind if its arguments are all plain numbers, else -1. */
+function plainSize(spec: MessageSpec): number {
+  let size = HEADER_SIZE;
+  for (const { type } of spec.args) {
+    if (type === 'int' || type === 'uint' || type === 'fixed') size += 4;
+    else if (type !== 'fd') return -1;
+  }
+  return size;
 }
 
 /** The interface's tables, or null if no generated protocol defines it. */
@@ -122,9 +142,10 @@ export class WaylandConnection {
   }
 
   #request(message: FramedMessage, sink: FilterSink): Decision {
-    const found = this.#lookup(message, true);
-    if (found === 'opaque') return found;
-    const { entry, compiled } = found;
+    const entry = this.#objects.get(message.objectId);
+    const compiled = this.#lookup(message, entry, true);
+    if (compiled === 'opaque' || entry === undefined) return 'opaque';
+    if (compiled.undecodedSize === message.size) return compiled.forward;
     const values = this.#decode(message, entry, compiled, 'client');
     if (compiled.special === 'bind') this.#checkBind(message.objectId, values, sink);
     this.#createObjects(entry, compiled, values, true);
@@ -132,9 +153,10 @@ export class WaylandConnection {
   }
 
   #event(message: FramedMessage): Decision {
-    const found = this.#lookup(message, false);
-    if (found === 'opaque') return found;
-    const { entry, compiled } = found;
+    const entry = this.#objects.get(message.objectId);
+    const compiled = this.#lookup(message, entry, false);
+    if (compiled === 'opaque' || entry === undefined) return 'opaque';
+    if (compiled.undecodedSize === message.size) return compiled.forward;
     const values = this.#decode(message, entry, compiled, 'compositor');
     switch (compiled.special) {
       case 'global': {
@@ -161,13 +183,16 @@ export class WaylandConnection {
     return compiled.forward;
   }
 
-  /** The object and message a message is for, or 'opaque' when we cannot know its layout. */
+  /**
+   * What a message to `entry` (its object, looked up by the caller) is, or 'opaque' when we cannot know its layout;
+   * never a message of an object that does not exist.
+   */
   #lookup(
     message: FramedMessage,
+    entry: ObjectEntry | undefined,
     fromClient: boolean,
-  ): { entry: ObjectEntry; compiled: CompiledMessage } | 'opaque' {
+  ): CompiledMessage | 'opaque' {
     const sender = fromClient ? 'client' : 'compositor';
-    const entry = this.#objects.get(message.objectId);
     if (!entry) {
       if (this.#opaque) return 'opaque';
       throw new RelayRejection(
@@ -176,7 +201,7 @@ export class WaylandConnection {
     }
     if (!entry.iface) return 'opaque';
     const compiled = (fromClient ? entry.iface.requests : entry.iface.events)[message.opcode];
-    if (compiled) return { entry, compiled };
+    if (compiled) return compiled;
     // Bound at a version newer than our tables: the message is legitimate, we just do not know it.
     if (entry.version > entry.iface.version) {
       this.#warnOnce(

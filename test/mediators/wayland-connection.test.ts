@@ -321,6 +321,19 @@ describe('object ids', () => {
     expect(client.forwards.at(-1)?.data).toEqual(newer);
   });
 
+  it('refuses a message of plain numbers (forwarded undecoded) whose size is not its arguments', () => {
+    const { session, client, compositor } = sessionWithRegistry();
+    session.toProvider.push({ data: message(1, sync, { callback: 3 }), fds: [] }, client);
+    const answer = message(3, done, { callback_data: 7 });
+    session.toConsumer.push({ data: answer, fds: [] }, compositor);
+    expect(compositor.forwards.at(-1)?.data).toEqual(answer);
+    const long = Buffer.concat([answer, Buffer.alloc(4)]);
+    long.writeUInt16LE(16, 6);
+    expect(() => session.toConsumer.push({ data: long, fds: [] }, compositor)).toThrow(
+      /malformed wl_callback.done from compositor on object 3: done: 4 bytes after the last argument/,
+    );
+  });
+
   it('rejects malformed arguments with the message named', () => {
     const { session, client } = sessionWithRegistry();
     session.toProvider.push({ data: bindMessage(1, 'wl_shm', 3), fds: [] }, client);
