@@ -389,18 +389,32 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
     if (this.#flushScheduled || this.#waitingWritable) return;
     this.#flushScheduled = true;
     // One microtask flushes every socket written to in this tick (a batch of events writes to many).
-    if (FdSocket.#toFlush.push(this) === 1) queueMicrotask(FdSocket.#flushAll);
+    const last = FdSocket.#lastToFlush;
+    FdSocket.#lastToFlush = this;
+    if (last) last.#nextToFlush = this;
+    else {
+      FdSocket.#firstToFlush = this;
+      queueMicrotask(FdSocket.#flushAll);
+    }
   }
 
-  /** Sockets with writes waiting for the end of this tick, in the order they were first written to. */
-  static #toFlush: FdSocket[] = [];
+  /**
+   * Sockets with writes waiting for the end of this tick, in the order they were first written to: a list through
+   * the sockets themselves, so that scheduling a flush allocates nothing.
+   */
+  static #firstToFlush: FdSocket | null = null;
+  static #lastToFlush: FdSocket | null = null;
+  #nextToFlush: FdSocket | null = null;
 
   static #flushAll = (): void => {
-    const sockets = FdSocket.#toFlush;
-    FdSocket.#toFlush = [];
-    for (const socket of sockets) {
+    let socket = FdSocket.#firstToFlush;
+    FdSocket.#firstToFlush = FdSocket.#lastToFlush = null;
+    while (socket) {
+      const next = socket.#nextToFlush;
+      socket.#nextToFlush = null;
       socket.#flushScheduled = false;
       socket.#flush();
+      socket = next;
     }
   };
 
