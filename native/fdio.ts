@@ -39,8 +39,13 @@ export interface FdioBinding {
   socketPair(): [number, number];
   /** null: would block; data.length === 0: end of stream. Throws code 'ECTRUNC' if fds were lost. */
   recv(fd: number, maxBytes: number): Chunk | null;
-  /** Bytes sent, or -1 if it would block. fds go with the first byte of buffers[0] (from offset). */
-  send(fd: number, buffers: readonly Buffer[], offset: number, fds: readonly number[] | null): number;
+  /** Bytes sent, or -1 if it would block. fds go with the first byte (of buffers[0], from offset). */
+  send(
+    fd: number,
+    buffers: Buffer | readonly Buffer[],
+    offset: number,
+    fds: readonly number[] | null,
+  ): number;
   shutdownWrite(fd: number): void;
   close(fd: number): void;
   dup(fd: number): number;

@@ -9,9 +9,10 @@ interface QueuedWrite {
   fds: number[] | null;
 }
 
-/** One sendmsg: `buffers[0]` from `offset`, then the others whole; `fds` go with its first byte. */
+/** One sendmsg: `buffers` (the first from `offset`, the others whole); `fds` go with its first byte. */
 export interface Batch {
-  buffers: Buffer[];
+  /** One write's data alone, or several writes' in order. */
+  buffers: Buffer | Buffer[];
   offset: number;
   fds: number[] | null;
   /** Bytes in the batch. */
@@ -63,8 +64,14 @@ export class WriteQueue {
 
   /** The next sendmsg: the head write and following writes that carry no fds. Only when not `empty`. */
   batch(): Batch {
+    const head = this.#queue[this.#start] as QueuedWrite;
+    const offset = this.#headOffset;
+    const next = this.#queue[this.#start + 1];
+    // The usual case: one write, or one the next cannot join; no array for it.
+    if (next === undefined || next.fds || head.data.length - offset >= MAX_BATCH_BYTES)
+      return { buffers: head.data, offset, fds: head.fds, bytes: head.data.length - offset };
     const buffers: Buffer[] = [];
-    let bytes = -this.#headOffset;
+    let bytes = -offset;
     for (let i = this.#start; i < this.#queue.length && buffers.length < MAX_BATCH_BUFFERS; i++) {
       const entry = this.#queue[i] as QueuedWrite;
       if (buffers.length > 0 && entry.fds) break;
@@ -72,8 +79,7 @@ export class WriteQueue {
       bytes += entry.data.length;
       if (bytes >= MAX_BATCH_BYTES) break;
     }
-    const head = this.#queue[this.#start] as QueuedWrite;
-    return { buffers, offset: this.#headOffset, fds: head.fds, bytes };
+    return { buffers, offset, fds: head.fds, bytes };
   }
 
   /** `sent` bytes of the last batch went out, and its fds with them: the kernel holds its own references now. */

@@ -9,8 +9,9 @@
  *                                             Error with code 'ECTRUNC' is thrown (the bytes of that
  *                                             read are lost with it: the stream is unusable).
  *   send(fd, buffers, offset, fds | null) -> bytes written, -1 if it would block. One sendmsg with
- *                                             the buffers as iovec (the first one from offset) and the
- *                                             fds, if any, as SCM_RIGHTS (they go with the first byte).
+ *                                             the buffers (a Buffer or an array of them) as iovec (the
+ *                                             first one from offset) and the fds, if any, as SCM_RIGHTS
+ *                                             (they go with the first byte).
  *   shutdownWrite(fd), close(fd), dup(fd) (F_DUPFD_CLOEXEC), setNonBlocking(fd)
  *   peerCred(fd) -> {pid, uid, gid}, peerGroups(fd) -> gid[]
  *   accept(fd) -> fd | -1 if it would block   (accept4, CLOEXEC + NONBLOCK)
@@ -170,9 +171,14 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   if (!pvx_get_args(env, info, 4, argv) || !pvx_get_fd(env, argv[0], &fd) ||
       !pvx_get_integer(env, argv[2], "offset", 0, INT32_MAX, &offset))
     return NULL;
-  if (napi_get_array_length(env, argv[1], &buffer_count) != napi_ok || buffer_count == 0 ||
-      buffer_count > IOV_MAX) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "buffers must be an array of 1 to IOV_MAX Buffers");
+  /* One Buffer, or an array of them. */
+  bool single;
+  CALL(napi_is_buffer(env, argv[1], &single));
+  if (single) {
+    buffer_count = 1;
+  } else if (napi_get_array_length(env, argv[1], &buffer_count) != napi_ok || buffer_count == 0 ||
+             buffer_count > IOV_MAX) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "buffers must be a Buffer or an array of 1 to IOV_MAX Buffers");
     return NULL;
   }
   bool has_fds = !is_nullish(env, argv[3]);
@@ -184,8 +190,8 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
 
   struct iovec iov[buffer_count];
   for (uint32_t i = 0; i < buffer_count; i++) {
-    napi_value buffer;
-    CALL(napi_get_element(env, argv[1], i, &buffer));
+    napi_value buffer = argv[1];
+    if (!single) CALL(napi_get_element(env, argv[1], i, &buffer));
     if (napi_get_buffer_info(env, buffer, &iov[i].iov_base, &iov[i].iov_len) != napi_ok) {
       napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "buffers must contain only Buffers");
       return NULL;

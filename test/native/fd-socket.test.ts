@@ -179,6 +179,19 @@ describe('fd passing', () => {
     await expectNoFdLeak();
   });
 
+  it('sends one Buffer or an array of them, from the offset into the first', async () => {
+    const [x, y] = socketPairFds();
+    expect(fdio.send(x, Buffer.from('skip:one'), 5, null)).toBe(3);
+    expect(fdio.send(x, [Buffer.from('..two'), Buffer.from('three')], 2, null)).toBe(8);
+    expect(fdio.recv(y, 64)?.data.toString()).toBe('onetwothree');
+    expect(() => fdio.send(x, Buffer.from('ab'), 3, null)).toThrow(
+      expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }),
+    );
+    expect(() => fdio.send(x, [], 0, null)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    for (const fd of [x, y]) closeFd(fd);
+    await expectNoFdLeak();
+  });
+
   it('carries 253 fds in one write and rejects 254 (the kernel limit)', async () => {
     const [x, y] = socketPairFds();
     const file = fileWith('many');
