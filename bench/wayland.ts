@@ -1,6 +1,7 @@
 // `npm run bench -- wayland`: headless weston reached directly, through the wayland mediator (the real pv-xconnect
 // process), and, for scale, through the plain unix relay and socat (bytes only). Measures wl_display.sync round
 // trips and the frame rate of an shm client that draws a new frame each time the compositor's frame callback fires.
+// Then the instructions each relay executes per sync round trip, under callgrind (bench/instructions.ts).
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
   closeSync,
@@ -49,6 +50,12 @@ import {
   treeCpuMs,
   watchLoad,
 } from './harness.js';
+import {
+  type InstructionCounts,
+  instructionCounts,
+  type RelayUnderTest,
+  whenExisting,
+} from './instructions.js';
 
 /** The role of the bench's links: sees every global. */
 const ADMIN = 'compositor-admin';
@@ -110,6 +117,56 @@ async function syncRounds(
   );
   for (const client of clients.values()) client.close();
   return rounds;
+}
+
+/** Round trips one client makes back to back on a fresh connection. */
+async function syncsOn(path: string, count: number): Promise<void> {
+  const client = await connect(path);
+  for (let i = 0; i < count; i++) {
+    await client.roundtrip();
+    client.events.splice(0);
+  }
+  client.close();
+}
+
+/** Under callgrind everything runs ~50× slower: fewer round trips, after enough for the JIT to have settled. */
+const COUNTED_ROUND_TRIPS = 2000;
+const COUNTED_WARMUP = 1000;
+
+/** The daemon (serving the link `name` at `path`) and socat, each started under callgrind. */
+function relaysUnderCallgrind(
+  dir: string,
+  westonSocket: string,
+): Record<string, (wrapper: string[]) => Promise<RelayUnderTest<string>>> {
+  const daemonWith =
+    (name: string, overrides: Record<string, string>) =>
+    async (wrapper: string[]): Promise<RelayUnderTest<string>> => {
+      const path = join(dir, `cg-${name}.sock`);
+      const ctrl = await FakeCtrl.serving(join(dir, `cg-${name}-ctrl.sock`), [
+        hostLink(name, westonSocket, path, { role: ADMIN, ...overrides }),
+      ]);
+      // A poll in the middle of a count would be counted: one a minute.
+      const daemon = startDaemonProcess(ctrl.socketPath, 60, undefined, wrapper);
+      await whenExisting([path], 'pv-xconnect');
+      return {
+        pids: [daemon.pid as number],
+        endpoints: path,
+        stop: async () => {
+          await stopProcess(daemon);
+          await ctrl.stop();
+        },
+      };
+    };
+  return {
+    [WAYLAND]: daemonWith('wayland', { type: 'wayland' }),
+    [UNIX]: daemonWith('unix', {}),
+    [SOCAT]: async (wrapper) => {
+      const path = join(dir, 'cg-socat.sock');
+      const socat = startSocat(path, westonSocket, wrapper);
+      await whenExisting([path], 'socat');
+      return { pids: [socat.pid as number], endpoints: path, stop: () => stopProcess(socat) };
+    },
+  };
 }
 
 function cpuUsPerRoundTrip(rounds: SyncRound[]): number {
@@ -234,6 +291,7 @@ export async function run(): Promise<void> {
   const rows: Record<string, unknown>[] = [];
   const results: Record<string, Record<string, string | number>> = {};
   let rounds = new Map<string, SyncRound[]>();
+  let instructions: Record<string, InstructionCounts> = {};
   try {
     const daemonCpu = () => cpuMs(daemon.pid as number);
     rounds = await syncRounds(paths, {
@@ -254,6 +312,16 @@ export async function run(): Promise<void> {
       rows.push({ path: name, ...row });
       results[name] = row;
     }
+    await stopProcess(daemon);
+    await stopProcess(socat);
+    instructions = await instructionCounts(dir, relaysUnderCallgrind(dir, westonSocket), [
+      {
+        unit: 'per sync round trip',
+        units: COUNTED_ROUND_TRIPS,
+        run: (path) => syncsOn(path, COUNTED_ROUND_TRIPS),
+        warmUp: (path) => syncsOn(path, COUNTED_WARMUP),
+      },
+    ]);
   } finally {
     await stopProcess(daemon);
     await stopProcess(socat);
@@ -304,8 +372,10 @@ export async function run(): Promise<void> {
       load: load(),
       results,
       comparison,
+      instructions,
     },
     rows,
   );
   console.log(comparison);
+  console.log('instructions:', instructions);
 }
