@@ -2,24 +2,26 @@
 // (UNIX_FDS of every message) and for whoever routes or judges messages (the names and REPLY_SERIAL). Anything the
 // quick walk does not handle falls back to the full reader (unmarshal.ts), which also gives the precise error.
 import { DBusProtocolError } from './errors.js';
-import { type FixedHeader, readFixedHeader } from './fixed-header.js';
-import { HEADER_FIELD_BY_CODE } from './header.js';
+import { type FixedHeader, readFixedHeader, u32 } from './fixed-header.js';
+import { HEADER_FIELDS } from './header.js';
 import { FIXED_HEADER_LENGTH, HeaderField } from './message.js';
 import { readHeaderFields } from './unmarshal.js';
 
-// Bytes a basic value takes and the boundary it starts on.
-const FIXED_SIZE: Readonly<Record<string, number>> = {
-  y: 1,
-  n: 2,
-  q: 2,
-  b: 4,
-  i: 4,
-  u: 4,
-  h: 4,
-  x: 8,
-  t: 8,
-  d: 8,
-};
+// Tables indexed by a type code's byte, so the walk compares bytes and makes no string per field.
+const code = (type: string) => type.charCodeAt(0);
+
+/** Bytes a basic value takes and the boundary it starts on; 0 for any other type. */
+const FIXED_SIZE = new Uint8Array(256);
+for (const [type, size] of Object.entries({ y: 1, n: 2, q: 2, b: 4, i: 4, u: 4, h: 4, x: 8, t: 8, d: 8 })) {
+  FIXED_SIZE[code(type)] = size;
+}
+/** The type byte each known header field must hold, by field code; 0 for codes the specification leaves free. */
+const FIELD_TYPE = new Uint8Array(256);
+for (const field of HEADER_FIELDS) FIELD_TYPE[field.code] = code(field.type);
+const TYPE_U = code('u');
+const TYPE_S = code('s');
+const TYPE_O = code('o');
+const TYPE_G = code('g');
 
 /** The header fields a router or a policy looks at; absent fields are undefined. */
 export interface RoutingFields {
@@ -53,43 +55,43 @@ function walkFields(message: Buffer, header: FixedHeader, into: RoutingFields | 
   while (pos < end) {
     pos += -pos & 7;
     if (pos + 4 > end) truncatedFields();
-    const code = message[pos] as number;
-    const type = String.fromCharCode(message[pos + 2] as number);
+    const field = message[pos] as number;
+    const type = message[pos + 2] as number;
     const simpleSignature = message[pos + 1] === 1 && message[pos + 3] === 0;
     // Without `into`, only UNIX_FDS is held to the rules (the framer leaves the rest to the bus).
-    const known = into !== null || code === HeaderField.UNIX_FDS ? HEADER_FIELD_BY_CODE[code] : undefined;
-    if (known !== undefined) {
-      if (known.type !== type || (seen & (1 << code)) !== 0) return -1;
-      seen |= 1 << code;
+    const knownType = into !== null || field === HeaderField.UNIX_FDS ? (FIELD_TYPE[field] as number) : 0;
+    if (knownType !== 0) {
+      if (knownType !== type || (seen & (1 << field)) !== 0) return -1;
+      seen |= 1 << field;
     }
-    if (!simpleSignature || (into !== null && code === 0)) return -1;
+    if (!simpleSignature || (into !== null && field === 0)) return -1;
     pos += 4;
-    const size = FIXED_SIZE[type];
-    if (size !== undefined) {
+    const size = FIXED_SIZE[type] as number;
+    if (size !== 0) {
       pos += -pos & (size - 1);
       if (pos + size > end) truncatedFields();
-      if (type === 'u' && (code === HeaderField.UNIX_FDS || code === HeaderField.REPLY_SERIAL)) {
-        const value = le ? message.readUInt32LE(pos) : message.readUInt32BE(pos);
-        if (code === HeaderField.UNIX_FDS) unixFds = value;
+      if (type === TYPE_U && (field === HeaderField.UNIX_FDS || field === HeaderField.REPLY_SERIAL)) {
+        const value = u32(message, pos, le);
+        if (field === HeaderField.UNIX_FDS) unixFds = value;
         else if (into !== null) into.replySerial = value;
       }
       pos += size;
-    } else if (type === 's' || type === 'o') {
+    } else if (type === TYPE_S || type === TYPE_O) {
       pos += -pos & 3;
       if (pos + 4 > end) truncatedFields();
-      const length = le ? message.readUInt32LE(pos) : message.readUInt32BE(pos);
+      const length = u32(message, pos, le);
       const start = pos + 4;
       pos = start + length + 1;
-      if (into !== null && known !== undefined) {
+      if (into !== null && knownType !== 0) {
         if (pos > end) truncatedFields();
-        const text = asciiText(message, start, start + length, code);
+        const text = asciiText(message, start, start + length, field);
         if (text === undefined) return -1;
-        if (code === HeaderField.PATH) into.path = text;
-        else if (code === HeaderField.INTERFACE) into.interface = text;
-        else if (code === HeaderField.MEMBER) into.member = text;
-        else if (code === HeaderField.DESTINATION) into.destination = text;
+        if (field === HeaderField.PATH) into.path = text;
+        else if (field === HeaderField.INTERFACE) into.interface = text;
+        else if (field === HeaderField.MEMBER) into.member = text;
+        else if (field === HeaderField.DESTINATION) into.destination = text;
       }
-    } else if (type === 'g') {
+    } else if (type === TYPE_G) {
       if (pos + 1 > end) truncatedFields();
       pos += 1 + (message[pos] as number) + 1;
     } else {

@@ -24,6 +24,20 @@ export interface FixedHeader {
 }
 
 /**
+ * The 32-bit unsigned integer at `pos` in either byte order; the caller checked the 4 bytes are there. Plain byte
+ * arithmetic: Buffer's readUInt32LE/BE check bounds the caller already checked, once per call on every message.
+ */
+export function u32(bytes: Buffer, pos: number, littleEndian: boolean): number {
+  const b0 = bytes[pos] as number;
+  const b1 = bytes[pos + 1] as number;
+  const b2 = bytes[pos + 2] as number;
+  const b3 = bytes[pos + 3] as number;
+  return littleEndian
+    ? b0 + b1 * 0x100 + b2 * 0x10000 + b3 * 0x1000000
+    : b3 + b2 * 0x100 + b1 * 0x10000 + b0 * 0x1000000;
+}
+
+/**
  * Reads and checks the fixed header at `offset` (the caller guarantees 16 bytes are there): byte order,
  * protocol version, header-field array and message size limits.
  */
@@ -43,9 +57,9 @@ export function readFixedHeader(bytes: Buffer, offset: number): FixedHeader {
     );
   }
   const littleEndian = order === LITTLE_ENDIAN;
-  const bodyLength = littleEndian ? bytes.readUInt32LE(offset + 4) : bytes.readUInt32BE(offset + 4);
-  const serial = littleEndian ? bytes.readUInt32LE(offset + 8) : bytes.readUInt32BE(offset + 8);
-  const fieldsLength = littleEndian ? bytes.readUInt32LE(offset + 12) : bytes.readUInt32BE(offset + 12);
+  const bodyLength = u32(bytes, offset + 4, littleEndian);
+  const serial = u32(bytes, offset + 8, littleEndian);
+  const fieldsLength = u32(bytes, offset + 12, littleEndian);
   if (fieldsLength > MAX_ARRAY_LENGTH) {
     throw new DBusProtocolError(
       'ARRAY_TOO_LARGE',

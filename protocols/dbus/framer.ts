@@ -49,7 +49,8 @@ export class DBusFramer {
     while (chunk.length - offset >= FIXED_HEADER_LENGTH) {
       const header = readFixedHeader(chunk, offset);
       if (chunk.length - offset < header.length) break;
-      const bytes = chunk.subarray(offset, offset + header.length);
+      // A chunk that is one whole message (the common case of a call or a reply) is returned as it is.
+      const bytes = header.length === chunk.length ? chunk : chunk.subarray(offset, offset + header.length);
       messages.push({ bytes, unixFds: declaredUnixFds(bytes, header) });
       offset += header.length;
     }

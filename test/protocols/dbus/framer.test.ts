@@ -128,6 +128,16 @@ describe('DBusFramer', () => {
     expect(view?.bytes.byteOffset).toBe(rest.byteOffset + one.length - 10);
   });
 
+  it('returns a chunk that is one whole message as that same buffer', () => {
+    const one = marshal({ type: 2, flags: 0, serial: 5, replySerial: 4, signature: 's', body: ['ping'] });
+    const chunk = Buffer.from(one);
+    const framer = new DBusFramer();
+    const [framed, ...more] = framer.push(chunk);
+    expect(more).toEqual([]);
+    expect(framed?.bytes).toBe(chunk);
+    expect(framer.bufferedBytes).toBe(0);
+  });
+
   it('assembles a large message from many chunks', () => {
     const big = marshal({
       type: 2,
