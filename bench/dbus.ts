@@ -6,6 +6,7 @@
 // One dbus-daemon, one echo service (its own process, testkit/dbus-echo-service.ts); clients speak through
 // testkit/dbus-peer.ts. Both relays' CPU time per message relayed (the daemon's, xdg-dbus-proxy's); the paths take
 // turns over ROUNDS rounds, each starting one path further on; rates are medians of the rounds with their spread.
+// Then the instructions each relay executes per call and per signal, under callgrind (bench/instructions.ts).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,6 +31,15 @@ import {
   spread,
   watchLoad,
 } from './harness.js';
+import {
+  CALLGRIND_AVAILABLE,
+  callgrind,
+  type InstructionCounts,
+  instructionCounts,
+  type RelayUnderTest,
+  type Workload,
+  whenExisting,
+} from './instructions.js';
 
 const SERVICE = 'org.pvx.Bench';
 const SERVICE_PATH = '/org/pvx/Bench';
@@ -42,6 +52,11 @@ const CALLS_PER_CONCURRENT_CLIENT = 1000;
 /** Per round. */
 const SIGNALS = 100_000;
 const BIG_MESSAGE_BYTES = 16 * 1024 * 1024;
+/** Under callgrind (everything runs ~50× slower): calls per workload, signals of the flood. */
+const COUNTED_CALLS = 2000;
+const COUNTED_SIGNALS = 10_000;
+/** Counts of each workload, in a row. */
+const COUNTS = 3;
 /** Policy entries besides the one that lets the bench's calls through (which comes last: every call checks all). */
 const OTHER_RULES = 19;
 const POLICED = 'pv-xconnect, 20-rule policy';
@@ -74,6 +89,24 @@ function proxyFilter(): string[] {
     `--call=${SERVICE}=${SERVICE}.Flood@${SERVICE_PATH}`,
     `--broadcast=${SERVICE}=${SERVICE}.*@${SERVICE_PATH}`,
   ];
+}
+
+/** A host-side link of the daemon to the bus: without a policy, or under benchPolicy (`filtered`). */
+function benchLink(busPath: string, socket: string, filtered: boolean) {
+  return filtered
+    ? hostLink('bench-policy', busPath, socket, { type: 'dbus', role: 'root', allow: benchPolicy() })
+    : hostLink('bench-bus', busPath, socket, { type: 'dbus', role: 'root' });
+}
+
+/** xdg-dbus-proxy listening on `socket` with `options` (e.g. proxyFilter()), under `wrapper` if given. */
+function startProxy(
+  busPath: string,
+  socket: string,
+  options: string[],
+  wrapper: string[] = [],
+): ChildProcess {
+  const [file = 'xdg-dbus-proxy', ...args] = [...wrapper, 'xdg-dbus-proxy'];
+  return spawn(file, [...args, `unix:path=${busPath}`, socket, ...options], { stdio: 'ignore' });
 }
 
 function busConfig(socket: string): string {
@@ -165,31 +198,42 @@ async function callRound(path: BenchPath, clients: number, perClient: number): P
   return into;
 }
 
-/** SIGNALS signals from the service to one subscribed connection. */
-async function floodRound(path: BenchPath): Promise<Tally> {
-  const into = tally();
-  const peer = await client(path.socket);
-  await peer.callBus('AddMatch', 's', [`type='signal',interface='${SERVICE}'`]);
+/** `signals` signals from the service to `peer`, subscribed to them: their count once the last arrived. */
+async function floodOnce(peer: DBusPeer, signals: number): Promise<void> {
   let received = 0;
   peer.onSignal(() => {
     received += 1;
   });
-  const cpuBefore = relayCpu(path);
-  const start = nowMs();
   await peer.call({
     destination: SERVICE,
     path: SERVICE_PATH,
     interface: SERVICE,
     member: 'Flood',
     signature: 'u',
-    body: [SIGNALS],
+    body: [signals],
   });
   // The bus keeps one sender's order: the reply comes after every signal.
+  if (received !== signals) throw new Error(`${received} of ${signals} signals arrived`);
+}
+
+/** A client of `socket` subscribed to the bench service's signals. */
+async function subscriber(socket: string): Promise<DBusPeer> {
+  const peer = await client(socket);
+  await peer.callBus('AddMatch', 's', [`type='signal',interface='${SERVICE}'`]);
+  return peer;
+}
+
+/** SIGNALS signals from the service to one subscribed connection. */
+async function floodRound(path: BenchPath): Promise<Tally> {
+  const into = tally();
+  const peer = await subscriber(path.socket);
+  const cpuBefore = relayCpu(path);
+  const start = nowMs();
+  await floodOnce(peer, SIGNALS);
   into.seconds = (nowMs() - start) / 1000;
   into.relayCpuMs = relayCpu(path) - cpuBefore;
   into.count = SIGNALS;
   peer.close();
-  if (received !== SIGNALS) throw new Error(`${received} of ${SIGNALS} signals arrived`);
   return into;
 }
 
@@ -253,6 +297,124 @@ function summary(rounds: Round[]) {
   };
 }
 
+/** A relay's socket under callgrind, and how to zero its counters. */
+interface CountedRelay {
+  socket: string;
+  zero(): Promise<void>;
+}
+
+/**
+ * What callgrind counts, on a relay's socket, with only the clients the timed rounds have connected (GLib's loop
+ * polls every connection on each wake-up). Every workload is warmed up first (the JIT above all) over connections
+ * that then close. Its own clients connect, make a few calls, and the counters are zeroed again: the handshakes are
+ * not counted. They close when the next workload starts, before its counters are zeroed. Each workload is counted
+ * COUNTS times in a row: the daemon's garbage collections fall into one count or another, so the median is given.
+ */
+function instructionWorkloads(kinds: ('calls' | 'flood')[]): Workload<CountedRelay>[] {
+  let open: DBusPeer[] = [];
+  const connect = async (socket: string, clients: number, subscribe: boolean) => {
+    for (const peer of open.splice(0)) peer.close();
+    const peers: DBusPeer[] = [];
+    for (let i = 0; i < clients; i += 1) peers.push(await (subscribe ? subscriber : client)(socket));
+    open = peers;
+    return peers;
+  };
+  const calls = (unit: string, clients: number): Workload<CountedRelay> => {
+    const each = (peers: DBusPeer[], total: number) =>
+      Promise.all(peers.map((peer) => callLoop(peer, total / clients, [])));
+    return {
+      unit,
+      units: COUNTED_CALLS,
+      async warmUp({ socket }) {
+        await each(await connect(socket, clients, false), COUNTED_CALLS / 2);
+      },
+      async run({ socket, zero }) {
+        const peers = await connect(socket, clients, false);
+        await each(peers, 2 * clients);
+        await zero();
+        await each(peers, COUNTED_CALLS);
+      },
+    };
+  };
+  const flood = (unit: string): Workload<CountedRelay> => ({
+    unit,
+    units: COUNTED_SIGNALS,
+    async warmUp({ socket }) {
+      const [peer] = (await connect(socket, 1, true)) as [DBusPeer];
+      await floodOnce(peer, COUNTED_SIGNALS / 5);
+    },
+    async run({ socket, zero }) {
+      const [peer] = (await connect(socket, 1, true)) as [DBusPeer];
+      await floodOnce(peer, 10);
+      await zero();
+      await floodOnce(peer, COUNTED_SIGNALS);
+    },
+  });
+  return Array.from({ length: COUNTS }, (_, count) =>
+    kinds.flatMap((kind) =>
+      kind === 'flood'
+        ? [flood(`per signal #${count + 1}`)]
+        : [
+            calls(`per call (1 client) #${count + 1}`, 1),
+            calls(`per call (${CONCURRENT_CLIENTS} clients) #${count + 1}`, CONCURRENT_CLIENTS),
+          ],
+    ),
+  ).flat();
+}
+
+/** The median of each workload's counts (their units without the count's number). */
+function medianCounts(counts: Record<string, InstructionCounts>): Record<string, InstructionCounts> {
+  return Object.fromEntries(
+    Object.entries(counts).map(([relay, byUnit]) => {
+      const units = new Map<string, number[]>();
+      for (const [unit, count] of Object.entries(byUnit)) {
+        const kind = unit.replace(/ #\d+$/, '');
+        units.set(kind, [...(units.get(kind) ?? []), count]);
+      }
+      return [relay, Object.fromEntries([...units].map(([unit, all]) => [unit, spread(all, 0).median]))];
+    }),
+  );
+}
+
+/** The daemon with one link (plain or under the policy) or xdg-dbus-proxy (plain or filtered), under callgrind. */
+function relaysUnderCallgrind(
+  dir: string,
+  busPath: string,
+  filtered: boolean,
+): Record<string, (wrapper: string[]) => Promise<RelayUnderTest<CountedRelay>>> {
+  const suffix = filtered ? '-filtered' : '';
+  const counted = (socket: string, pid: number): CountedRelay => ({
+    socket,
+    zero: () => callgrind([pid], '-z'),
+  });
+  return {
+    [filtered ? POLICED : 'pv-xconnect']: async (wrapper) => {
+      const socket = join(dir, `cg-mesh${suffix}.sock`);
+      const ctrl = new FakeCtrl(join(dir, `cg-ctrl${suffix}.sock`));
+      ctrl.setGraph([benchLink(busPath, socket, filtered)]);
+      await ctrl.start();
+      // A poll in the middle of a count would be counted: one a minute.
+      const daemon = startDaemonProcess(ctrl.socketPath, 60, undefined, wrapper);
+      await whenExisting([socket], 'pv-xconnect');
+      return {
+        pids: [daemon.pid as number],
+        endpoints: counted(socket, daemon.pid as number),
+        stop: async () => {
+          await stopProcess(daemon);
+          await ctrl.stop();
+        },
+      };
+    },
+    [filtered ? FILTERED_PROXY : 'xdg-dbus-proxy']: async (wrapper) => {
+      const socket = join(dir, `cg-proxy${suffix}.sock`);
+      const proxy = startProxy(busPath, socket, filtered ? proxyFilter() : [], wrapper);
+      await whenExisting([socket], 'xdg-dbus-proxy');
+      const pid = proxy.pid as number;
+      return { pids: [pid], endpoints: counted(socket, pid), stop: () => stopProcess(proxy) };
+    },
+  };
+}
+
 export async function run(): Promise<void> {
   const dir = mkdtempSync('/dev/shm/pvx-bench-dbus-');
   const busPath = join(dir, 'bus.sock');
@@ -261,6 +423,7 @@ export async function run(): Promise<void> {
   const children: ChildProcess[] = [];
   const ctrl = new FakeCtrl(join(dir, 'ctrl.sock'));
   let rounds: Map<string, Round[]>;
+  let countsInARow: Record<string, InstructionCounts> = {};
   try {
     writeFileSync(join(dir, 'bus.conf'), busConfig(busPath));
     const busArgs = [`--config-file=${join(dir, 'bus.conf')}`, '--nofork', '--nopidfile'];
@@ -268,23 +431,15 @@ export async function run(): Promise<void> {
     await eventually(() => existsSync(busPath), 10_000, 'dbus-daemon');
     children.push(await startService(busPath));
     ctrl.setGraph([
-      hostLink('bench-bus', busPath, socketOf('mesh'), { type: 'dbus', role: 'root' }),
-      hostLink('bench-policy', busPath, socketOf('mesh-policy'), {
-        type: 'dbus',
-        role: 'root',
-        allow: benchPolicy(),
-      }),
+      benchLink(busPath, socketOf('mesh'), false),
+      benchLink(busPath, socketOf('mesh-policy'), true),
     ]);
     await ctrl.start();
-    const daemon = startDaemonProcess(ctrl.socketPath);
-    children.push(daemon);
-    const proxy = spawn('xdg-dbus-proxy', [`unix:path=${busPath}`, socketOf('proxy')], { stdio: 'ignore' });
-    const filtered = spawn(
-      'xdg-dbus-proxy',
-      [`unix:path=${busPath}`, socketOf('proxy-filtered'), ...proxyFilter()],
-      { stdio: 'ignore' },
-    );
-    children.push(proxy, filtered);
+    // Polls at the daemon's default interval, as on a device: every poll is CPU the daemon's figures count.
+    const daemon = startDaemonProcess(ctrl.socketPath, 5);
+    const proxy = startProxy(busPath, socketOf('proxy'), []);
+    const filtered = startProxy(busPath, socketOf('proxy-filtered'), proxyFilter());
+    children.push(daemon, proxy, filtered);
     const sockets = ['mesh', 'mesh-policy', 'proxy', 'proxy-filtered'].map(socketOf);
     await eventually(() => sockets.every((socket) => existsSync(socket)), 10_000, 'the relays');
     const daemonPid = daemon.pid as number;
@@ -295,6 +450,21 @@ export async function run(): Promise<void> {
       { name: 'xdg-dbus-proxy', socket: socketOf('proxy'), relayPid: proxy.pid as number },
       { name: FILTERED_PROXY, socket: socketOf('proxy-filtered'), relayPid: filtered.pid as number },
     ]);
+    // Only the bus and the service stay, for the instruction counts.
+    for (const child of children.splice(2).reverse()) await stopProcess(child);
+    // Every workload on the unfiltered relays; the calls on the filtered ones (the policy's cost).
+    countsInARow = {
+      ...(await instructionCounts(
+        dir,
+        relaysUnderCallgrind(dir, busPath, false),
+        instructionWorkloads(['calls', 'flood']),
+      )),
+      ...(await instructionCounts(
+        dir,
+        relaysUnderCallgrind(dir, busPath, true),
+        instructionWorkloads(['calls']),
+      )),
+    };
   } finally {
     // The bus goes last: the others are its clients.
     for (const child of children.reverse()) await stopProcess(child);
@@ -302,6 +472,7 @@ export async function run(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
 
+  const instructions = medianCounts(countsInARow);
   const ours = 'pv-xconnect';
   const proxy = 'xdg-dbus-proxy';
   const ratios = {
@@ -362,7 +533,22 @@ export async function run(): Promise<void> {
     signals: SIGNALS,
     bigMessageBytes: BIG_MESSAGE_BYTES,
     policy: `${OTHER_RULES + 1} entries for the role, the one matching the bench's calls last; xdg-dbus-proxy filtered: ${proxyFilter().join(' ')}`,
-    note: 'paths take turns, each round starting one path further; rates and CPU are median (min–max) over the rounds, latencies pool all rounds; relay CPU is user + system of the relaying process (the daemon, xdg-dbus-proxy). Clients: testkit/dbus-peer.ts, service: testkit/dbus-echo-service.ts',
+    note: 'paths take turns, each round starting one path further; rates and CPU are median (min–max) over the rounds, latencies pool all rounds; relay CPU is user + system of the relaying process (the daemon, polling at its default 5 s; xdg-dbus-proxy). Clients: testkit/dbus-peer.ts, service: testkit/dbus-echo-service.ts',
+    instructions: CALLGRIND_AVAILABLE
+      ? `callgrind, each relay on its own: ${COUNTED_CALLS} calls per workload, ${COUNTED_SIGNALS} signals, after the clients connected and warmed up; each workload counted ${COUNTS} times in a row, median; the filtered relays: calls only, no flood`
+      : 'not measured (valgrind missing)',
+  };
+  // Instructions per unit over xdg-dbus-proxy's (filtered over filtered): the figure the machine's load does not move.
+  const instructionRatio = (path: string, anchor: string) =>
+    Object.fromEntries(
+      Object.entries(instructions[path] ?? {}).map(([unit, count]) => [
+        unit,
+        round(count / (instructions[anchor]?.[unit] ?? Number.NaN), 2),
+      ]),
+    );
+  const instructionRatios = {
+    [`${ours} vs ${proxy}`]: instructionRatio(ours, proxy),
+    [`${POLICED} vs ${FILTERED_PROXY}`]: instructionRatio(POLICED, FILTERED_PROXY),
   };
   const paths = Object.fromEntries([...rounds].map(([path, results]) => [path, summary(results)]));
   const shown = (value: number | Spread | undefined) =>
@@ -372,9 +558,14 @@ export async function run(): Promise<void> {
     ...Object.fromEntries(Object.entries(result).map(([key, value]) => [key, shown(value)])),
   }));
   // The machine is shared: the load before and after says how much the numbers were disturbed.
-  record('dbus', { method, load: load(), paths, ratios }, rows);
+  record(
+    'dbus',
+    { method, load: load(), paths, ratios, instructions, instructionRatios, countsInARow },
+    rows,
+  );
   console.log(
     'ratios:',
     Object.fromEntries(Object.entries(ratios).map(([key, value]) => [key, shown(value)])),
   );
+  console.log('instructions:', instructions, instructionRatios);
 }

@@ -37,7 +37,8 @@ export interface Workload<Endpoints> {
 /** Instructions per unit of each workload (millions where `scale` says so). */
 export type InstructionCounts = Record<string, number>;
 
-function callgrind(pids: number[], command: '-z' | '-d'): Promise<void> {
+/** Zeroes (-z) or dumps (-d) the counters of `pids`. */
+export function callgrind(pids: number[], command: '-z' | '-d'): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile('callgrind_control', [command, ...pids.map(String)], (error) =>
       error ? reject(error) : resolve(),
