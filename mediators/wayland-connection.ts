@@ -3,7 +3,8 @@
 //
 // Object ids: the client allocates ids below 0xff000000 (new_id in requests), the compositor ids from 0xff000000
 // (new_id in events). A client id is freed by wl_display.delete_id; until the client reuses it, late messages to it
-// are still understood (as the compositor's zombie objects are). A compositor id is reused by the compositor at will.
+// are still understood (as the compositor's zombie objects are), for the ZOMBIES_KEPT ids freed last: a client that
+// never reuses an id cannot grow the session without bound. A compositor id is reused by the compositor at will.
 // `wl_registry.bind` creates an object of the interface and version the client names in it.
 //
 // Globals the role may not see never reach the client (their `global` and `global_remove` events are dropped), and
@@ -58,6 +59,8 @@ interface ObjectEntry {
   readonly version: number;
   /** False once wl_display.delete_id freed this client id: the client may then reuse it. */
   live: boolean;
+  /** When it was freed: the number of ids freed before it in this session. */
+  freedAs?: number;
 }
 
 const SPECIALS: Record<string, Special> = {
@@ -66,6 +69,9 @@ const SPECIALS: Record<string, Special> = {
   'wl_registry.event.global_remove': 'global_remove',
   'wl_display.event.delete_id': 'delete_id',
 };
+
+/** Freed client ids still understood; older ones are forgotten (a late message to one then ends the connection). */
+export const ZOMBIES_KEPT = 1024;
 
 const compiledInterfaces = new Map<string, CompiledInterface>();
 
@@ -131,6 +137,9 @@ export class WaylandConnection {
   /** Global name → interface, for the globals shown to the client. */
   readonly #shown = new Map<number, string>();
   readonly #hidden = new Set<number>();
+  /** Client ids freed by wl_display.delete_id, oldest first, each followed by its freedAs. */
+  readonly #zombies: number[] = [];
+  #freed = 0;
 
   constructor(private readonly options: WaylandConnectionOptions) {
     this.#objects.set(1, {
@@ -175,12 +184,26 @@ export class WaylandConnection {
       case 'delete_id': {
         const id = values[0] as number;
         const deleted = id < SERVER_ID_START ? this.#objects.get(id) : undefined;
-        if (deleted) deleted.live = false;
+        if (deleted) this.#bury(id, deleted);
         break;
       }
     }
     this.#createObjects(entry, compiled, values, false);
     return compiled.forward;
+  }
+
+  /** A freed client id stays understood until reused, among the ZOMBIES_KEPT freed last. */
+  #bury(id: number, entry: ObjectEntry): void {
+    entry.live = false;
+    entry.freedAs = this.#freed;
+    this.#zombies.push(id, this.#freed);
+    this.#freed += 1;
+    if (this.#zombies.length <= 2 * ZOMBIES_KEPT) return;
+    const oldest = this.#zombies.shift() as number;
+    const freedAs = this.#zombies.shift() as number;
+    const zombie = this.#objects.get(oldest);
+    // Not if the id was reused since (and maybe freed again, later).
+    if (zombie && !zombie.live && zombie.freedAs === freedAs) this.#objects.delete(oldest);
   }
 
   /**

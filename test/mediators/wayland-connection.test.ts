@@ -4,7 +4,7 @@ import { fstatSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../log/logger.js';
 import type { FilterSink } from '../../mediators/relay.js';
-import { WaylandConnection } from '../../mediators/wayland-connection.js';
+import { WaylandConnection, ZOMBIES_KEPT } from '../../mediators/wayland-connection.js';
 import { MAX_FDS_AHEAD_OF_MESSAGES } from '../../mediators/wayland-framer.js';
 import { DEFAULT_POLICY, visibilityFor } from '../../mediators/wayland-policy.js';
 import { closeFd } from '../../native/fds.js';
@@ -285,6 +285,29 @@ describe('object ids', () => {
     const late = message(4, offer, { mime_type: 'text/plain' });
     session.toProvider.push({ data: late, fds: [] }, client);
     expect(client.forwards.at(-1)?.data).toEqual(late);
+  });
+
+  it('keeps only the ZOMBIES_KEPT ids freed last: a client that never reuses ids cannot grow the session', () => {
+    const { session, client, compositor } = sessionWithRegistry();
+    session.toProvider.push({ data: bindMessage(2, 'wl_data_device_manager', 3, 3), fds: [] }, client);
+    const first = 4;
+    const last = first + ZOMBIES_KEPT; // one more freed id than are kept
+    // Id 5 is freed, reused and freed again among the last: its second life is what counts.
+    for (let id = first; id <= last; id += 1) {
+      session.toProvider.push({ data: message(3, createSource, { id }), fds: [] }, client);
+      session.toConsumer.push({ data: message(1, deleteId, { id }), fds: [] }, compositor);
+      if (id === last - 1) {
+        session.toProvider.push({ data: message(3, createSource, { id: 5 }), fds: [] }, client);
+        session.toConsumer.push({ data: message(1, deleteId, { id: 5 }), fds: [] }, compositor);
+      }
+    }
+    const offerTo = (id: number) => () =>
+      session.toProvider.push({ data: message(id, offer, { mime_type: 'text/plain' }), fds: [] }, client);
+    expect(offerTo(first)).toThrow(/unknown object 4/);
+    for (const id of [5, first + 2, last]) {
+      offerTo(id)();
+      expect(readHeader(client.forwards.at(-1)?.data as Buffer, 0).objectId).toBe(id);
+    }
   });
 
   it('relays objects of interfaces it has no table for, their fds included', () => {
