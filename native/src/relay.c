@@ -187,8 +187,10 @@ static void end_relay(pvx_relay *r, int kind) {
   if (r->held) {
     r->tally->running--;
     /* Its tally hears only of trouble; it is freed once its batch is done (see report_ended). */
-    if (kind == RELAY_CLOSED && r->on_end != NULL) napi_delete_reference(e->env, r->on_end);
-    if (kind == RELAY_CLOSED) r->on_end = NULL;
+    if (kind == RELAY_CLOSED && r->on_end != NULL) {
+      napi_delete_reference(e->env, r->on_end);
+      r->on_end = NULL;
+    }
   } else if (r->on_end == NULL) {
     return;
   }
