@@ -85,6 +85,16 @@ export function paired<Round>(
   );
 }
 
+/** Per round, how far `of` of path a is above path b's (e.g. the µs a relay adds), then median and spread. */
+export function pairedExcess<Round>(
+  rounds: Map<string, Round[]>,
+  a: string,
+  b: string,
+  of: (round: Round) => number,
+): Spread | undefined {
+  return paired(rounds, a, b, of, (x, y) => x - y, 1);
+}
+
 /** "median (min–max)", for tables. */
 export function showSpread({ median, min, max }: Spread): string {
   return Number.isNaN(median) ? '–' : `${median} (${min}–${max})`;

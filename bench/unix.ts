@@ -25,6 +25,7 @@ import {
   interleaved,
   nowMs,
   paired,
+  pairedExcess,
   percentile,
   record,
   relayedConnections,
@@ -425,15 +426,7 @@ export async function run(): Promise<void> {
     };
   });
   const ours = 'pv-xconnect';
-  const addedP50 = (path: string) =>
-    paired(
-      rounds,
-      path,
-      'direct',
-      (r) => r.p50Us,
-      (x, y) => x - y,
-      1,
-    );
+  const addedP50 = (path: string) => pairedExcess(rounds, path, 'direct', (r) => r.p50Us);
   const ratios = {
     'setup rate vs direct': paired(rounds, ours, 'direct', (r) => r.connectionsPerSecond),
     'setup rate vs upstream C': paired(rounds, ours, 'upstream C', (r) => r.connectionsPerSecond),

@@ -40,7 +40,7 @@ import {
   hostLink,
   interleaved,
   nowMs,
-  paired,
+  pairedExcess,
   percentile,
   record,
   round,
@@ -331,26 +331,11 @@ export async function run(): Promise<void> {
   }
   const cpuRatio = (a: string, b: string) =>
     round(cpuUsPerRoundTrip(rounds.get(a) ?? []) / cpuUsPerRoundTrip(rounds.get(b) ?? []), 2);
-  const added = (path: string) =>
-    paired(
-      rounds,
-      path,
-      'direct',
-      (round) => round.p50,
-      (x, y) => x - y,
-      1,
-    );
+  const added = (path: string) => pairedExcess(rounds, path, 'direct', (round) => round.p50);
   const comparison = {
     'added sync p50 µs': added(WAYLAND),
     // What the protocol handling costs on top of a relay without it.
-    'added sync p50 µs over the unix relay': paired(
-      rounds,
-      WAYLAND,
-      UNIX,
-      (r) => r.p50,
-      (x, y) => x - y,
-      1,
-    ),
+    'added sync p50 µs over the unix relay': pairedExcess(rounds, WAYLAND, UNIX, (r) => r.p50),
     'added sync p50 µs, unix relay': added(UNIX),
     'added sync p50 µs, socat': added(SOCAT),
     'relay CPU per round trip vs socat': cpuRatio(WAYLAND, SOCAT),
