@@ -159,6 +159,19 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
     return this.#readableEnded;
   }
 
+  /** Open both ways, nothing queued to write, no transfer: detach() would leave nothing behind. */
+  get detachable(): boolean {
+    return (
+      !this.#destroyed &&
+      this.#writes.empty &&
+      this.#outgoing === null &&
+      this.#incoming === null &&
+      !this.#endRequested &&
+      !this.#readableEnded &&
+      this.#writeError === null
+    );
+  }
+
   /** Queues data (and fds, see the ownership rules above). False once writableLength >= highWaterMark. */
   write(data: Buffer, fds?: readonly number[]): boolean {
     if (!Buffer.isBuffer(data)) throw new TypeError('data must be a Buffer');
@@ -230,6 +243,24 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
     target.#incoming = transfer;
     target.#writes.hold();
     this.#updatePoll();
+  }
+
+  /**
+   * Gives the fd up, open, to the caller (who then owns it): polling stops and the socket is done as after
+   * destroy(), without closing the fd; 'close' follows on the next tick. Only while `detachable`, so that no byte
+   * this socket took on is left behind; throws ERR_INVALID_STATE otherwise.
+   * Bytes the peer sent that were not read yet stay in the kernel for the fd's next reader.
+   */
+  detach(): number {
+    if (!this.detachable)
+      throw codedError(
+        'ERR_INVALID_STATE',
+        'cannot detach a socket with writes, a transfer or an end pending',
+      );
+    this.#destroyed = true;
+    fdio.watchStop(this.#watch);
+    process.nextTick(() => this.emit('close'));
+    return this.fd;
   }
 
   /** Stops polling, closes the fd and every fd still queued; emits 'error' (if given) then 'close', once. */

@@ -304,6 +304,57 @@ describe('half-close', () => {
   });
 });
 
+describe('detach', () => {
+  it('gives the open fd up: no more events, close on the next tick, unread bytes left for its next reader', async () => {
+    const [a, b] = socketPair();
+    const received: Buffer[] = [];
+    a.on('data', ({ data }: Chunk) => received.push(data));
+    b.write(Buffer.from('read by a'));
+    while (received.length === 0) await turns(1);
+    const closed = once(a, 'close');
+    expect(a.detachable).toBe(true);
+    const fd = a.detach();
+    expect(a.destroyed).toBe(true);
+    b.write(Buffer.from('left in the kernel'));
+    await closed;
+    await turns(3);
+    expect(Buffer.concat(received).toString()).toBe('read by a');
+    const next = new FdSocket(fd);
+    const [chunk] = (await once(next, 'data')) as [Chunk];
+    expect(chunk.data.toString()).toBe('left in the kernel');
+    next.write(Buffer.from('and it writes'));
+    const [reply] = (await once(b, 'data')) as [Chunk];
+    expect(reply.data.toString()).toBe('and it writes');
+    next.destroy();
+    b.destroy();
+    await expectNoFdLeak();
+  });
+
+  it('is refused while anything of the socket is pending: queued writes, an end, the peer ended, destroyed', async () => {
+    const refused = (socket: FdSocket) => {
+      expect(socket.detachable).toBe(false);
+      expect(() => socket.detach()).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
+    };
+    const [queued, queuedPeer] = socketPair();
+    queued.write(Buffer.from('not flushed before the microtask'));
+    refused(queued);
+    const [ending, endingPeer] = socketPair();
+    ending.end();
+    refused(ending);
+    const [ended, endedPeer] = socketPair();
+    ended.resume();
+    endedPeer.end();
+    await once(ended, 'end');
+    refused(ended);
+    const [gone, gonePeer] = socketPair();
+    gone.destroy();
+    refused(gone);
+    for (const socket of [queued, queuedPeer, ending, endingPeer, ended, endedPeer, gonePeer])
+      socket.destroy();
+    await expectNoFdLeak();
+  });
+});
+
 describe('FdListener', () => {
   function connect(path: string): Promise<Socket> {
     const client = createConnection(path);
