@@ -81,6 +81,13 @@ export interface Relay {
    * on, with fewer if the sender's stream ended first (its end follows); not at all if the connection ends first.
    */
   transfer(direction: Direction, length: number, done: (moved: number) => void): void;
+  /**
+   * Ends the relay here and gives both sockets' fds, open, to `take` (to be relayed without filters from now on),
+   * if nothing of the connection is on its way inside the relay: both sides still open both ways, nothing queued
+   * to write, no transfer running. The filters are disposed of as at any end. False (and nothing changes) when
+   * the connection is not in that state.
+   */
+  handOff(take: (consumerFd: number, providerFd: number) => void): boolean;
 }
 
 /** The relay's limits unless the daemon is told otherwise (docs/daemon.md, "Limits"). */
@@ -330,6 +337,14 @@ export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOpti
         lastActivity = Date.now();
       };
       from.transferTo(to, length, moved, done);
+    },
+    handOff(take) {
+      if (finished || !consumer.detachable || !provider.detachable) return false;
+      finished = true;
+      clearInterval(reaper);
+      dispose();
+      take(consumer.detach(), provider.detach());
+      return true;
     },
   };
 }

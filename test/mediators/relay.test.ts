@@ -2,6 +2,7 @@
 // exactly once however the connection ends, and a sender that stops inside a message is cut off after the limit
 // (on a fake clock, so the limit's edges are exact) while idle senders, senders waiting on our backpressure or on a
 // filter's hold, and senders that finish each message in time are not.
+import { once } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Fields } from '../../log/logger.js';
 import {
@@ -159,6 +160,46 @@ describe('disposal', () => {
     await Promise.all([closed(consumer), closed(provider)]);
     await settle();
     expect([filter.toProvider.disposals, filter.toConsumer.disposals]).toEqual([1, 1]);
+  });
+});
+
+describe('handing off', () => {
+  it('gives both fds, open, to be relayed on; the filters are disposed of, the sockets close without a reset', async () => {
+    const { client, server, consumer, provider, filter, relay: running } = relayed();
+    client.write(Buffer.from('through the filter\n'));
+    const [first] = (await once(server, 'data')) as [Chunk];
+    expect(first.data.toString()).toBe('through the filter\n');
+    let taken: [number, number] | null = null;
+    expect(running.handOff((consumerFd, providerFd) => (taken = [consumerFd, providerFd]))).toBe(true);
+    expect(taken).toEqual([consumer.fd, provider.fd]);
+    await Promise.all([closed(consumer), closed(provider)]);
+    expect([filter.toProvider.disposals, filter.toConsumer.disposals]).toEqual([1, 1]);
+    // The fds are still open, each still its end of the connection (no newline needed: no filter any more).
+    const [consumerFd, providerFd] = taken as unknown as [number, number];
+    fdio.send(consumerFd, [Buffer.from('to the client')], 0, null);
+    const [toClient] = (await once(client, 'data')) as [Chunk];
+    expect(toClient.data.toString()).toBe('to the client');
+    fdio.send(providerFd, [Buffer.from('to the server')], 0, null);
+    const [toServer] = (await once(server, 'data')) as [Chunk];
+    expect(toServer.data.toString()).toBe('to the server');
+    expect(running.handOff(() => expect.unreachable())).toBe(false);
+    closeFds([consumerFd, providerFd]);
+  });
+
+  it('is refused while bytes are queued to write or after the connection ended', async () => {
+    // More than the sockets hold: the rest waits in the relay's queue for the server.
+    const queued = relayed();
+    queued.client.write(Buffer.from(`${'a'.repeat(4 << 20)}\n`));
+    while (queued.provider.writableLength === 0) await settle();
+    expect(queued.relay.handOff(() => expect.unreachable())).toBe(false);
+    const finished = relayed();
+    finished.relay.finish();
+    expect(finished.relay.handOff(() => expect.unreachable())).toBe(false);
+    const halfClosed = relayed();
+    halfClosed.client.end();
+    halfClosed.server.resume();
+    await once(halfClosed.server, 'end');
+    expect(halfClosed.relay.handOff(() => expect.unreachable())).toBe(false);
   });
 });
 

@@ -293,6 +293,10 @@ function relayRecorder(sink: FilterSink): Relay & { rejected: Error | null } {
     transfer() {
       disagree('a small body was handed to a kernel transfer', {});
     },
+    handOff() {
+      disagree('a REST connection was handed to the addon', {});
+      return false;
+    },
   };
 }
 
