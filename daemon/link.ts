@@ -292,14 +292,13 @@ export class Link {
       closeFds([fd]);
       return;
     }
-    this.tally ??= new RelayTally((end) => this.relayEnded(end));
     // The common case needs no JavaScript per connection from here: dialled at once, held by the tally.
     const providerFd = mediator.dialsAsDaemon?.(this.mediatorState) ? context.dialProviderNow() : null;
     if (providerFd !== null) {
-      this.tally.relay(fd, providerFd, this.limits.idleHalfOpenMs);
+      this.relayInAddon(fd, providerFd);
       return;
     }
-    const relay = new ByteRelay(fd, this.tally, this.limits.idleHalfOpenMs, (end) => {
+    const relay = new ByteRelay(fd, this.tallied(), this.limits.idleHalfOpenMs, (end) => {
       this.connections.delete(relay);
       this.relayEnded(end);
     });
@@ -309,6 +308,17 @@ export class Link {
     } catch (error) {
       this.mediatorFailed(relay, error);
     }
+  }
+
+  /** The tally of the link's relays in the addon, made with the first. */
+  private tallied(): RelayTally {
+    this.tally ??= new RelayTally((end) => this.relayEnded(end));
+    return this.tally;
+  }
+
+  /** A connection relayed by the addon from now on, held by the link's tally (both fds now its). */
+  private relayInAddon(consumerFd: number, providerFd: number): void {
+    this.tallied().relay(consumerFd, providerFd, this.limits.idleHalfOpenMs);
   }
 
   /** As mediators/relay.ts logs the end of a connection it relays. */
@@ -378,6 +388,7 @@ export class Link {
       relayLimits: { idleHalfOpenMs: this.limits.idleHalfOpenMs, messageStallMs: this.limits.messageStallMs },
       dialProvider: (credentials) => provider.connect(spec.socket, credentials),
       dialProviderNow: () => provider.connectNow(spec.socket),
+      relayInAddon: (consumerFd, providerFd) => this.relayInAddon(consumerFd, providerFd),
       note: (text) => {
         this.note = text;
       },

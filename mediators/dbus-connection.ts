@@ -6,7 +6,9 @@
 // lock-step: while a client line waits for the bus's reply, the client is not read. Fds that come with handshake
 // bytes are held for the first messages after BEGIN; any other fd before BEGIN refuses the connection. After
 // BEGIN each direction is a DBusMessageFilter (dbus-messages.ts), under the link's access policy when it narrows
-// the role (dbus-policy.ts); the bytes that followed BEGIN in the client's stream are its first input.
+// the role (dbus-policy.ts); the bytes that followed BEGIN in the client's stream are its first input. A role the
+// policy does not narrow needs no look at its messages (the bus judges each as the role's): once what the
+// handshake left has gone on, the connection is handed to the addon's byte relay, as a unix link's is.
 import type { Chunk } from '../native/fd-socket.js';
 import { closeFds, FdQueue } from '../native/fds.js';
 import { type AuthOutput, AuthRefusal, clientRefusal, SaslGate } from './dbus-auth.js';
@@ -24,12 +26,14 @@ export class DBusConnection {
   #fromBus: DBusMessageFilter | null = null;
 
   /**
-   * `uid`: the role's uid, the only identity the bus is told. `start` runs the relay with the filters. `policy`:
-   * the access policy's view of this connection, when it narrows the role.
+   * `uid`: the role's uid, the only identity the bus is told. `start` runs the relay with the filters.
+   * `relayInAddon` takes the connection's two fds after BEGIN when no `policy` narrows the role. `policy`: the access
+   * policy's view of this connection, when it narrows the role.
    */
   constructor(
     uid: number,
     start: (filters: FilterPair) => Relay,
+    private readonly relayInAddon: (consumerFd: number, providerFd: number) => void,
     private readonly policy?: DBusPolicySession,
   ) {
     this.#gate = new SaslGate(uid);
@@ -123,6 +127,16 @@ export class DBusConnection {
       }
     }
     this.#relay.hold('toProvider', false);
+    if (!this.policy) queueMicrotask(() => this.#handOff());
+  }
+
+  /**
+   * Runs after the microtask that flushes the writes of BEGIN's step. Nothing half-framed, no fd waiting for its
+   * message, nothing queued to write: the addon relays the rest. Otherwise (rare: a pipelined partial message, a
+   * full socket buffer) the filters go on as they are.
+   */
+  #handOff(): void {
+    if (this.#fromClient?.idle && this.#fromBus?.idle) this.#relay.handOff(this.relayInAddon);
   }
 
   #dispose(): void {

@@ -56,6 +56,11 @@ export class DBusMessageFilter implements StreamFilter {
     this.fds.close();
   }
 
+  /** Nothing held: no bytes of an unfinished message, no fds waiting for one. */
+  get idle(): boolean {
+    return this.framer.bufferedBytes === 0 && this.fds.length === 0;
+  }
+
   partialMessage(): number | undefined {
     return this.framer.bufferedBytes > 0 ? this.messages : undefined;
   }

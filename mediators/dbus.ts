@@ -2,8 +2,9 @@
 //
 // Each consumer connection gets its own connection to the provider's bus, dialled with the role's uid, gid and
 // groups, so the bus's SO_PEERCRED check and its XML policy see the role. A DBusConnection (dbus-connection.ts)
-// mediates the SASL handshake until BEGIN, then whole messages with their fds in both directions. When the
-// provider's policy narrows the role, the calls the consumer sends are judged first (dbus-policy.ts).
+// mediates the SASL handshake until BEGIN. When the provider's policy narrows the role, whole messages with their
+// fds follow in both directions, the calls the consumer sends judged first (dbus-policy.ts); otherwise the addon
+// relays the rest of the connection as bytes and fds, the bus judging every message as the role's.
 import { DBusConnection } from './dbus-connection.js';
 import { DBusCallPolicy, DBusPolicySession, loadMatchRuleParser } from './dbus-policy.js';
 import { dialProviderFor } from './dial.js';
@@ -42,6 +43,7 @@ export const dbusMediator: Mediator<DBusLinkState> = {
               log: link.log,
               ...filters,
             }),
+          link.relayInAddon,
           policy ? new DBusPolicySession(policy, (refusal) => link.refused(refusal)) : undefined,
         ),
       credentials,

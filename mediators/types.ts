@@ -94,6 +94,12 @@ export interface LinkContext {
   dialProvider(credentials?: Credentials): Promise<number>;
   /** `dialProvider()` done at once when it can be (no credentials, the provider's socket known), else null. */
   dialProviderNow(): number | null;
+  /**
+   * Relays a consumer connection and its provider socket in the addon from now on, as a unix link's are: bytes and
+   * fds, no look at them, no JavaScript per message (both fds now the link's). Counted as open until both close;
+   * ended with the link.
+   */
+  relayInAddon(consumerFd: number, providerFd: number): void;
   /** Reports a refusal by the access policy (the mediator answers the consumer itself). */
   refused(refusal: Refusal): void;
   /** A remark about an active link shown in its status (null clears it). */

@@ -71,13 +71,20 @@ export class RelayTally {
     this.#onTrouble = (kind, detail) => onTrouble(relayEnd(kind, detail));
   }
 
-  /** Copies the counts into a link's counters. */
+  /** The counts at the last readInto. */
+  #read: readonly number[] = [0, 0, 0, 0];
+
+  /** Adds what moved since the last call to a link's counters (which may count other relays too). */
   readInto(counters: { bytes: Traffic; fds: Traffic }): void {
-    const [bytesToProvider, bytesToConsumer, fdsToProvider, fdsToConsumer] = native.tallyRead(this.handle);
-    counters.bytes.toProvider = bytesToProvider;
-    counters.bytes.toConsumer = bytesToConsumer;
-    counters.fds.toProvider = fdsToProvider;
-    counters.fds.toConsumer = fdsToConsumer;
+    const now = native.tallyRead(this.handle);
+    const [bytesToProvider, bytesToConsumer, fdsToProvider, fdsToConsumer] = now.map(
+      (count, index) => count - (this.#read[index] as number),
+    ) as [number, number, number, number];
+    this.#read = now;
+    counters.bytes.toProvider += bytesToProvider;
+    counters.bytes.toConsumer += bytesToConsumer;
+    counters.fds.toProvider += fdsToProvider;
+    counters.fds.toConsumer += fdsToConsumer;
   }
 
   /** The relays it holds that have not ended. */

@@ -193,6 +193,9 @@ export async function restConnection(
     narrowings,
     dialProvider: async () => providerEnd,
     dialProviderNow: () => null,
+    relayInAddon: () => {
+      throw new Error('a REST link relays in JavaScript');
+    },
     note: () => {},
     refused: (refusal) => {
       counters.denied += 1;

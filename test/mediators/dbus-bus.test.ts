@@ -67,9 +67,14 @@ const logs: Fields[] = [];
 const { buses: BUSES, target, address } = providerBuses('bus');
 type Bus = (typeof BUSES)[number]['bus'];
 
-function dbusLink(role: string, socket: string, name: string): GraphEntry {
-  return graphEntry('dbus', C, bus.container, { name, role, socket });
+function dbusLink(role: string, socket: string, name: string, allow?: unknown[]): GraphEntry {
+  return graphEntry('dbus', C, bus.container, { name, role, socket, ...(allow ? { allow } : {}) });
 }
+
+/** A link whose role the policy narrows (to the test service): its messages are framed by the mediator. The links
+ * of roles it does not narrow are relayed by the addon after BEGIN. */
+const NARROWED = 'narrowed-operator';
+const NARROWED_TARGET = `/run/pv/services/${NARROWED}.sock`;
 
 /** A raw client inside the consumer, through the link of `role`, before any SASL byte. */
 async function rawClient(role: Role, bus: Bus = 'bus'): Promise<DBusPeer> {
@@ -95,6 +100,7 @@ beforeAll(async () => {
   ctrl.setGraph([
     ...BUSES.flatMap(({ bus, socket }) => ROLES.map(({ role }) => dbusLink(role, socket, `${bus}-${role}`))),
     dbusLink('operator', CREDENTIALS_SOCKET, 'credentials'),
+    dbusLink('operator', BUS_SOCKET, NARROWED, [{ role: 'operator', interfaces: [SERVICE] }]),
   ]);
   daemon = await startTestDaemon(ctrl, {
     log: recordingLogger(logs),
@@ -337,8 +343,9 @@ describe('refused handshakes: an ERROR line with the reason, then the connection
 });
 
 /** A raw client through the operator link that negotiated unix fds. */
-async function fdClient(): Promise<DBusPeer> {
-  const peer = await rawClient('operator');
+async function fdClient(link: 'operator' | typeof NARROWED = 'operator'): Promise<DBusPeer> {
+  const peer =
+    link === NARROWED ? new DBusPeer(await connectFrom(C.pid, NARROWED_TARGET)) : await rawClient(link);
   peer.write(`\0AUTH EXTERNAL ${ROOT_HEX}\r\nNEGOTIATE_UNIX_FD\r\n`);
   expect(await peer.readLine()).toMatch(OK);
   expect(await peer.readLine()).toBe('AGREE_UNIX_FD');
@@ -410,8 +417,8 @@ describe('unix fds and messages after BEGIN', () => {
       send: () => ({ data: Buffer.from('X'.repeat(64)), fds: [] }),
       reason: 'malformed message',
     },
-  ])('$what closes the connection with the reason logged', async ({ send, reason }) => {
-    const peer = await fdClient();
+  ])('$what closes the connection with the reason logged, on a narrowed link', async ({ send, reason }) => {
+    const peer = await fdClient(NARROWED);
     const { data, fds } = send();
     peer.write(data, fds);
     await peer.closed;
@@ -420,6 +427,46 @@ describe('unix fds and messages after BEGIN', () => {
       PATIENCE_MS,
       'the reason',
     );
+  });
+});
+
+describe('a link whose role the policy does not narrow, after BEGIN', () => {
+  it('passes bytes that are not a message to the bus, which closes the connection itself', async () => {
+    const rejected = rejections().length;
+    const peer = await fdClient();
+    peer.write(Buffer.from('X'.repeat(64)));
+    await peer.closed;
+    // The mediator framed nothing: the bus judged the bytes, and the daemon refused nothing.
+    expect(rejections()).toHaveLength(rejected);
+  });
+
+  it('carries fds and counts them, with the bytes of the handshake and of the messages, in the link', async () => {
+    const link = daemon.reconciler.list().find((entry) => entry.spec.name === 'bus-operator');
+    const before = structuredClone(link?.counters);
+    const peer = await fdClient();
+    const call = { destination: SERVICE, path: SERVICE_PATH, interface: SERVICE };
+    const { fds } = await peer.call({
+      ...call,
+      member: 'PassFd',
+      signature: 'h',
+      body: [0],
+      fds: [fileWithContent('counted')],
+    });
+    closeAll(fds);
+    const echoed = await peer.call({
+      ...call,
+      member: 'Echo',
+      signature: 'ay',
+      body: [Buffer.alloc(10_000, 1)],
+    });
+    expect(echoed.message.body[0]).toEqual(Buffer.alloc(10_000, 1));
+    peer.close();
+    const after = link?.counters;
+    expect(after?.fds.toProvider).toBe((before?.fds.toProvider ?? 0) + 1);
+    expect(after?.fds.toConsumer).toBe((before?.fds.toConsumer ?? 0) + 1);
+    // The echo carries 10 000 bytes each way; the handshake alone is well under 1000 bytes each way.
+    expect((after?.bytes.toConsumer ?? 0) - (before?.bytes.toConsumer ?? 0)).toBeGreaterThan(10_000);
+    expect((after?.bytes.toProvider ?? 0) - (before?.bytes.toProvider ?? 0)).toBeGreaterThan(10_000);
   });
 });
 

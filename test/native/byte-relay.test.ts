@@ -79,15 +79,16 @@ function wire(
   start(consumerFd, providerFd);
   const client = new FdSocket(clientFd);
   client.on('error', () => {});
+  // As a link's: readInto adds what moved since its last call.
+  const counters = { bytes: { toProvider: 0, toConsumer: 0 }, fds: { toProvider: 0, toConsumer: 0 } };
   return {
     client,
     serverFd,
     tally,
     ends,
     counts() {
-      const counters = { bytes: { toProvider: 0, toConsumer: 0 }, fds: { toProvider: 0, toConsumer: 0 } };
       tally.readInto(counters);
-      return counters;
+      return structuredClone(counters);
     },
   };
 }
@@ -335,9 +336,12 @@ describe('the addon byte relay', () => {
     expect(got.map(({ data }) => data.toString())).toEqual(
       pairs.map((_, i) => `c${String(i).padStart(5, '0')}`),
     );
-    const counters = { bytes: { toProvider: 0, toConsumer: 0 }, fds: { toProvider: 0, toConsumer: 0 } };
+    // Counters that already count other relays (a link's JavaScript ones) get the tally's added, once.
+    const counters = { bytes: { toProvider: 5, toConsumer: 7 }, fds: { toProvider: 1, toConsumer: 0 } };
     tally.readInto(counters);
-    expect(counters.bytes).toEqual({ toProvider: 1200, toConsumer: 1200 });
+    tally.readInto(counters);
+    expect(counters.bytes).toEqual({ toProvider: 1205, toConsumer: 1207 });
+    expect(counters.fds).toEqual({ toProvider: 1, toConsumer: 0 });
     for (const { client } of pairs) client.destroy();
     for (const { server } of pairs) server.destroy();
     await eventually(() => pairs.every(({ ends }) => ends.length === 1), undefined, 'every relay to end');
