@@ -24,6 +24,9 @@ export class DBusConnection {
   /** The message filters, once BEGIN went to the bus. */
   #fromClient: DBusMessageFilter | null = null;
   #fromBus: DBusMessageFilter | null = null;
+  /** After BEGIN, for a role no policy narrows: the connection goes to the addon as soon as it can. */
+  #handOffDue = false;
+  #handOffQueued = false;
 
   /**
    * `uid`: the role's uid, the only identity the bus is told. `start` runs the relay with the filters.
@@ -39,8 +42,11 @@ export class DBusConnection {
     this.#gate = new SaslGate(uid);
     this.#relay = start({
       toProvider: {
-        push: (chunk, sink) =>
-          this.#fromClient ? this.#fromClient.push(chunk, sink) : this.#clientBytes(chunk),
+        push: (chunk, sink) => {
+          if (!this.#fromClient) return this.#clientBytes(chunk);
+          this.#fromClient.push(chunk, sink);
+          if (this.#handOffDue) this.#queueHandOff();
+        },
         // A client that leaves before BEGIN takes its bus connection with it.
         end: () => (this.#fromClient ? this.#fromClient.end() : this.#relay.finish()),
         dispose: () => this.#dispose(),
@@ -48,7 +54,11 @@ export class DBusConnection {
           this.#fromClient ? this.#fromClient.partialMessage() : this.#gate.partialClientLine(),
       },
       toConsumer: {
-        push: (chunk, sink) => (this.#fromBus ? this.#fromBus.push(chunk, sink) : this.#busBytes(chunk)),
+        push: (chunk, sink) => {
+          if (!this.#fromBus) return this.#busBytes(chunk);
+          this.#fromBus.push(chunk, sink);
+          if (this.#handOffDue) this.#queueHandOff();
+        },
         end: () => (this.#fromBus ? this.#fromBus.end() : this.#busLeft()),
         partialMessage: () => (this.#fromBus ? this.#fromBus.partialMessage() : this.#gate.partialBusLine()),
       },
@@ -127,16 +137,24 @@ export class DBusConnection {
       }
     }
     this.#relay.hold('toProvider', false);
-    if (!this.policy) queueMicrotask(() => this.#handOff());
+    this.#handOffDue = !this.policy;
+    if (this.#handOffDue) this.#queueHandOff();
   }
 
   /**
-   * Runs after the microtask that flushes the writes of BEGIN's step. Nothing half-framed, no fd waiting for its
-   * message, nothing queued to write: the addon relays the rest. Otherwise (rare: a pipelined partial message, a
-   * full socket buffer) the filters go on as they are.
+   * The hand-off runs in a microtask queued after the one that flushes the writes of this step. Nothing half-framed,
+   * no fd waiting for its message, nothing queued to write: the addon relays the rest. Otherwise (rare: a partial
+   * message pipelined after BEGIN, a full socket buffer) the filters go on, and it is tried again after the next
+   * chunk either way.
    */
-  #handOff(): void {
-    if (this.#fromClient?.idle && this.#fromBus?.idle) this.#relay.handOff(this.relayInAddon);
+  #queueHandOff(): void {
+    if (this.#handOffQueued) return;
+    this.#handOffQueued = true;
+    queueMicrotask(() => {
+      this.#handOffQueued = false;
+      if (this.#fromClient?.idle && this.#fromBus?.idle && this.#relay.handOff(this.relayInAddon))
+        this.#handOffDue = false;
+    });
   }
 
   #dispose(): void {

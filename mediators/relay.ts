@@ -344,6 +344,7 @@ export function relay(consumer: FdSocket, provider: FdSocket, options: RelayOpti
       clearInterval(reaper);
       dispose();
       take(consumer.detach(), provider.detach());
+      log.debug('connection handed off');
       return true;
     },
   };

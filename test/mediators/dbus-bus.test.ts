@@ -75,6 +75,13 @@ function dbusLink(role: string, socket: string, name: string, allow?: unknown[])
  * of roles it does not narrow are relayed by the addon after BEGIN. */
 const NARROWED = 'narrowed-operator';
 const NARROWED_TARGET = `/run/pv/services/${NARROWED}.sock`;
+const ECHO_CALL = {
+  destination: SERVICE,
+  path: SERVICE_PATH,
+  interface: SERVICE,
+  member: 'Echo',
+  signature: 'ay',
+};
 
 /** A raw client inside the consumer, through the link of `role`, before any SASL byte. */
 async function rawClient(role: Role, bus: Bus = 'bus'): Promise<DBusPeer> {
@@ -431,6 +438,24 @@ describe('unix fds and messages after BEGIN', () => {
 });
 
 describe('a link whose role the policy does not narrow, after BEGIN', () => {
+  const handedOff = () => logs.filter((line) => line.event === 'connection handed off').length;
+
+  it('hands each connection to the addon once, where a narrowed link keeps it', async () => {
+    const before = handedOff();
+    const narrowed = await fdClient(NARROWED);
+    expect((await narrowed.call({ ...ECHO_CALL, body: [Buffer.from('framed')] })).message.body[0]).toEqual(
+      Buffer.from('framed'),
+    );
+    narrowed.close();
+    expect(handedOff()).toBe(before);
+    const plain = await fdClient();
+    expect((await plain.call({ ...ECHO_CALL, body: [Buffer.from('relayed')] })).message.body[0]).toEqual(
+      Buffer.from('relayed'),
+    );
+    plain.close();
+    expect(handedOff()).toBe(before + 1);
+  });
+
   it('passes bytes that are not a message to the bus, which closes the connection itself', async () => {
     const rejected = rejections().length;
     const peer = await fdClient();
