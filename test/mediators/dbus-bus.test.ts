@@ -61,6 +61,7 @@ let C: Container;
 let credentialsProbe: Provider;
 const upstreamCredentials: { uid: number; gid: number; groups: number[] }[] = [];
 let daemon: Daemon;
+let graph: GraphEntry[];
 const logs: Fields[] = [];
 
 /** The provider's two buses, each reached through its own links (named `<bus>-<role>`). */
@@ -104,11 +105,12 @@ beforeAll(async () => {
     upstreamCredentials.push({ ...socket.peerCred(), groups: socket.peerGroups() });
     socket.destroy();
   });
-  ctrl.setGraph([
+  graph = [
     ...BUSES.flatMap(({ bus, socket }) => ROLES.map(({ role }) => dbusLink(role, socket, `${bus}-${role}`))),
     dbusLink('operator', CREDENTIALS_SOCKET, 'credentials'),
     dbusLink('operator', BUS_SOCKET, NARROWED, [{ role: 'operator', interfaces: [SERVICE] }]),
-  ]);
+  ];
+  ctrl.setGraph(graph);
   daemon = await startTestDaemon(ctrl, {
     log: recordingLogger(logs),
   });
@@ -437,9 +439,10 @@ describe('unix fds and messages after BEGIN', () => {
   });
 });
 
-describe('a link whose role the policy does not narrow, after BEGIN', () => {
-  const handedOff = () => logs.filter((line) => line.event === 'connection handed off').length;
+/** Connections the daemon has handed to the addon's byte relay so far. */
+const handedOff = () => logs.filter((line) => line.event === 'connection handed off').length;
 
+describe('a link whose role the policy does not narrow, after BEGIN', () => {
   it('hands each connection to the addon once, where a narrowed link keeps it', async () => {
     const before = handedOff();
     const narrowed = await fdClient(NARROWED);
@@ -492,6 +495,19 @@ describe('a link whose role the policy does not narrow, after BEGIN', () => {
     // The echo carries 10 000 bytes each way; the handshake alone is well under 1000 bytes each way.
     expect((after?.bytes.toConsumer ?? 0) - (before?.bytes.toConsumer ?? 0)).toBeGreaterThan(10_000);
     expect((after?.bytes.toProvider ?? 0) - (before?.bytes.toProvider ?? 0)).toBeGreaterThan(10_000);
+  });
+});
+
+describe('a link that leaves the graph', () => {
+  it('ends the connections the addon relays for it', async () => {
+    const before = handedOff();
+    const peer = await fdClient();
+    expect((await peer.call({ ...ECHO_CALL, body: [Buffer.from('last')] })).message.body[0]).toEqual(
+      Buffer.from('last'),
+    );
+    expect(handedOff()).toBe(before + 1);
+    ctrl.setGraph(graph.filter((entry) => entry.name !== 'bus-operator'));
+    await peer.closed;
   });
 });
 
