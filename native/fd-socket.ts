@@ -79,6 +79,7 @@ export type FdSocketEvents = {
   error: [error: Error];
   close: [];
   newListener: NewListenerArgs;
+  removeListener: NewListenerArgs;
 };
 
 /** Bytes on their way from one FdSocket to another through a pipe (see FdSocket.transferTo). */
@@ -132,6 +133,11 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
   #incoming: Transfer | null = null;
   #readableEnded = false;
   #destroyed = false;
+  /**
+   * The one 'data' listener, called without emit (which looks the event up and spreads its arguments for every
+   * chunk); null: none or several (emit decides); undefined: listeners changed since it was looked up.
+   */
+  #dataListener: ((chunk: Chunk) => void) | null | undefined = undefined;
 
   constructor(fd: number, options: FdSocketOptions = {}) {
     super();
@@ -142,9 +148,33 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
     this.#watch = fdio.watch(sockets, fd, 0, readSize, (event, source, offset, length, fds) =>
       this.#onEvent(event, source, offset, length, fds),
     );
-    this.on('newListener', (event) => {
-      if (event === 'data' && this.#flowing === null) this.resume();
-    });
+    this.#watchListeners();
+  }
+
+  /** Listeners of the socket's own, kept through removeAllListeners. */
+  readonly #onNewListener = (event: string | symbol): void => {
+    if (event !== 'data') return;
+    this.#dataListener = undefined;
+    if (this.#flowing === null) this.resume();
+  };
+  readonly #onRemoveListener = (event: string | symbol): void => {
+    if (event === 'data') this.#dataListener = undefined;
+  };
+
+  #watchListeners(): void {
+    if (!this.listeners('newListener').includes(this.#onNewListener))
+      this.on('newListener', this.#onNewListener);
+    if (!this.listeners('removeListener').includes(this.#onRemoveListener))
+      this.on('removeListener', this.#onRemoveListener);
+  }
+
+  /** As EventEmitter's, keeping the socket's own watch on its listeners. */
+  override removeAllListeners(event?: keyof FdSocketEvents): this {
+    if (event === undefined) super.removeAllListeners();
+    else super.removeAllListeners(event);
+    this.#dataListener = undefined;
+    this.#watchListeners();
+    return this;
   }
 
   get writableLength(): number {
@@ -412,7 +442,12 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
   }
 
   #deliver(chunk: Chunk): void {
-    if (!this.emit('data', chunk)) closeFds(chunk.fds); // nobody to own them
+    let listener = this.#dataListener;
+    if (listener === undefined)
+      listener = this.#dataListener =
+        this.listenerCount('data') === 1 ? (this.rawListeners('data')[0] as (chunk: Chunk) => void) : null;
+    if (listener) listener.call(this, chunk);
+    else if (!this.emit('data', chunk)) closeFds(chunk.fds); // nobody to own them
   }
 
   #scheduleFlush(): void {

@@ -278,6 +278,67 @@ describe('backpressure', () => {
   });
 });
 
+describe('data listeners', () => {
+  /** Writes `text` from `a` and waits until `b` has read it (the listener `seen` records every chunk's text). */
+  async function roundOf(a: FdSocket, text: string, seen: () => string[]): Promise<void> {
+    a.write(Buffer.from(text));
+    await within5s(
+      (async () => {
+        while (!seen().join('').endsWith(text)) await turns(1);
+      })(),
+    );
+  }
+
+  it('delivers every chunk to whichever listeners are attached at the time, as they change', async () => {
+    const [a, b] = socketPair();
+    const first: string[] = [];
+    const second: string[] = [];
+    const late: string[] = [];
+    const toFirst = ({ data }: Chunk) => first.push(data.toString());
+    const toSecond = ({ data }: Chunk) => second.push(data.toString());
+    b.on('data', toFirst);
+    await roundOf(a, 'one', () => first);
+    b.on('data', toSecond);
+    await roundOf(a, 'two', () => second);
+    b.off('data', toFirst);
+    await roundOf(a, 'three', () => second);
+    b.once('data', ({ data }: Chunk) => late.push(data.toString()));
+    b.off('data', toSecond);
+    await roundOf(a, 'four', () => late);
+    b.on('data', toFirst);
+    await roundOf(a, 'five', () => first);
+    b.removeAllListeners();
+    b.on('data', toSecond);
+    await roundOf(a, 'six', () => second);
+    b.removeAllListeners('data');
+    b.on('data', toFirst);
+    await roundOf(a, 'seven', () => first);
+    expect(first.join('')).toBe('onetwofiveseven');
+    expect(second.join('')).toBe('twothreesix');
+    expect(late).toEqual(['four']);
+    await destroyAll(a, b);
+    await expectNoFdLeak();
+  });
+
+  it('closes the fds of a chunk read once its last listener is gone', async () => {
+    const [a, b] = socketPair();
+    const seen: string[] = [];
+    const listener = ({ data, fds }: Chunk) => {
+      seen.push(data.toString());
+      b.off('data', listener);
+      for (const fd of fds) closeFd(fd);
+    };
+    b.on('data', listener);
+    await roundOf(a, 'kept', () => seen);
+    b.resume(); // read on with nobody listening: the chunk is dropped, its fd closed
+    a.write(Buffer.from('dropped'), [fileWith('x')]);
+    await turns(5);
+    expect(seen).toEqual(['kept']);
+    await destroyAll(a, b);
+    await expectNoFdLeak();
+  });
+});
+
 describe('half-close', () => {
   it('delivers end to the peer, which can still answer; both close once both directions are done', async () => {
     const [a, b] = socketPair();
