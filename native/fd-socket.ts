@@ -36,6 +36,8 @@
  * pipe, splice-pipe.ts), for bodies a filter need not see: no 'data' for them, and no copy into or out of the
  * process.
  */
+// Buffer imported, not the global: that is an accessor, called on every use (twice per chunk here).
+import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import {
   type Chunk,
