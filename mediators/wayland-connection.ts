@@ -27,7 +27,7 @@ import {
   WaylandWireError,
 } from '../protocols/wayland/wire.js';
 import { type FilterSink, RelayRejection } from './relay.js';
-import { type Decision, type FramedMessage, WaylandFramer } from './wayland-framer.js';
+import { type Decision, DROP, type FramedMessage, OPAQUE, WaylandFramer } from './wayland-framer.js';
 
 type Special = 'bind' | 'global' | 'global_remove' | 'delete_id' | null;
 
@@ -80,7 +80,7 @@ function compileMessage(iface: string, kind: 'request' | 'event', spec: MessageS
   const special = SPECIALS[`${iface}.${kind}.${spec.name}`] ?? null;
   return {
     spec,
-    forward: { forward: fdCount(spec) },
+    forward: fdCount(spec),
     newIds,
     special,
     undecodedSize: special === null && newIds.length === 0 ? plainSize(spec) : -1,
@@ -153,7 +153,7 @@ export class WaylandConnection {
   #request(message: FramedMessage, sink: FilterSink): Decision {
     const entry = this.#objects.get(message.objectId);
     const compiled = this.#lookup(message, entry, true);
-    if (compiled === 'opaque' || entry === undefined) return 'opaque';
+    if (compiled === null || entry === undefined) return OPAQUE;
     if (compiled.undecodedSize === message.size) return compiled.forward;
     const values = this.#decode(message, entry, compiled, 'client');
     if (compiled.special === 'bind') this.#checkBind(message.objectId, values, sink);
@@ -164,7 +164,7 @@ export class WaylandConnection {
   #event(message: FramedMessage): Decision {
     const entry = this.#objects.get(message.objectId);
     const compiled = this.#lookup(message, entry, false);
-    if (compiled === 'opaque' || entry === undefined) return 'opaque';
+    if (compiled === null || entry === undefined) return OPAQUE;
     if (compiled.undecodedSize === message.size) return compiled.forward;
     const values = this.#decode(message, entry, compiled, 'compositor');
     switch (compiled.special) {
@@ -176,10 +176,10 @@ export class WaylandConnection {
         }
         this.#hidden.add(name);
         this.options.log.debug('wayland global hidden', { interface: iface, name });
-        return 'drop';
+        return DROP;
       }
       case 'global_remove':
-        if (this.#hidden.has(values[0] as number)) return 'drop';
+        if (this.#hidden.has(values[0] as number)) return DROP;
         break;
       case 'delete_id': {
         const id = values[0] as number;
@@ -207,22 +207,22 @@ export class WaylandConnection {
   }
 
   /**
-   * What a message to `entry` (its object, looked up by the caller) is, or 'opaque' when we cannot know its layout;
-   * never a message of an object that does not exist.
+   * What a message to `entry` (its object, looked up by the caller) is, or null (opaque) when we cannot know its
+   * layout; never a message of an object that does not exist.
    */
   #lookup(
     message: FramedMessage,
     entry: ObjectEntry | undefined,
     fromClient: boolean,
-  ): CompiledMessage | 'opaque' {
+  ): CompiledMessage | null {
     const sender = fromClient ? 'client' : 'compositor';
     if (!entry) {
-      if (this.#opaque) return 'opaque';
+      if (this.#opaque) return null;
       throw new RelayRejection(
         `wayland: ${sender} sent opcode ${message.opcode} to unknown object ${message.objectId} (${message.size} bytes)`,
       );
     }
-    if (!entry.iface) return 'opaque';
+    if (!entry.iface) return null;
     const compiled = (fromClient ? entry.iface.requests : entry.iface.events)[message.opcode];
     if (compiled) return compiled;
     // Bound at a version newer than our tables: the message is legitimate, we just do not know it.
@@ -236,7 +236,7 @@ export class WaylandConnection {
           known: entry.iface.version,
         },
       );
-      return 'opaque';
+      return null;
     }
     throw new RelayRejection(
       `wayland: ${sender} sent unknown ${fromClient ? 'request' : 'event'} opcode ${message.opcode} to ${entry.name}@${message.objectId}`,

@@ -17,14 +17,16 @@ import { type FilterSink, RelayRejection, type StreamFilter } from './relay.js';
 /** A peer may send fds ahead of the messages that use them, but not without bound. */
 export const MAX_FDS_AHEAD_OF_MESSAGES = 256;
 
-/** What the handler decided about one message. */
-export type Decision =
-  /** Forward it with its `fd` arguments: this many fds from the queue. */
-  | { forward: number }
-  /** Forward it; its fds are unknown (an interface we have no table for): send what is queued along. */
-  | 'opaque'
-  /** Swallow it (a hidden global); it carries no fds. */
-  | 'drop';
+/**
+ * What the handler decided about one message: forward it with its `fd` arguments, this many fds from the queue (0 or
+ * more), or OPAQUE, or DROP. A number, so that deciding per message compares numbers (comparing a union of objects
+ * and strings takes V8's generic path).
+ */
+export type Decision = number;
+/** Forward it; its fds are unknown (an interface we have no table for): send what is queued along. */
+export const OPAQUE = -1;
+/** Swallow it (a hidden global); it carries no fds. */
+export const DROP = -2;
 
 /** The message being decided on. One object per framer, refilled for each message: handlers must not keep it. */
 export interface FramedMessage extends MessageHeader {
@@ -105,16 +107,13 @@ export class WaylandFramer implements StreamFilter {
       message.start = offset;
       this.#framed++;
       const decision = this.handle(message, sink);
-      if (decision === 'drop') {
+      if (decision === DROP) {
         if (offset > batchStart) sink.forward(data.subarray(batchStart, offset), batchFds);
         batchStart = offset + size;
         batchFds = NO_FDS;
       } else {
-        if (decision === 'opaque') this.#inexact = true;
-        const fds =
-          decision === 'opaque' || this.#inexact
-            ? this.#takeQueued(batchFds.length)
-            : this.#take(decision.forward);
+        if (decision === OPAQUE) this.#inexact = true;
+        const fds = this.#inexact ? this.#takeQueued(batchFds.length) : this.#take(decision);
         if (batchFds.length + fds.length > MAX_FDS_PER_WAYLAND_READ) {
           // Fds only join a batch with their message's bytes, so a batch with fds is never empty.
           sink.forward(data.subarray(batchStart, offset), batchFds);
