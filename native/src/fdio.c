@@ -844,13 +844,10 @@ static bool still_reading(const pvx_watch *watch) {
 
 /* Delivers what pvx_receive() reported: bytes, the end of the stream or a failure. */
 static void deliver_read(napi_env env, pvx_watch *watch, int status, const pvx_received *received) {
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   if (status == PVX_RECEIVED)
     deliver_received(env, watch, received);
   else
     deliver_error(env, watch, status, received, "recvmsg");
-  napi_close_handle_scope(env, scope);
 }
 
 /* One read, delivered: false once reading this socket should stop for this batch. */
@@ -878,18 +875,7 @@ static void serve_error(napi_env env, pvx_watch *watch, int poll_status) {
   }
   if (watch->stopped) return;
   watch_set_events(watch, 0); /* libuv stopped the handle when it reported the error */
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   deliver_error(env, watch, err, NULL, "poll");
-  napi_close_handle_scope(env, scope);
-}
-
-/* An event without data (writable, ready) delivered in a handle scope of its own. */
-static void deliver_event(napi_env env, pvx_watch *watch, int kind) {
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  deliver_kind(env, watch, kind, NULL);
-  napi_close_handle_scope(env, scope);
 }
 
 /* Reads before the writable event, as libuv's streams do: a write that fails there (EPIPE: the peer closed)
@@ -902,14 +888,14 @@ static void serve(napi_env env, pvx_watch *watch, int ready, int poll_status) {
   }
   if (ready & UV_READABLE) {
     if (watch->events & WATCH_READY) {
-      deliver_event(env, watch, EVENT_READY);
+      deliver_kind(env, watch, EVENT_READY, NULL);
     } else {
       int reads = 0;
       while (reads++ < READ_BUDGET && still_reading(watch) && read_once(env, watch)) continue;
     }
   }
   if ((ready & UV_WRITABLE) && !watch->stopped && (watch->events & WATCH_WRITABLE))
-    deliver_event(env, watch, EVENT_WRITABLE);
+    deliver_kind(env, watch, EVENT_WRITABLE, NULL);
 }
 
 static void on_set_check(uv_check_t *check) {
@@ -927,7 +913,13 @@ static void on_set_check(uv_check_t *check) {
   for (pvx_watch *watch = batch; in_scope && watch != NULL; watch = watch->next_ready) {
     int ready = watch->ready, poll_status = watch->poll_status;
     watch->ready = watch->poll_status = 0;
+    /* The first socket's handles go in the batch's scope, every other socket's in one of its own: a large batch
+     * holds one socket's at a time (up to READ_BUDGET reads), and the usual batch of one socket opens no second
+     * scope (napi allocates every scope it opens on the heap). */
+    napi_handle_scope socket_scope;
+    bool own_scope = watch != batch && napi_open_handle_scope(env, &socket_scope) == napi_ok;
     serve(env, watch, ready, poll_status);
+    if (own_scope) napi_close_handle_scope(env, socket_scope);
   }
   /* Closing the callback scope runs the ticks and microtasks the batch queued. */
   if (in_scope) napi_close_callback_scope(env, callback_scope);
