@@ -24,6 +24,8 @@ const MAX_BATCH_BUFFERS = 64;
 const MAX_BATCH_BYTES = 1024 * 1024;
 /** Sent entries are dropped from the front of the array once this many have piled up. */
 const COMPACT_AFTER = 1024;
+/** What a sent entry's slot holds until then: its Buffer is released, and the array keeps one kind of element. */
+const SENT: QueuedWrite = { data: Buffer.alloc(0), fds: null };
 
 export class WriteQueue {
   /** Pending writes from #start on; the first one already sent up to #headOffset. */
@@ -95,13 +97,12 @@ export class WriteQueue {
       const length = (this.#queue[this.#start] as QueuedWrite).data.length;
       if (remaining < length) break;
       remaining -= length;
+      this.#queue[this.#start] = SENT;
       this.#start += 1;
     }
     this.#headOffset = remaining;
-    if (this.#start === this.#queue.length) {
-      this.#queue = [];
-      this.#start = 0;
-    } else if (this.#start >= COMPACT_AFTER) {
+    // The array is kept while it is short, even empty: a new one per flush would grow its storage on every write.
+    if (this.#start >= COMPACT_AFTER) {
       this.#queue = this.#queue.slice(this.#start);
       this.#start = 0;
     }
