@@ -22,6 +22,7 @@ import {
   fdCount,
   HEADER_SIZE,
   messageNamed,
+  readUint32,
   SERVER_ID_START,
   type UntypedNewId,
   WaylandWireError,
@@ -31,6 +32,14 @@ import { type Decision, DROP, type FramedMessage, OPAQUE, WaylandFramer } from '
 
 type Special = 'bind' | 'global' | 'global_remove' | 'delete_id' | null;
 
+/** A new_id argument whose interface the protocol fixes, where it sits in a message that is not decoded. */
+interface PlainNewId {
+  /** Bytes from the message's start. */
+  readonly offset: number;
+  readonly interface: string;
+  readonly nullable: boolean;
+}
+
 interface CompiledMessage {
   readonly spec: MessageSpec;
   readonly forward: Decision;
@@ -38,11 +47,13 @@ interface CompiledMessage {
   readonly newIds: readonly number[];
   readonly special: Special;
   /**
-   * A message of this size is forwarded without decoding: nothing here needs its arguments (no new_id, not special)
-   * and they are plain numbers (int, uint, fixed, fd), which decoding could only refuse for a wrong size. -1: always
-   * decoded.
+   * A message of this size is handled without decoding: its arguments are all words (int, uint, fixed, fd, a new_id
+   * of a fixed interface), which decoding could only refuse for a wrong size or a null new_id, and what is needed of
+   * them (new ids, the id of delete_id, the name of global_remove) is read where it sits. -1: always decoded.
    */
   readonly undecodedSize: number;
+  /** The new_id arguments of a message of undecodedSize. */
+  readonly plainNewIds: readonly PlainNewId[];
 }
 
 interface CompiledInterface {
@@ -78,23 +89,24 @@ const compiledInterfaces = new Map<string, CompiledInterface>();
 function compileMessage(iface: string, kind: 'request' | 'event', spec: MessageSpec): CompiledMessage {
   const newIds = spec.args.flatMap((arg, index) => (arg.type === 'new_id' ? [index] : []));
   const special = SPECIALS[`${iface}.${kind}.${spec.name}`] ?? null;
-  return {
-    spec,
-    forward: fdCount(spec),
-    newIds,
-    special,
-    undecodedSize: special === null && newIds.length === 0 ? plainSize(spec) : -1,
-  };
+  const plainNewIds: PlainNewId[] = [];
+  let undecodedSize = HEADER_SIZE;
+  for (const arg of spec.args) {
+    if (arg.type === 'new_id' && arg.interface !== undefined)
+      plainNewIds.push({ offset: undecodedSize, interface: arg.interface, nullable: arg.nullable === true });
+    else if (arg.type === 'fd') continue;
+    else if (arg.type !== 'int' && arg.type !== 'uint' && arg.type !== 'fixed') {
+      undecodedSize = -1;
+      break;
+    }
+    undecodedSize += 4;
+  }
+  return { spec, forward: fdCount(spec), newIds, special, undecodedSize, plainNewIds };
 }
 
-/** The size of every message of this kind if its arguments are all plain numbers, else -1. */
-function plainSize(spec: MessageSpec): number {
-  let size = HEADER_SIZE;
-  for (const { type } of spec.args) {
-    if (type === 'int' || type === 'uint' || type === 'fixed') size += 4;
-    else if (type !== 'fd') return -1;
-  }
-  return size;
+/** The `index`th word argument of a message of its kind's undecodedSize. */
+function wordArgument(message: FramedMessage, index: number): number {
+  return readUint32(message.data, message.start + HEADER_SIZE + 4 * index);
 }
 
 /** The interface's tables, or null if no generated protocol defines it. */
@@ -137,7 +149,7 @@ export class WaylandConnection {
   /** Global name → interface, for the globals shown to the client. */
   readonly #shown = new Map<number, string>();
   readonly #hidden = new Set<number>();
-  /** Client ids freed by wl_display.delete_id, oldest first, each followed by its freedAs. */
+  /** The client ids freed last by wl_display.delete_id: the one freed as n (ObjectEntry.freedAs) at n % ZOMBIES_KEPT. */
   readonly #zombies: number[] = [];
   #freed = 0;
 
@@ -154,7 +166,10 @@ export class WaylandConnection {
     const entry = this.#objects.get(message.objectId);
     const compiled = this.#lookup(message, entry, true);
     if (compiled === null || entry === undefined) return OPAQUE;
-    if (compiled.undecodedSize === message.size) return compiled.forward;
+    if (compiled.undecodedSize === message.size) {
+      this.#createPlain(message, entry, compiled, true);
+      return compiled.forward;
+    }
     const values = this.#decode(message, entry, compiled, 'client');
     if (compiled.special === 'bind') this.#checkBind(message.objectId, values, sink);
     this.#createObjects(entry, compiled, values, true);
@@ -165,28 +180,27 @@ export class WaylandConnection {
     const entry = this.#objects.get(message.objectId);
     const compiled = this.#lookup(message, entry, false);
     if (compiled === null || entry === undefined) return OPAQUE;
-    if (compiled.undecodedSize === message.size) return compiled.forward;
+    if (compiled.undecodedSize === message.size) {
+      // Of the special events, only these two have word arguments (global has a string: always decoded).
+      const { special } = compiled;
+      if (special === 'global_remove' && this.#hidden.has(wordArgument(message, 0))) return DROP;
+      if (special === 'delete_id') {
+        const id = wordArgument(message, 0);
+        const deleted = id < SERVER_ID_START ? this.#objects.get(id) : undefined;
+        if (deleted) this.#bury(id, deleted);
+      }
+      this.#createPlain(message, entry, compiled, false);
+      return compiled.forward;
+    }
     const values = this.#decode(message, entry, compiled, 'compositor');
-    switch (compiled.special) {
-      case 'global': {
-        const [name, iface] = values as [number, string];
-        if (this.options.visible(iface)) {
-          this.#shown.set(name, iface);
-          break;
-        }
+    if (compiled.special === 'global') {
+      const [name, iface] = values as [number, string];
+      if (!this.options.visible(iface)) {
         this.#hidden.add(name);
         this.options.log.debug('wayland global hidden', { interface: iface, name });
         return DROP;
       }
-      case 'global_remove':
-        if (this.#hidden.has(values[0] as number)) return DROP;
-        break;
-      case 'delete_id': {
-        const id = values[0] as number;
-        const deleted = id < SERVER_ID_START ? this.#objects.get(id) : undefined;
-        if (deleted) this.#bury(id, deleted);
-        break;
-      }
+      this.#shown.set(name, iface);
     }
     this.#createObjects(entry, compiled, values, false);
     return compiled.forward;
@@ -194,16 +208,19 @@ export class WaylandConnection {
 
   /** A freed client id stays understood until reused, among the ZOMBIES_KEPT freed last. */
   #bury(id: number, entry: ObjectEntry): void {
+    const freedAs = this.#freed;
     entry.live = false;
-    entry.freedAs = this.#freed;
-    this.#zombies.push(id, this.#freed);
+    entry.freedAs = freedAs;
     this.#freed += 1;
-    if (this.#zombies.length <= 2 * ZOMBIES_KEPT) return;
-    const oldest = this.#zombies.shift() as number;
-    const freedAs = this.#zombies.shift() as number;
-    const zombie = this.#objects.get(oldest);
-    // Not if the id was reused since (and maybe freed again, later).
-    if (zombie && !zombie.live && zombie.freedAs === freedAs) this.#objects.delete(oldest);
+    // The id freed ZOMBIES_KEPT ids ago leaves its slot to this one.
+    const slot = freedAs % ZOMBIES_KEPT;
+    if (freedAs >= ZOMBIES_KEPT) {
+      const oldest = this.#zombies[slot] as number;
+      const zombie = this.#objects.get(oldest);
+      // Not if the id was reused since (and maybe freed again, later).
+      if (zombie && !zombie.live && zombie.freedAs === freedAs - ZOMBIES_KEPT) this.#objects.delete(oldest);
+    }
+    this.#zombies[slot] = id;
   }
 
   /**
@@ -251,6 +268,20 @@ export class WaylandConnection {
       throw new RelayRejection(
         `wayland: malformed ${entry.name}.${compiled.spec.name} from ${sender} on object ${message.objectId}: ${error.message}`,
       );
+    }
+  }
+
+  /** The objects a message of undecodedSize creates (a null new_id where none is allowed is refused as decoding would). */
+  #createPlain(
+    message: FramedMessage,
+    parent: ObjectEntry,
+    compiled: CompiledMessage,
+    fromClient: boolean,
+  ): void {
+    for (const newId of compiled.plainNewIds) {
+      const id = readUint32(message.data, message.start + newId.offset);
+      if (id !== 0) this.#create(id, newId.interface, parent.version, fromClient);
+      else if (!newId.nullable) this.#decode(message, parent, compiled, fromClient ? 'client' : 'compositor');
     }
   }
 

@@ -357,6 +357,23 @@ describe('object ids', () => {
     );
   });
 
+  it('creates the objects of undecoded messages, refuses their null new_ids, and decodes a wrong-sized delete_id', () => {
+    const { session, client, compositor } = sessionWithRegistry();
+    session.toProvider.push({ data: message(1, sync, { callback: 3 }), fds: [] }, client);
+    session.toConsumer.push({ data: message(3, done, { callback_data: 7 }), fds: [] }, compositor);
+    expect(readHeader(compositor.forwards.at(-1)?.data as Buffer, 0).objectId).toBe(3);
+    const nullCallback = message(1, sync, { callback: 4 });
+    nullCallback.writeUInt32LE(0, 8);
+    expect(() => session.toProvider.push({ data: nullCallback, fds: [] }, client)).toThrow(
+      /malformed wl_display.sync from client on object 1: sync: argument 'callback' is null/,
+    );
+    const long = Buffer.concat([message(1, deleteId, { id: 3 }), Buffer.alloc(4)]);
+    long.writeUInt16LE(16, 6);
+    expect(() => session.toConsumer.push({ data: long, fds: [] }, compositor)).toThrow(
+      /malformed wl_display.delete_id from compositor on object 1/,
+    );
+  });
+
   it('rejects malformed arguments with the message named', () => {
     const { session, client } = sessionWithRegistry();
     session.toProvider.push({ data: bindMessage(1, 'wl_shm', 3), fds: [] }, client);
