@@ -155,7 +155,8 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
     this.#watch = fdio.watch(sockets, fd, 0, readSize, (event, source, offset, length, fds) =>
       this.#onEvent(event, source, offset, length, fds),
     );
-    this.#watchListeners();
+    this.on('newListener', this.#onNewListener);
+    this.on('removeListener', this.#onRemoveListener);
   }
 
   /** Listeners of the socket's own, kept through removeAllListeners. */
@@ -168,19 +169,14 @@ export class FdSocket extends EventEmitter<FdSocketEvents> {
     if (event === 'data') this.#dataListener = undefined;
   };
 
-  #watchListeners(): void {
-    if (!this.listeners('newListener').includes(this.#onNewListener))
-      this.on('newListener', this.#onNewListener);
-    if (!this.listeners('removeListener').includes(this.#onRemoveListener))
-      this.on('removeListener', this.#onRemoveListener);
-  }
-
   /** As EventEmitter's, keeping the socket's own watch on its listeners. */
   override removeAllListeners(event?: keyof FdSocketEvents): this {
     if (event === undefined) super.removeAllListeners();
     else super.removeAllListeners(event);
     this.#dataListener = undefined;
-    this.#watchListeners();
+    // What this removed of the socket's own watch goes back.
+    if (event === undefined || event === 'newListener') this.on('newListener', this.#onNewListener);
+    if (event === undefined || event === 'removeListener') this.on('removeListener', this.#onRemoveListener);
     return this;
   }
 
