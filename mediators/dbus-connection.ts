@@ -14,7 +14,7 @@ import { closeFds, FdQueue } from '../native/fds.js';
 import { type AuthOutput, AuthRefusal, clientRefusal, SaslGate } from './dbus-auth.js';
 import { DBusMessageFilter } from './dbus-messages.js';
 import type { DBusPolicySession } from './dbus-policy.js';
-import { type FilterPair, type Relay, RelayRejection } from './relay.js';
+import { type FilterPair, type FilterSink, type Relay, RelayRejection } from './relay.js';
 
 export class DBusConnection {
   readonly #gate: SaslGate;
@@ -42,11 +42,8 @@ export class DBusConnection {
     this.#gate = new SaslGate(uid);
     this.#relay = start({
       toProvider: {
-        push: (chunk, sink) => {
-          if (!this.#fromClient) return this.#clientBytes(chunk);
-          this.#fromClient.push(chunk, sink);
-          if (this.#handOffDue) this.#queueHandOff();
-        },
+        push: (chunk, sink) =>
+          this.#fromClient ? this.#messages(this.#fromClient, chunk, sink) : this.#clientBytes(chunk),
         // A client that leaves before BEGIN takes its bus connection with it.
         end: () => (this.#fromClient ? this.#fromClient.end() : this.#relay.finish()),
         dispose: () => this.#dispose(),
@@ -54,15 +51,18 @@ export class DBusConnection {
           this.#fromClient ? this.#fromClient.partialMessage() : this.#gate.partialClientLine(),
       },
       toConsumer: {
-        push: (chunk, sink) => {
-          if (!this.#fromBus) return this.#busBytes(chunk);
-          this.#fromBus.push(chunk, sink);
-          if (this.#handOffDue) this.#queueHandOff();
-        },
+        push: (chunk, sink) =>
+          this.#fromBus ? this.#messages(this.#fromBus, chunk, sink) : this.#busBytes(chunk),
         end: () => (this.#fromBus ? this.#fromBus.end() : this.#busLeft()),
         partialMessage: () => (this.#fromBus ? this.#fromBus.partialMessage() : this.#gate.partialBusLine()),
       },
     });
+  }
+
+  /** A chunk after BEGIN, either way: its messages go on, and a hand-off still due is tried after them. */
+  #messages(filter: DBusMessageFilter, chunk: Chunk, sink: FilterSink): void {
+    filter.push(chunk, sink);
+    if (this.#handOffDue) this.#queueHandOff();
   }
 
   #clientBytes({ data, fds }: Chunk): void {
