@@ -1,6 +1,7 @@
 // A small HTTP/1.1 load generator over Unix sockets: N keep-alive connections, each sending the next request as
-// soon as the previous answer is complete, for a fixed time; and one large streamed upload. Answers must carry
-// Content-Length (the benchmark's servers do), which keeps the client cheap next to what it measures.
+// soon as the previous answer is complete, for a fixed time or a fixed number of requests; and one large streamed
+// upload. Answers must carry Content-Length (the benchmark's servers do), which keeps the client cheap next to what
+// it measures.
 import { createConnection, type Socket } from 'node:net';
 import { nowMs } from './harness.js';
 
@@ -50,37 +51,45 @@ export function openConnections(path: string, count: number): Promise<Socket[]> 
   return Promise.all(Array.from({ length: count }, () => connect(path)));
 }
 
+/** When a closed loop stops: after `durationMs`, or once `requests` were sent in all (then answered). */
+export type LoopLimit = { durationMs: number } | { requests: number };
+
 /**
- * Every connection sends `request` back to back, the next as soon as the previous answer is complete, for
- * `durationMs`. Each stops after an answer, so the connections can run another loop afterwards.
+ * Every connection sends `request` back to back, the next as soon as the previous answer is complete, until
+ * `limit`. Each stops after an answer, so the connections can run another loop afterwards.
  */
-export async function closedLoop(
-  sockets: Socket[],
-  request: Buffer,
-  durationMs: number,
-): Promise<LoadResult> {
+export async function closedLoop(sockets: Socket[], request: Buffer, limit: LoopLimit): Promise<LoadResult> {
   const latencies: number[] = [];
   const start = nowMs();
-  const deadline = start + durationMs;
+  const deadline = 'durationMs' in limit ? start + limit.durationMs : Number.POSITIVE_INFINITY;
+  let unsent = 'requests' in limit ? limit.requests : Number.POSITIVE_INFINITY;
   const detachers: (() => void)[] = [];
   try {
     await Promise.all(
       sockets.map(
         (socket) =>
           new Promise<void>((resolve, reject) => {
+            if (unsent <= 0) {
+              resolve();
+              return;
+            }
             let sentAt = nowMs();
             const onError = (error: Error) => reject(error);
             const onClose = () => reject(new Error('the server closed the connection'));
+            const send = () => {
+              unsent -= 1;
+              socket.write(request);
+            };
             const stopReading = readAnswers(socket, (status) => {
               const now = nowMs();
               if (status !== 200) reject(new Error(`status ${status}`));
               latencies.push((now - sentAt) * 1000);
-              if (now >= deadline) {
+              if (now >= deadline || unsent <= 0) {
                 resolve();
                 return;
               }
               sentAt = now;
-              socket.write(request);
+              send();
             });
             socket.once('error', onError);
             socket.once('close', onClose);
@@ -89,7 +98,7 @@ export async function closedLoop(
               socket.off('error', onError);
               socket.off('close', onClose);
             });
-            socket.write(request);
+            send();
           }),
       ),
     );
@@ -100,7 +109,6 @@ export async function closedLoop(
   return { requests: latencies.length, seconds, latenciesUs: latencies.sort((a, b) => a - b) };
 }
 
-/** POSTs `totalBytes` with Content-Length in `writeSize` writes, honouring backpressure; MiB/s until the answer. */
 export async function upload(path: string, totalBytes: number, writeSize: number): Promise<number> {
   const socket = await connect(path);
   const chunk = Buffer.alloc(writeSize, 0x5a);

@@ -7,10 +7,12 @@
 // changing load (2 shared cores) does not favour whichever path ran while it was quiet. The proxy's CPU per request
 // and per GiB uploaded are the load-robust figures; the load average is recorded with them.
 // A second rest link with a 20-entry allow list (the entry that allows the request last) measures what the
-// per-request policy check costs, against the link without one.
+// per-request policy check costs, against the link without one. Then the instructions the daemon and nginx each
+// execute per GET, under callgrind (bench/instructions.ts).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { RestPolicy } from '../mediators/rest-policy.js';
 import { parseAllow } from '../protocols/graph/allow.js';
@@ -19,6 +21,12 @@ import { FakeCtrl } from '../testkit/fake-ctrl.js';
 import { eventually } from '../testkit/mesh.js';
 import { cpuMs, hostLink, inTurn, percentile, record, round, watchLoad } from './harness.js';
 import { closedLoop, type LoadResult, openConnections, upload } from './http-load.js';
+import {
+  type InstructionCounts,
+  instructionCounts,
+  type RelayUnderTest,
+  whenExisting,
+} from './instructions.js';
 
 const GET = Buffer.from('GET /small HTTP/1.1\r\nHost: bench\r\nAccept: */*\r\n\r\n');
 const LOAD_MS = 5000;
@@ -71,10 +79,23 @@ http {
 `;
 }
 
-function startNginx(dir: string, name: string, server: string): ChildProcess {
+/** nginx serving `server`; `wrapper` goes in front of its command line (callgrind). */
+function startNginx(dir: string, name: string, server: string, wrapper: string[] = []): ChildProcess {
   const config = join(dir, `${name}.conf`);
   writeFileSync(config, nginxConfig(dir, name, server));
-  return spawn('nginx', ['-e', join(dir, `${name}-error.log`), '-c', config], { stdio: 'inherit' });
+  const [file = 'nginx', ...args] = [...wrapper, 'nginx'];
+  return spawn(file, [...args, '-e', join(dir, `${name}-error.log`), '-c', config], { stdio: 'inherit' });
+}
+
+const IDENTITY_HEADERS = `proxy_set_header X-PV-Client ${IDENTITY.consumer}; proxy_set_header X-PV-Role ${IDENTITY.role};`;
+
+/** nginx's part as the GET proxy listening at `listen`: kept connections to the provider, the identity set. */
+function getProxy(providerPath: string, listen: string): string {
+  return `upstream provider { server unix:${providerPath}; keepalive 64; }
+  server {
+    listen unix:${listen};
+    location / { proxy_pass http://provider; proxy_http_version 1.1; proxy_set_header Connection ""; ${IDENTITY_HEADERS} }
+  }`;
 }
 
 /** A provider for uploads: answers 200 once the whole body has been read. */
@@ -115,12 +136,14 @@ async function measureGets(paths: PathUnderTest[], connections: number) {
     samples.push({ path, sockets, requests: 0, seconds: 0, proxyCpu: 0, latenciesUs: [] as number[] });
   }
   try {
-    for (const { sockets } of samples) await closedLoop(sockets, GET, WARMUP_MS);
+    for (const { sockets } of samples) await closedLoop(sockets, GET, { durationMs: WARMUP_MS });
     for (let round = 0; round < GET_ROUNDS; round += 1) {
       for (const sample of inTurn(samples, round)) {
         const { proxyPid } = sample.path;
         const cpuBefore = proxyPid === null ? 0 : cpuMs(proxyPid) / 1000;
-        const result: LoadResult = await closedLoop(sample.sockets, GET, LOAD_MS / GET_ROUNDS);
+        const result: LoadResult = await closedLoop(sample.sockets, GET, {
+          durationMs: LOAD_MS / GET_ROUNDS,
+        });
         sample.proxyCpu += proxyPid === null ? Number.NaN : cpuMs(proxyPid) / 1000 - cpuBefore;
         sample.requests += result.requests;
         sample.seconds += result.seconds;
@@ -187,6 +210,60 @@ function policyCheckNs(target: string): number {
   return ((used.user + used.system) * 1000) / checks;
 }
 
+/** Under callgrind (everything ~50× slower): GETs counted per relay, after a warm-up; the daemon's JIT settles
+ * over about 10 000 (the count after fewer is mostly its compiler's). */
+const COUNTED_GETS = 6000;
+const COUNTED_CONNECTIONS = 50;
+const COUNTED_WARMUP_GETS = 1000;
+const COUNTED_JIT_WARMUP_GETS = 12_000;
+
+/** The daemon (one rest link) and nginx as the GET proxy, each started under callgrind with its connections open. */
+function relaysUnderCallgrind(
+  dir: string,
+  providerPath: string,
+): Record<string, (wrapper: string[]) => Promise<RelayUnderTest<Socket[]>>> {
+  const connected = async (
+    what: string,
+    path: string,
+    pid: number | undefined,
+    jit: boolean,
+    stop: () => Promise<void>,
+  ): Promise<RelayUnderTest<Socket[]>> => {
+    await whenExisting([path], what);
+    const sockets = await openConnections(path, COUNTED_CONNECTIONS);
+    return {
+      pids: [pid as number],
+      jit,
+      endpoints: sockets,
+      stop: async () => {
+        for (const socket of sockets) socket.destroy();
+        await stop();
+      },
+    };
+  };
+  return {
+    'pv-xconnect': async (wrapper) => {
+      const path = join(dir, 'cg-mesh.sock');
+      const ctrl = await FakeCtrl.serving(join(dir, 'cg-ctrl.sock'), [
+        restLink('cg-get', providerPath, path),
+      ]);
+      // A poll in the middle of a count would be counted: one a minute.
+      const daemon = startDaemonProcess(ctrl.socketPath, 60, undefined, wrapper);
+      return connected('pv-xconnect', path, daemon.pid, true, async () => {
+        await stopProcess(daemon);
+        await ctrl.stop();
+      });
+    },
+    'nginx proxy': async (wrapper) => {
+      const path = join(dir, 'cg-proxy.sock');
+      const proxy = startNginx(dir, 'cg-proxy', getProxy(providerPath, path), wrapper);
+      return connected('nginx', path, proxy.pid, false, () => stopProcess(proxy));
+    },
+  };
+}
+
+const getsOn = (requests: number) => (sockets: Socket[]) => closedLoop(sockets, GET, { requests });
+
 export async function run(): Promise<void> {
   const load = watchLoad();
   const dir = mkdtempSync('/dev/shm/pvx-bench-rest-');
@@ -199,20 +276,15 @@ export async function run(): Promise<void> {
     `server { listen unix:${providerPath}; location / { return 200 "ok\\n"; } }`,
   );
   const sink = await uploadSink(sinkPath);
-  const identityHeaders = `proxy_set_header X-PV-Client ${IDENTITY.consumer}; proxy_set_header X-PV-Role ${IDENTITY.role};`;
   const proxy = startNginx(
     dir,
     'proxy',
-    `upstream provider { server unix:${providerPath}; keepalive 64; }
+    `${getProxy(providerPath, join(dir, 'proxy-get.sock'))}
   upstream sink { server unix:${sinkPath}; keepalive 8; }
-  server {
-    listen unix:${dir}/proxy-get.sock;
-    location / { proxy_pass http://provider; proxy_http_version 1.1; proxy_set_header Connection ""; ${identityHeaders} }
-  }
   server {
     listen unix:${dir}/proxy-upload.sock;
     location / {
-      proxy_pass http://sink; proxy_http_version 1.1; proxy_set_header Connection ""; ${identityHeaders}
+      proxy_pass http://sink; proxy_http_version 1.1; proxy_set_header Connection ""; ${IDENTITY_HEADERS}
       proxy_request_buffering off; proxy_buffering off;
     }
   }`,
@@ -254,9 +326,21 @@ export async function run(): Promise<void> {
   ];
   const gets: GetRow[] = [];
   const uploads: UploadRow[] = [];
+  let instructions: Record<string, InstructionCounts> = {};
   try {
     for (const connections of [1, 50]) gets.push(...(await measureGets(paths, connections)));
     uploads.push(...(await measureUploads(paths)));
+    await stopProcess(daemon);
+    await stopProcess(proxy);
+    instructions = await instructionCounts(dir, relaysUnderCallgrind(dir, providerPath), [
+      {
+        unit: `per GET (${COUNTED_CONNECTIONS} connections)`,
+        units: COUNTED_GETS,
+        run: getsOn(COUNTED_GETS),
+        warmUp: getsOn(COUNTED_WARMUP_GETS),
+        jitWarmUp: getsOn(COUNTED_JIT_WARMUP_GETS),
+      },
+    ]);
   } finally {
     await stopProcess(daemon);
     await Promise.all([stopProcess(proxy), stopProcess(provider)]);
@@ -302,7 +386,17 @@ export async function run(): Promise<void> {
     3,
   );
 
-  record('rest', { load: load(), gets, uploads, policyCheck, ratios }, gets);
+  const unit = `per GET (${COUNTED_CONNECTIONS} connections)`;
+  const ourInstructions = instructions['pv-xconnect']?.[unit];
+  const nginxInstructions = instructions['nginx proxy']?.[unit];
+  if (ourInstructions !== undefined && nginxInstructions !== undefined)
+    ratios[`instructions per GET vs nginx (${COUNTED_CONNECTIONS} conn)`] = round(
+      ourInstructions / nginxInstructions,
+      2,
+    );
+
+  record('rest', { load: load(), gets, uploads, policyCheck, ratios, instructions }, gets);
+  console.log('instructions:', instructions);
   console.log('policy check:', policyCheck);
   console.table(uploads);
   console.log('ratios:', ratios);
