@@ -26,7 +26,8 @@ import {
   RequestParser,
   type ResponseEvent,
   ResponseParser,
-  serializeRequestHead,
+  serializeFieldLines,
+  serializeParsedRequestHead,
   stripFields,
 } from '../protocols/http/index.js';
 import { type Direction, type FilterPair, type FilterSink, type Relay, RelayRejection } from './relay.js';
@@ -119,6 +120,8 @@ export class RestConnection {
   private readonly requests = new RequestParser();
   private readonly responses = new ResponseParser(RESPONSE_LIMITS);
   private readonly relay: Relay;
+  /** The identity's field lines, written after every request's own. */
+  private readonly identityLines: string;
   /** The request whose body is being forwarded: its framing frames the body events. */
   private current: RequestHead | null = null;
   /** A forwarded request has not ended yet (its body is still coming). */
@@ -151,6 +154,7 @@ export class RestConnection {
     private readonly options: RestConnectionOptions,
     start: (filters: FilterPair) => Relay,
   ) {
+    this.identityLines = serializeFieldLines(options.identity);
     this.relay = start({
       toProvider: {
         push: (chunk, sink) => this.onRequestBytes(chunk, sink),
@@ -283,9 +287,12 @@ export class RestConnection {
   }
 
   private stamped(head: RequestHead, target: string): Buffer {
-    const headers = stripFields(head.headers, IDENTITY_FIELDS);
-    headers.push(...this.options.identity);
-    return serializeRequestHead({ method: head.method, target, version: head.version, headers });
+    return serializeParsedRequestHead(
+      head,
+      target,
+      stripFields(head.headers, IDENTITY_FIELDS),
+      this.identityLines,
+    );
   }
 
   /**

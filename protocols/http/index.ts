@@ -7,7 +7,9 @@ export {
   type RequestLineParts,
   type StatusLineParts,
   serializeChunk,
+  serializeFieldLines,
   serializeLastChunk,
+  serializeParsedRequestHead,
   serializeRequestHead,
   serializeResponseHead,
 } from './serializer.js';

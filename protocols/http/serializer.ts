@@ -15,9 +15,39 @@ export type StatusLineParts = Pick<ResponseHead, 'version' | 'status' | 'reason'
  */
 export function serializeRequestHead(head: RequestLineParts): Buffer {
   check(TOKEN.test(head.method), 'method', head.method);
-  check(TARGET.test(head.target), 'request-target', head.target);
+  return requestHeadBytes(head, head.target, head.headers, '', true);
+}
+
+/** Field lines as `serializeRequestHead` writes them (and with its checks), to append to many heads. */
+export function serializeFieldLines(headers: readonly HttpHeader[]): string {
+  return fieldLines(headers, true);
+}
+
+/**
+ * The bytes of a request head as the request parser produced it, sent with `headers` (the head's own, or some
+ * left out as by `stripFields`) and then `appended` (from `serializeFieldLines`); the same bytes as
+ * `serializeRequestHead` writes for that head with those fields. What the parser produced is valid, so only a
+ * target other than the parsed one is checked: per request this is the cheap path, without a regex per field.
+ */
+export function serializeParsedRequestHead(
+  head: Pick<RequestHead, 'method' | 'target' | 'version'>,
+  target: string,
+  headers: readonly HttpHeader[],
+  appended: string,
+): Buffer {
+  return requestHeadBytes(head, target, headers, appended, target !== head.target);
+}
+
+function requestHeadBytes(
+  head: Pick<RequestHead, 'method' | 'version'>,
+  target: string,
+  headers: readonly HttpHeader[],
+  appended: string,
+  checked: boolean,
+): Buffer {
+  if (checked) check(TARGET.test(target), 'request-target', target);
   return Buffer.from(
-    `${head.method} ${head.target} HTTP/${head.version}\r\n${fieldLines(head.headers)}\r\n`,
+    `${head.method} ${target} HTTP/${head.version}\r\n${fieldLines(headers, checked)}${appended}\r\n`,
     'latin1',
   );
 }
@@ -30,7 +60,7 @@ export function serializeResponseHead(head: StatusLineParts): Buffer {
   );
   check(FIELD_TEXT.test(head.reason), 'reason phrase', head.reason);
   return Buffer.from(
-    `HTTP/${head.version} ${head.status} ${head.reason}\r\n${fieldLines(head.headers)}\r\n`,
+    `HTTP/${head.version} ${head.status} ${head.reason}\r\n${fieldLines(head.headers, true)}\r\n`,
     'latin1',
   );
 }
@@ -43,7 +73,7 @@ export function serializeChunk(data: Buffer): Buffer[] {
 
 /** The last chunk and the trailer section that close chunked framing. */
 export function serializeLastChunk(trailers: readonly HttpHeader[]): Buffer {
-  return Buffer.from(`0\r\n${fieldLines(trailers)}\r\n`, 'latin1');
+  return Buffer.from(`0\r\n${fieldLines(trailers, true)}\r\n`, 'latin1');
 }
 
 /**
@@ -60,12 +90,15 @@ export function frameBodyEvent(
   return event.kind === 'body' ? [event.data] : [];
 }
 
-function fieldLines(headers: readonly HttpHeader[]): string {
+/** `checked`: names and values are checked (false only for fields the parser produced). */
+function fieldLines(headers: readonly HttpHeader[], checked: boolean): string {
   let lines = '';
   for (const { name, value } of headers) {
-    check(TOKEN.test(name), 'field name', name);
-    // Surrounding whitespace would be stripped on the way back, so it is refused like any other unstable value.
-    check(FIELD_TEXT.test(value) && !hasEdgeWhitespace(value), 'field value', value);
+    if (checked) {
+      check(TOKEN.test(name), 'field name', name);
+      // Surrounding whitespace would be stripped on the way back, so it is refused like any other unstable value.
+      check(FIELD_TEXT.test(value) && !hasEdgeWhitespace(value), 'field value', value);
+    }
     lines += `${name}: ${value}\r\n`;
   }
   return lines;

@@ -4,14 +4,21 @@ import {
   frameBodyEvent,
   type HttpEvent,
   type HttpHeader,
+  normalizeTarget,
+  type RequestHead,
   RequestParser,
   ResponseParser,
   serializeChunk,
+  serializeFieldLines,
   serializeLastChunk,
+  serializeParsedRequestHead,
   serializeRequestHead,
   serializeResponseHead,
+  stripFields,
 } from '../../../protocols/http/index.js';
-import { collect, run } from './streams.js';
+import { corpusBytes, corpusCases } from '../../../testkit/http-corpus.js';
+import { generateStream } from '../../fuzz/http.js';
+import { collect, prng, run } from './streams.js';
 
 const chars = (alphabet: string, minLength = 1, maxLength = 12) =>
   fc.string({ unit: fc.constantFrom(...alphabet), minLength, maxLength });
@@ -203,5 +210,71 @@ describe('serializer output', () => {
     expect(() =>
       serializeResponseHead({ version: '1.1', status: 200, reason: 'a\r\n', headers: [] }),
     ).toThrow(TypeError);
+  });
+});
+
+describe('serializeParsedRequestHead (parsed heads, written without re-checking)', () => {
+  const IDENTITY: HttpHeader[] = [
+    { name: 'X-PV-Client', value: 'app' },
+    { name: 'X-PV-Role', value: 'reader' },
+  ];
+  const STRIPPED = IDENTITY.map(({ name }) => name);
+  const appended = serializeFieldLines(IDENTITY);
+
+  /** Every head the request parser reads from the inputs (each fed whole), as the mediator would stamp it. */
+  function heads(inputs: readonly Buffer[]): RequestHead[] {
+    return inputs.flatMap((input) =>
+      new RequestParser()
+        .push(Buffer.from(input))
+        .flatMap((event) => (event.kind === 'head' ? [event.head] : [])),
+    );
+  }
+
+  function expectSameBytes(head: RequestHead, target: string): void {
+    const headers = stripFields(head.headers, STRIPPED);
+    const expected = serializeRequestHead({ ...head, target, headers: [...headers, ...IDENTITY] });
+    expect(serializeParsedRequestHead(head, target, headers, appended).toString('latin1')).toBe(
+      expected.toString('latin1'),
+    );
+  }
+
+  it('writes the bytes serializeRequestHead writes, for the fuzzer’s heads and the smuggling corpus', () => {
+    const random = prng(15);
+    const inputs = [
+      ...Array.from({ length: 3000 }, () => generateStream(random)),
+      ...corpusCases().map((entry) => corpusBytes(entry.input)),
+    ];
+    const parsed = heads(inputs);
+    expect(parsed.length).toBeGreaterThan(1000);
+    // Identity look-alikes and Connection options naming them are among the inputs: stripping is exercised.
+    expect(parsed.some((head) => stripFields(head.headers, STRIPPED).length < head.headers.length)).toBe(
+      true,
+    );
+    let normalized = 0;
+    for (const head of parsed) {
+      expectSameBytes(head, head.target);
+      const target = normalizeTarget(head.target);
+      if (target.ok && target.target !== head.target) {
+        normalized++;
+        expectSameBytes(head, target.target);
+      }
+    }
+    expect(normalized).toBeGreaterThan(0);
+  });
+
+  it('checks a target other than the parsed one', () => {
+    const [head] = heads([Buffer.from('GET /a HTTP/1.1\r\nHost: h\r\n\r\n')]);
+    if (head === undefined) throw new Error('no head parsed');
+    expect(serializeParsedRequestHead(head, '/b', head.headers, '').toString('latin1')).toBe(
+      'GET /b HTTP/1.1\r\nHost: h\r\n\r\n',
+    );
+    expect(() => serializeParsedRequestHead(head, '/a\r\nX: y', head.headers, '')).toThrow(TypeError);
+    expect(() => serializeParsedRequestHead(head, '/%zz', head.headers, '')).toThrow(TypeError);
+  });
+
+  it('serializeFieldLines checks what it writes', () => {
+    expect(serializeFieldLines(IDENTITY)).toBe('X-PV-Client: app\r\nX-PV-Role: reader\r\n');
+    expect(() => serializeFieldLines([{ name: 'X-PV-Client', value: 'a\r\nX: y' }])).toThrow(TypeError);
+    expect(() => serializeFieldLines([{ name: 'X PV', value: 'a' }])).toThrow(TypeError);
   });
 });
