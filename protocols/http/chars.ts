@@ -53,6 +53,15 @@ export function firstOutside(classes: Uint8Array, buf: Buffer, start: number, en
   return -1;
 }
 
+/**
+ * The offset of the first `byte` in buf[start, end), or -1. A loop, not `buf.indexOf`: the lines of a head are
+ * short, and a call into the runtime per line cost several times what it searched.
+ */
+export function indexOfByte(buf: Buffer, byte: number, start: number, end: number): number {
+  for (let i = start; i < end; i++) if (buf[i] === byte) return i;
+  return -1;
+}
+
 /** Whether a string (read as latin1) is a non-empty token. */
 export function isToken(text: string): boolean {
   if (text.length === 0) return false;

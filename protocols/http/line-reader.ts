@@ -1,4 +1,4 @@
-import { CR, LF } from './chars.js';
+import { CR, indexOfByte, LF } from './chars.js';
 import { HttpParseError } from './errors.js';
 import type { HttpLimits } from './types.js';
 
@@ -79,8 +79,8 @@ export class LineReader {
 
   private scan(buf: Buffer, end: number): number {
     for (;;) {
-      const lf = buf.indexOf(LF, this.scanFrom);
-      if (lf === -1 || lf >= end) {
+      const lf = indexOfByte(buf, LF, this.scanFrom, end);
+      if (lf === -1) {
         this.scanFrom = end;
         this.checkUnfinishedLine(end - this.lineStart);
         return -1;

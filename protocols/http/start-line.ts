@@ -1,4 +1,4 @@
-import { FIELD_TEXT, firstOutside, HEX_VALUE, SP, TARGET, TOKEN } from './chars.js';
+import { FIELD_TEXT, firstOutside, HEX_VALUE, indexOfByte, SP, TARGET, TOKEN } from './chars.js';
 import { HttpParseError } from './errors.js';
 import { refusal } from './field-lines.js';
 import type { HttpVersion } from './types.js';
@@ -19,7 +19,7 @@ export interface StatusLine {
 
 /** `method SP request-target SP HTTP-version` with single spaces (RFC 9112 §3). */
 export function parseRequestLine(buf: Buffer, start: number, end: number): RequestLine {
-  const methodEnd = indexWithin(buf, SP, start, end);
+  const methodEnd = indexOfByte(buf, SP, start, end);
   if (methodEnd === -1) {
     throw refusal(
       buf,
@@ -30,8 +30,8 @@ export function parseRequestLine(buf: Buffer, start: number, end: number): Reque
   }
   const badMethod = methodEnd === start ? start : firstOutside(TOKEN, buf, start, methodEnd);
   if (badMethod >= 0) throw refusal(buf, badMethod, 'invalid-method', 'a method is not a token');
-  const targetEnd = indexWithin(buf, SP, methodEnd + 1, end);
-  if (targetEnd === -1 || targetEnd === methodEnd + 1 || indexWithin(buf, SP, targetEnd + 1, end) !== -1) {
+  const targetEnd = indexOfByte(buf, SP, methodEnd + 1, end);
+  if (targetEnd === -1 || targetEnd === methodEnd + 1 || indexOfByte(buf, SP, targetEnd + 1, end) !== -1) {
     const bad = firstOutside(TARGET, buf, methodEnd + 1, end);
     if (bad >= 0 && buf[bad] !== SP)
       throw refusal(buf, bad, 'invalid-target', 'a request-target has a control byte');
@@ -112,18 +112,12 @@ function parseVersion(buf: Buffer, start: number, end: number): HttpVersion {
  */
 function percentEncodingValid(buf: Buffer, start: number, end: number): boolean {
   for (
-    let at = indexWithin(buf, PERCENT, start, end);
+    let at = indexOfByte(buf, PERCENT, start, end);
     at !== -1;
-    at = indexWithin(buf, PERCENT, at + 1, end)
+    at = indexOfByte(buf, PERCENT, at + 1, end)
   ) {
     if (at + 2 >= end || HEX_VALUE[buf[at + 1] as number] === -1 || HEX_VALUE[buf[at + 2] as number] === -1)
       return false;
   }
   return true;
-}
-
-/** The offset of `byte` in buf[start, end), or -1. */
-function indexWithin(buf: Buffer, byte: number, start: number, end: number): number {
-  const at = buf.indexOf(byte, start);
-  return at < end ? at : -1;
 }
