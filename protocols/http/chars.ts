@@ -62,6 +62,18 @@ export function indexOfByte(buf: Buffer, byte: number, start: number, end: numbe
   return -1;
 }
 
+/**
+ * Whether text[start, end) (a token: a field name or option) equals a lowercase name, ignoring case, without
+ * making a string. Setting bit 0x20 lowercases ASCII letters; of the other token characters only CR would map
+ * onto '-', and no token has CR.
+ */
+export function equalsLowercase(text: string, start: number, end: number, lowercase: string): boolean {
+  if (end - start !== lowercase.length) return false;
+  for (let i = 0; i < lowercase.length; i++)
+    if ((text.charCodeAt(start + i) | 0x20) !== lowercase.charCodeAt(i)) return false;
+  return true;
+}
+
 /** Whether a string (read as latin1) is a non-empty token. */
 export function isToken(text: string): boolean {
   if (text.length === 0) return false;

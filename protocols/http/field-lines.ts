@@ -1,23 +1,91 @@
-import { COLON, CR, FIELD_TEXT, firstOutside, HTAB, SP, TOKEN } from './chars.js';
+import { COLON, CR, equalsLowercase, FIELD_TEXT, firstOutside, HTAB, SP, TOKEN } from './chars.js';
 import { type HttpErrorCode, HttpParseError } from './errors.js';
 import type { HttpHeader } from './types.js';
 
-/** Parses the field lines `first`.. of a block (RFC 9112 §5): `name ":" OWS value OWS`, nothing folded. */
-export function parseFieldLines(source: Buffer, lines: readonly number[], first: number): HttpHeader[] {
-  const headers: HttpHeader[] = [];
-  if (lines.length <= first * 2) return headers;
-  // One string for the whole section: names and values are slices of it, which V8 makes without copying.
-  const base = lines[first * 2] as number;
-  const text = source.toString('latin1', base, lines[lines.length - 1]);
-  for (let i = first * 2; i < lines.length; i += 2) {
-    headers.push(parseFieldLine(source, lines[i] as number, lines[i + 1] as number, text, base));
+/** Per field: where its name starts and ends and its value (OWS excluded) starts and ends, in `text`. */
+const BOUNDS = 4;
+
+/**
+ * A block's lines as one latin1 string, with the field lines `first`.. (RFC 9112 §5: `name ":" OWS value OWS`,
+ * nothing folded) checked on reading and kept as offsets: a name or value becomes a string only when asked for,
+ * so a reader that needs a few fields pays for those only.
+ */
+export class FieldLines {
+  private constructor(
+    /** The block from its first line to the end of its last (CRLF excluded); names and values are slices of it. */
+    private readonly text: string,
+    /** Where `text` starts in the block's source. */
+    private readonly base: number,
+    private readonly bounds: number[],
+  ) {}
+
+  /** Checks the field lines `first`.. of a block whose line i is `source[lines[2i], lines[2i+1])`. */
+  static read(source: Buffer, lines: readonly number[], first: number): FieldLines {
+    if (lines.length === 0) return new FieldLines('', 0, []);
+    const base = lines[0] as number;
+    const bounds: number[] = [];
+    for (let i = first * 2; i < lines.length; i += 2) {
+      const start = lines[i] as number;
+      const end = lines[i + 1] as number;
+      const colon = checkFieldLine(source, start, end);
+      let valueStart = colon + 1;
+      while (valueStart < end && isWhitespace(source[valueStart])) valueStart++;
+      let valueEnd = end;
+      while (valueEnd > valueStart && isWhitespace(source[valueEnd - 1])) valueEnd--;
+      bounds.push(start - base, colon - base, valueStart - base, valueEnd - base);
+    }
+    // One string for the block: V8 makes the slices of it without copying.
+    return new FieldLines(source.toString('latin1', base, lines[lines.length - 1]), base, bounds);
   }
-  return headers;
+
+  get count(): number {
+    return this.bounds.length / BOUNDS;
+  }
+
+  /** The text of source[start, end) (within the block). */
+  slice(start: number, end: number): string {
+    return this.text.slice(start - this.base, end - this.base);
+  }
+
+  nameLength(field: number): number {
+    const at = field * BOUNDS;
+    return (this.bounds[at + 1] as number) - (this.bounds[at] as number);
+  }
+
+  /** Whether a field's name equals a lowercase name, ignoring case, without making the name. */
+  nameIs(field: number, lowercase: string): boolean {
+    const at = field * BOUNDS;
+    return equalsLowercase(this.text, this.bounds[at] as number, this.bounds[at + 1] as number, lowercase);
+  }
+
+  name(field: number): string {
+    const at = field * BOUNDS;
+    return this.text.slice(this.bounds[at], this.bounds[at + 1]);
+  }
+
+  value(field: number): string {
+    const at = field * BOUNDS;
+    return this.text.slice(this.bounds[at + 2], this.bounds[at + 3]);
+  }
+
+  /** Every field as a name and value. */
+  headers(): HttpHeader[] {
+    const headers: HttpHeader[] = [];
+    for (let field = 0; field < this.count; field++)
+      headers.push({ name: this.name(field), value: this.value(field) });
+    return headers;
+  }
+}
+
+/** Parses the field lines `first`.. of a block. */
+export function parseFieldLines(source: Buffer, lines: readonly number[], first: number): HttpHeader[] {
+  return FieldLines.read(source, lines, first).headers();
 }
 
 const isWhitespace = (byte: number | undefined): boolean => byte === SP || byte === HTAB;
 
-function parseFieldLine(buf: Buffer, start: number, end: number, text: string, base: number): HttpHeader {
+/** Checks a field line; returns the offset of its colon. */
+function checkFieldLine(buf: Buffer, start: number, end: number): number {
   if (isWhitespace(buf[start])) {
     throw new HttpParseError('obs-fold', 'a field line starts with whitespace (obsolete line folding)');
   }
@@ -37,16 +105,10 @@ function parseFieldLine(buf: Buffer, start: number, end: number, text: string, b
     );
   }
   if (colon === start) throw new HttpParseError('invalid-header-name', 'a field name is empty');
-  let valueStart = colon + 1;
-  while (valueStart < end && isWhitespace(buf[valueStart])) valueStart++;
-  let valueEnd = end;
-  while (valueEnd > valueStart && isWhitespace(buf[valueEnd - 1])) valueEnd--;
-  const bad = firstOutside(FIELD_TEXT, buf, valueStart, valueEnd);
+  // OWS is field text: the value with its surrounding whitespace has the same first bad byte as without.
+  const bad = firstOutside(FIELD_TEXT, buf, colon + 1, end);
   if (bad >= 0) throw refusal(buf, bad, 'invalid-header-value', 'a field value has a control character');
-  return {
-    name: text.slice(start - base, colon - base),
-    value: text.slice(valueStart - base, valueEnd - base),
-  };
+  return colon;
 }
 
 /**

@@ -1,6 +1,7 @@
-import { isToken, trimWhitespace } from './chars.js';
+import { equalsLowercase, isToken, trimWhitespace } from './chars.js';
 import { HttpParseError } from './errors.js';
-import type { BodyFraming, HttpHeader, HttpVersion } from './types.js';
+import type { FieldLines } from './field-lines.js';
+import type { BodyFraming, HttpVersion } from './types.js';
 
 /** What the framing and connection rules need from a header section, read in one pass. */
 export interface FieldSummary {
@@ -27,7 +28,8 @@ const MAX_LENGTH_DIGITS = 16;
 const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?$/;
 const KNOWN_CODINGS = new Set(['chunked', 'gzip', 'x-gzip', 'deflate', 'compress', 'x-compress']);
 
-export function summarizeFields(headers: readonly HttpHeader[]): FieldSummary {
+/** Reads the fields that matter; strings are made for their values only. */
+export function summarizeFields(fields: FieldLines): FieldSummary {
   const summary: FieldSummary = {
     contentLength: null,
     transferCodings: null,
@@ -38,42 +40,45 @@ export function summarizeFields(headers: readonly HttpHeader[]): FieldSummary {
     upgrade: null,
     expect: null,
   };
-  for (const { name, value } of headers) {
+  for (let field = 0; field < fields.count; field++) {
     // The names that matter all differ in length: one comparison per field.
-    switch (name.length) {
+    switch (fields.nameLength(field)) {
       case 14:
-        if (!equalsLowercase(name, 'content-length')) break;
+        if (!fields.nameIs(field, 'content-length')) break;
         if (summary.contentLength !== null) {
           throw new HttpParseError('duplicate-content-length', 'more than one Content-Length field');
         }
-        summary.contentLength = parseContentLength(value);
+        summary.contentLength = parseContentLength(fields.value(field));
         break;
       case 17:
-        if (!equalsLowercase(name, 'transfer-encoding')) break;
+        if (!fields.nameIs(field, 'transfer-encoding')) break;
         if (summary.transferCodings !== null) {
           throw new HttpParseError('invalid-transfer-encoding', 'more than one Transfer-Encoding field');
         }
-        summary.transferCodings = parseCodings(value);
+        summary.transferCodings = parseCodings(fields.value(field));
         break;
       case 10:
-        if (!equalsLowercase(name, 'connection')) break;
-        readConnectionOptions(value, summary);
+        if (!fields.nameIs(field, 'connection')) break;
+        readConnectionOptions(fields.value(field), summary);
         break;
       case 4:
-        if (!equalsLowercase(name, 'host')) break;
+        if (!fields.nameIs(field, 'host')) break;
         summary.hostCount++;
-        if (!HOST_VALUE.test(value))
+        if (!HOST_VALUE.test(fields.value(field)))
           throw new HttpParseError('invalid-host', 'a Host value is not uri-host[:port]');
         break;
-      case 7:
-        if (!equalsLowercase(name, 'upgrade')) break;
+      case 7: {
+        if (!fields.nameIs(field, 'upgrade')) break;
+        const value = fields.value(field);
         summary.upgrade = summary.upgrade === null ? value : `${summary.upgrade}, ${value}`;
         break;
-      case 6:
-        if (!equalsLowercase(name, 'expect')) break;
-        summary.expect =
-          summary.expect === null ? value.toLowerCase() : `${summary.expect}, ${value.toLowerCase()}`;
+      }
+      case 6: {
+        if (!fields.nameIs(field, 'expect')) break;
+        const value = fields.value(field).toLowerCase();
+        summary.expect = summary.expect === null ? value : `${summary.expect}, ${value}`;
         break;
+      }
     }
   }
   return summary;
@@ -94,9 +99,9 @@ function noteConnectionOption(option: string, summary: FieldSummary): void {
   if (!isToken(option))
     throw new HttpParseError('invalid-connection', `connection option '${option}' is not a token`);
   // A token compares with equalsLowercase as with toLowerCase (see there).
-  if (equalsLowercase(option, 'close')) summary.close = true;
-  else if (equalsLowercase(option, 'keep-alive')) summary.keepAlive = true;
-  else if (equalsLowercase(option, 'upgrade')) summary.upgradeOption = true;
+  if (isOption(option, 'close')) summary.close = true;
+  else if (isOption(option, 'keep-alive')) summary.keepAlive = true;
+  else if (isOption(option, 'upgrade')) summary.upgradeOption = true;
 }
 
 /** The framing a Content-Length or Transfer-Encoding field gives, after the checks common to both directions. */
@@ -159,14 +164,5 @@ function listElements(value: string): string[] {
   return elements;
 }
 
-/**
- * Whether a token (a field name or option) equals a lowercase name, ignoring case without allocating. Setting
- * bit 0x20 lowercases ASCII letters; of the other token characters only CR would map onto '-', and no token
- * has CR.
- */
-function equalsLowercase(name: string, lowercase: string): boolean {
-  if (name.length !== lowercase.length) return false;
-  for (let i = 0; i < name.length; i++)
-    if ((name.charCodeAt(i) | 0x20) !== lowercase.charCodeAt(i)) return false;
-  return true;
-}
+const isOption = (option: string, lowercase: string): boolean =>
+  equalsLowercase(option, 0, option.length, lowercase);

@@ -1,5 +1,5 @@
 import { HttpParseError } from './errors.js';
-import { parseFieldLines } from './field-lines.js';
+import { FieldLines } from './field-lines.js';
 import { declaredFraming, summarizeFields } from './fields.js';
 import { MessageParser, type NextState } from './message-parser.js';
 import { parseRequestLine } from './start-line.js';
@@ -38,8 +38,9 @@ export class RequestParser extends MessageParser<RequestHead> {
 
   protected parseHead(source: Buffer, lines: readonly number[]): RequestHead {
     const { method, target, version } = parseRequestLine(source, lines[0] as number, lines[1] as number);
-    const headers = parseFieldLines(source, lines, 1);
-    const fields = summarizeFields(headers);
+    const fieldLines = FieldLines.read(source, lines, 1);
+    const headers = fieldLines.headers();
+    const fields = summarizeFields(fieldLines);
     if (fields.hostCount > 1) throw new HttpParseError('duplicate-host', 'more than one Host field');
     if (fields.hostCount === 0 && version === '1.1')
       throw new HttpParseError('missing-host', 'an HTTP/1.1 request without Host');

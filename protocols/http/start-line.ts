@@ -14,7 +14,8 @@ export interface RequestLine {
 export interface StatusLine {
   version: HttpVersion;
   status: number;
-  reason: string;
+  /** The reason phrase is source[reasonStart, the line's end). */
+  reasonStart: number;
 }
 
 /** `method SP request-target SP HTTP-version` with single spaces (RFC 9112 §3). */
@@ -76,7 +77,7 @@ export function parseStatusLine(buf: Buffer, start: number, end: number): Status
   const reasonStart = Math.min(codeStart + 4, end);
   const bad = firstOutside(FIELD_TEXT, buf, reasonStart, end);
   if (bad >= 0) throw refusal(buf, bad, 'invalid-status-line', 'a reason phrase has a control character');
-  return { version, status, reason: buf.toString('latin1', reasonStart, end) };
+  return { version, status, reasonStart };
 }
 
 /** Only HTTP/1.0 and HTTP/1.1 are spoken; any other well-formed version is refused as unsupported. */

@@ -251,3 +251,36 @@ describe('response refusals', () => {
     expect(parse('HTTP/1.1 200 OK\r\n', [request('GET')], true).error).toBe('incomplete-message');
   });
 });
+
+describe('response heads read lazily', () => {
+  it('make the reason and fields when read, from a head whose bytes were split and reused', () => {
+    const parser = new ResponseParser();
+    parser.expect(request('GET'));
+    const text = 'HTTP/1.1 200 All OK\r\nServer: x \r\nContent-Length: 0\r\nX-Empty:\r\n\r\n';
+    const events = [...text].flatMap((char) => parser.push(Buffer.from(char, 'latin1')));
+    const head = events.find((event) => event.kind === 'head')?.head;
+    if (head === undefined) throw new Error('no head parsed');
+    // The head spanned chunks: its bytes were gathered in a buffer that the next head overwrites.
+    parser.expect(request('GET'));
+    for (const char of 'HTTP/1.1 404 Gone Away Now\r\nA: b\r\nContent-Length: 0\r\n\r\n')
+      parser.push(Buffer.from(char, 'latin1'));
+    expect(head.reason).toBe('All OK');
+    const headers = [
+      { name: 'Server', value: 'x' },
+      { name: 'Content-Length', value: '0' },
+      { name: 'X-Empty', value: '' },
+    ];
+    expect(head.headers).toEqual(headers);
+    expect(head.headers).toBe(head.headers);
+    expect(JSON.parse(JSON.stringify(head))).toMatchObject({ status: 200, reason: 'All OK', headers });
+  });
+
+  it('still checks every field line, read or not', () => {
+    expect(
+      parse('HTTP/1.1 200 OK\r\nServer: a\x01b\r\nContent-Length: 0\r\n\r\n', [request('GET')]).error,
+    ).toBe('invalid-header-value');
+    expect(parse('HTTP/1.1 200 OK\r\nSer ver: a\r\nContent-Length: 0\r\n\r\n', [request('GET')]).error).toBe(
+      'invalid-header-name',
+    );
+  });
+});
