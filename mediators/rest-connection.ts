@@ -222,8 +222,8 @@ export class RestConnection {
    * refused request's own body is dropped meanwhile.
    */
   private drain(sink: FilterSink): void {
-    const out: Buffer[] = [];
-    const heads: RequestHead[] = [];
+    let out: Buffer[] = [];
+    let heads: RequestHead[] = [];
     let current = this.current;
     let open = this.requestOpen;
     const flush = () => {
@@ -231,8 +231,9 @@ export class RestConnection {
       this.requestOpen = open;
       for (const head of heads) this.responses.expect(head);
       for (const data of out) sink.forward(data);
-      heads.length = 0;
-      out.length = 0;
+      // New arrays, not `length = 0`: that setter is a runtime call.
+      heads = [];
+      out = [];
     };
     let next = 0;
     for (; next < this.queue.length && !this.closing; next++) {

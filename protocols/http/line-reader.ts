@@ -18,7 +18,7 @@ const EMPTY = Buffer.alloc(0);
  */
 export class LineReader {
   source: Buffer = EMPTY;
-  readonly lines: number[] = [];
+  lines: number[] = [];
   private kind: BlockKind = 'head';
   private skipLeadingEmptyLines = false;
   private stash: Buffer = EMPTY;
@@ -35,7 +35,8 @@ export class LineReader {
     this.kind = kind;
     this.skipLeadingEmptyLines = skipLeadingEmptyLines;
     this.source = EMPTY;
-    this.lines.length = 0;
+    // A new array, not `length = 0`: that setter is a runtime call, dearer than an empty array.
+    if (this.lines.length > 0) this.lines = [];
     this.stashed = 0;
     this.blockStart = 0;
     this.lineStart = 0;
