@@ -37,8 +37,11 @@ export class RequestParser extends MessageParser<RequestHead> {
   }
 
   protected parseHead(source: Buffer, lines: readonly number[]): RequestHead {
-    const { method, target, version } = parseRequestLine(source, lines[0] as number, lines[1] as number);
+    const start = lines[0] as number;
+    const { methodEnd, targetEnd, version } = parseRequestLine(source, start, lines[1] as number);
     const fieldLines = FieldLines.read(source, lines, 1);
+    const method = fieldLines.slice(start, methodEnd);
+    const target = fieldLines.slice(methodEnd + 1, targetEnd);
     const headers = fieldLines.headers();
     const fields = summarizeFields(fieldLines);
     if (fields.hostCount > 1) throw new HttpParseError('duplicate-host', 'more than one Host field');

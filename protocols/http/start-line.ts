@@ -5,9 +5,10 @@ import type { HttpVersion } from './types.js';
 
 const PERCENT = 0x25;
 
+/** The method is source[start, methodEnd), the target source[methodEnd + 1, targetEnd). */
 export interface RequestLine {
-  method: string;
-  target: string;
+  methodEnd: number;
+  targetEnd: number;
   version: HttpVersion;
 }
 
@@ -46,12 +47,7 @@ export function parseRequestLine(buf: Buffer, start: number, end: number): Reque
     throw refusal(buf, badTarget, 'invalid-target', 'a request-target has a byte outside the URI characters');
   if (!percentEncodingValid(buf, methodEnd + 1, targetEnd))
     throw new HttpParseError('invalid-target', 'a "%" in a request-target is not followed by two hex digits');
-  const line = buf.toString('latin1', start, targetEnd);
-  return {
-    method: line.slice(0, methodEnd - start),
-    target: line.slice(methodEnd + 1 - start),
-    version: parseVersion(buf, targetEnd + 1, end),
-  };
+  return { methodEnd, targetEnd, version: parseVersion(buf, targetEnd + 1, end) };
 }
 
 /** `HTTP-version SP status-code [SP reason-phrase]` (RFC 9112 §4; a missing SP before an empty reason is tolerated). */
