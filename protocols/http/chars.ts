@@ -54,8 +54,8 @@ export function firstOutside(classes: Uint8Array, buf: Buffer, start: number, en
 }
 
 /**
- * The offset of the first `byte` in buf[start, end), or -1. A loop, not `buf.indexOf`: the lines of a head are
- * short, and a call into the runtime per line cost several times what it searched.
+ * The offset of the first `byte` in buf[start, end), or -1. A loop, not `buf.indexOf`: the parts of a start line
+ * are short, and a call into the runtime for each cost several times what it searched.
  */
 export function indexOfByte(buf: Buffer, byte: number, start: number, end: number): number {
   for (let i = start; i < end; i++) if (buf[i] === byte) return i;

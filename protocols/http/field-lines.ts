@@ -19,15 +19,18 @@ export class FieldLines {
     private readonly bounds: number[],
   ) {}
 
-  /** Checks the field lines `first`.. of a block whose line i is `source[lines[2i], lines[2i+1])`. */
-  static read(source: Buffer, lines: readonly number[], first: number): FieldLines {
+  /**
+   * Checks the field lines `first`.. of a block whose line i is `source[lines[2i], lines[2i+1])`. `controlFree`:
+   * the block has no byte outside field text (`LineReader.controlFree`), so values need no check of their own.
+   */
+  static read(source: Buffer, lines: readonly number[], first: number, controlFree: boolean): FieldLines {
     if (lines.length === 0) return new FieldLines('', 0, []);
     const base = lines[0] as number;
     const bounds: number[] = [];
     for (let i = first * 2; i < lines.length; i += 2) {
       const start = lines[i] as number;
       const end = lines[i + 1] as number;
-      const colon = checkFieldLine(source, start, end);
+      const colon = checkFieldLine(source, start, end, controlFree);
       let valueStart = colon + 1;
       while (valueStart < end && isWhitespace(source[valueStart])) valueStart++;
       let valueEnd = end;
@@ -77,15 +80,20 @@ export class FieldLines {
   }
 }
 
-/** Parses the field lines `first`.. of a block. */
-export function parseFieldLines(source: Buffer, lines: readonly number[], first: number): HttpHeader[] {
-  return FieldLines.read(source, lines, first).headers();
+/** Parses the field lines `first`.. of a block (see `FieldLines.read`). */
+export function parseFieldLines(
+  source: Buffer,
+  lines: readonly number[],
+  first: number,
+  controlFree: boolean,
+): HttpHeader[] {
+  return FieldLines.read(source, lines, first, controlFree).headers();
 }
 
 const isWhitespace = (byte: number | undefined): boolean => byte === SP || byte === HTAB;
 
 /** Checks a field line; returns the offset of its colon. */
-function checkFieldLine(buf: Buffer, start: number, end: number): number {
+function checkFieldLine(buf: Buffer, start: number, end: number, controlFree: boolean): number {
   if (isWhitespace(buf[start])) {
     throw new HttpParseError('obs-fold', 'a field line starts with whitespace (obsolete line folding)');
   }
@@ -105,6 +113,7 @@ function checkFieldLine(buf: Buffer, start: number, end: number): number {
     );
   }
   if (colon === start) throw new HttpParseError('invalid-header-name', 'a field name is empty');
+  if (controlFree) return colon;
   // OWS is field text: the value with its surrounding whitespace has the same first bad byte as without.
   const bad = firstOutside(FIELD_TEXT, buf, colon + 1, end);
   if (bad >= 0) throw refusal(buf, bad, 'invalid-header-value', 'a field value has a control character');

@@ -1,4 +1,4 @@
-import { CR, indexOfByte, LF } from './chars.js';
+import { CR, HTAB, LF } from './chars.js';
 import { HttpParseError } from './errors.js';
 import type { HttpLimits } from './types.js';
 
@@ -27,6 +27,8 @@ export class LineReader {
   private lineStart = 0;
   private scanFrom = 0;
   private fieldBytes = 0;
+  /** Bytes outside field text seen in the block's lines so far, the CRs of their CRLFs aside. */
+  private controls = 0;
 
   constructor(private readonly limits: HttpLimits) {}
 
@@ -42,6 +44,15 @@ export class LineReader {
     this.lineStart = 0;
     this.scanFrom = 0;
     this.fieldBytes = 0;
+    this.controls = 0;
+  }
+
+  /**
+   * Whether the lines of the block hold no byte outside field text (a CTL other than HTAB, or DEL): seen on the
+   * way to each LF, so that field values need no second pass of their own when there is none.
+   */
+  get controlFree(): boolean {
+    return this.controls === 0;
   }
 
   /** Whether part of an unfinished block is held. */
@@ -80,7 +91,7 @@ export class LineReader {
 
   private scan(buf: Buffer, end: number): number {
     for (;;) {
-      const lf = indexOfByte(buf, LF, this.scanFrom, end);
+      const lf = this.findLf(buf, this.scanFrom, end);
       if (lf === -1) {
         this.scanFrom = end;
         this.checkUnfinishedLine(end - this.lineStart);
@@ -89,6 +100,7 @@ export class LineReader {
       if (lf === this.lineStart || buf[lf - 1] !== CR) {
         throw new HttpParseError('bare-lf', 'a line ends with LF without CR');
       }
+      this.controls--; // the CR before it
       const lineEnd = lf - 1;
       this.scanFrom = lf + 1;
       if (lineEnd === this.lineStart && this.kind !== 'line') {
@@ -102,6 +114,18 @@ export class LineReader {
       if (this.kind === 'line') return lf + 1;
       this.lineStart = lf + 1;
     }
+  }
+
+  /** The offset of the next LF in buf[from, end), or -1; counts the other bytes outside field text on the way. */
+  private findLf(buf: Buffer, from: number, end: number): number {
+    for (let i = from; i < end; i++) {
+      const byte = buf[i] as number;
+      if (byte < 0x20 || byte === 0x7f) {
+        if (byte === LF) return i;
+        if (byte !== HTAB) this.controls++;
+      }
+    }
+    return -1;
   }
 
   private isFieldLine(): boolean {

@@ -129,8 +129,11 @@ export abstract class MessageParser<Head extends Framed> {
     return this.state === 'held';
   }
 
-  /** Parses a complete head block: line i is `source[lines[2i], lines[2i+1])`. */
-  protected abstract parseHead(source: Buffer, lines: readonly number[]): Head;
+  /**
+   * Parses a complete head block: line i is `source[lines[2i], lines[2i+1])`; `controlFree` as
+   * `LineReader.controlFree` tells.
+   */
+  protected abstract parseHead(source: Buffer, lines: readonly number[], controlFree: boolean): Head;
 
   /** Where the stream goes once a message (head, body, trailers) has ended. */
   protected abstract afterMessage(head: Head): NextState;
@@ -169,7 +172,8 @@ export abstract class MessageParser<Head extends Framed> {
           if (end < 0) return;
           offset = end;
           this.blocks++;
-          const head = this.parseHead(this.reader.source, this.reader.lines);
+          const { source, lines, controlFree } = this.reader;
+          const head = this.parseHead(source, lines, controlFree);
           this.current = head;
           events.push({ kind: 'head', head });
           this.startBody(head.framing, events);
@@ -220,7 +224,8 @@ export abstract class MessageParser<Head extends Framed> {
           if (end < 0) return;
           offset = end;
           this.blocks++;
-          const trailers = parseFieldLines(this.reader.source, this.reader.lines, 0);
+          const { source, lines, controlFree } = this.reader;
+          const trailers = parseFieldLines(source, lines, 0, controlFree);
           checkTrailers(trailers);
           this.endMessage(trailers, events);
           break;

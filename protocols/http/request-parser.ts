@@ -36,10 +36,10 @@ export class RequestParser extends MessageParser<RequestHead> {
     return this.release(false);
   }
 
-  protected parseHead(source: Buffer, lines: readonly number[]): RequestHead {
+  protected parseHead(source: Buffer, lines: readonly number[], controlFree: boolean): RequestHead {
     const start = lines[0] as number;
     const { methodEnd, targetEnd, version } = parseRequestLine(source, start, lines[1] as number);
-    const fieldLines = FieldLines.read(source, lines, 1);
+    const fieldLines = FieldLines.read(source, lines, 1, controlFree);
     const method = fieldLines.slice(start, methodEnd);
     const target = fieldLines.slice(methodEnd + 1, targetEnd);
     const headers = fieldLines.headers();

@@ -34,14 +34,14 @@ export class ResponseParser extends MessageParser<ResponseHead> {
     return this.requests.length;
   }
 
-  protected parseHead(source: Buffer, lines: readonly number[]): ResponseHead {
+  protected parseHead(source: Buffer, lines: readonly number[], controlFree: boolean): ResponseHead {
     const request = this.requests[0];
     if (request === undefined)
       throw new HttpParseError('unexpected-response', 'a response without a pending request');
     if (lines.length === 0)
       throw new HttpParseError('invalid-status-line', 'an empty line where a status line belongs');
     const { version, status, reasonStart } = parseStatusLine(source, lines[0] as number, lines[1] as number);
-    const fieldLines = FieldLines.read(source, lines, 1);
+    const fieldLines = FieldLines.read(source, lines, 1, controlFree);
     const fields = summarizeFields(fieldLines);
     const declared = declaredFraming(fields, version);
     let framing: BodyFraming;

@@ -599,3 +599,34 @@ describe('end of stream', () => {
     ]);
   });
 });
+
+describe('field values checked once, on the way to each LF', () => {
+  const byte = (code: number) => String.fromCharCode(code);
+  it('refuses every byte outside field text in a value, wherever it lies in the block and however it is cut', () => {
+    for (let code = 0; code < 256; code++) {
+      if (code === 0x0a || code === 0x0d) continue; // line endings: the bare-lf and bare-cr cases
+      const outside = (code < 0x20 && code !== 0x09) || code === 0x7f;
+      for (const text of [
+        `GET / HTTP/1.1\r\nHost: a\r\nX: a${byte(code)}b\r\n\r\n`,
+        `GET / HTTP/1.1\r\nX: a${byte(code)}\r\nHost: a\r\nY: b\r\n\r\n`,
+        `\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nX:${byte(code)}\r\n\r\n`,
+      ]) {
+        expect(parse(text).error, `byte ${code} in ${JSON.stringify(text)}`).toBe(
+          outside ? 'invalid-header-value' : null,
+        );
+      }
+    }
+  });
+
+  it('checks each block on its own: heads and trailer sections', () => {
+    const outcome = parse(
+      'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: a\tb\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nX: \x01\r\n\r\n',
+    );
+    expect(outcome.messages.filter((message) => message.complete)).toHaveLength(1);
+    expect(outcome.error).toBe('invalid-header-value');
+    const trailer = parse(
+      'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: \x7f\r\n\r\n',
+    );
+    expect(trailer.error).toBe('invalid-header-value');
+  });
+});
