@@ -15,6 +15,7 @@ export type StatusLineParts = Pick<ResponseHead, 'version' | 'status' | 'reason'
  */
 export function serializeRequestHead(head: RequestLineParts): Buffer {
   check(TOKEN.test(head.method), 'method', head.method);
+  checkTarget(head.target);
   return requestHeadBytes(head, head.target, head.headers, '', true);
 }
 
@@ -35,21 +36,26 @@ export function serializeParsedRequestHead(
   headers: readonly HttpHeader[],
   appended: string,
 ): Buffer {
-  return requestHeadBytes(head, target, headers, appended, target !== head.target);
+  if (target !== head.target) checkTarget(target);
+  return requestHeadBytes(head, target, headers, appended, false);
 }
 
+/** `fieldsChecked`: the fields' names and values are checked (see `fieldLines`). */
 function requestHeadBytes(
   head: Pick<RequestHead, 'method' | 'version'>,
   target: string,
   headers: readonly HttpHeader[],
   appended: string,
-  checked: boolean,
+  fieldsChecked: boolean,
 ): Buffer {
-  if (checked) check(TARGET.test(target), 'request-target', target);
   return Buffer.from(
-    `${head.method} ${target} HTTP/${head.version}\r\n${fieldLines(headers, checked)}${appended}\r\n`,
+    `${head.method} ${target} HTTP/${head.version}\r\n${fieldLines(headers, fieldsChecked)}${appended}\r\n`,
     'latin1',
   );
+}
+
+function checkTarget(target: string): void {
+  check(TARGET.test(target), 'request-target', target);
 }
 
 export function serializeResponseHead(head: StatusLineParts): Buffer {
