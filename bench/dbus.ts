@@ -34,6 +34,7 @@ import {
 import {
   CALLGRIND_AVAILABLE,
   callgrind,
+  daemonUnderCallgrind,
   type InstructionCounts,
   instructionCounts,
   type RelayUnderTest,
@@ -390,20 +391,13 @@ function relaysUnderCallgrind(
   return {
     [filtered ? POLICED : 'pv-xconnect']: async (wrapper) => {
       const socket = join(dir, `cg-mesh${suffix}.sock`);
-      const ctrl = new FakeCtrl(join(dir, `cg-ctrl${suffix}.sock`));
-      ctrl.setGraph([benchLink(busPath, socket, filtered)]);
-      await ctrl.start();
-      // A poll in the middle of a count would be counted: one a minute.
-      const daemon = startDaemonProcess(ctrl.socketPath, 60, undefined, wrapper);
-      await whenExisting([socket], 'pv-xconnect');
-      return {
-        pids: [daemon.pid as number],
-        endpoints: counted(socket, daemon.pid as number),
-        stop: async () => {
-          await stopProcess(daemon);
-          await ctrl.stop();
-        },
-      };
+      const daemon = await daemonUnderCallgrind(
+        wrapper,
+        join(dir, `cg-ctrl${suffix}.sock`),
+        [benchLink(busPath, socket, filtered)],
+        [socket],
+      );
+      return { pids: [daemon.pid], endpoints: counted(socket, daemon.pid), stop: daemon.stop };
     },
     [filtered ? FILTERED_PROXY : 'xdg-dbus-proxy']: async (wrapper) => {
       const socket = join(dir, `cg-proxy${suffix}.sock`);

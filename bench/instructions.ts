@@ -7,6 +7,8 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { startDaemonProcess, stopProcess } from '../testkit/daemon-process.js';
+import { FakeCtrl } from '../testkit/fake-ctrl.js';
 import { round } from './harness.js';
 
 /** Whether valgrind can be run here (the benches leave instruction counts out otherwise). */
@@ -127,4 +129,24 @@ export async function whenExisting(paths: string[], what: string): Promise<void>
     if (Date.now() > deadline) throw new Error(`${what} did not start under callgrind within 3 minutes`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** The daemon started under `wrapper`, serving `links` from a pv-ctrl stand-in at `ctrlPath`, once `paths` exist. */
+export async function daemonUnderCallgrind(
+  wrapper: string[],
+  ctrlPath: string,
+  links: unknown[],
+  paths: string[],
+): Promise<{ pid: number; stop: () => Promise<void> }> {
+  const ctrl = await FakeCtrl.serving(ctrlPath, links);
+  // A poll in the middle of a count would be counted: one a minute.
+  const daemon = startDaemonProcess(ctrl.socketPath, 60, undefined, wrapper);
+  await whenExisting(paths, 'pv-xconnect');
+  return {
+    pid: daemon.pid as number,
+    stop: async () => {
+      await stopProcess(daemon);
+      await ctrl.stop();
+    },
+  };
 }

@@ -22,6 +22,7 @@ import { eventually } from '../testkit/mesh.js';
 import { cpuMs, hostLink, inTurn, percentile, record, round, watchLoad } from './harness.js';
 import { closedLoop, type LoadResult, openConnections, upload } from './http-load.js';
 import {
+  daemonUnderCallgrind,
   type InstructionCounts,
   instructionCounts,
   type RelayUnderTest,
@@ -223,16 +224,14 @@ function relaysUnderCallgrind(
   providerPath: string,
 ): Record<string, (wrapper: string[]) => Promise<RelayUnderTest<Socket[]>>> {
   const connected = async (
-    what: string,
     path: string,
-    pid: number | undefined,
+    pid: number,
     jit: boolean,
     stop: () => Promise<void>,
   ): Promise<RelayUnderTest<Socket[]>> => {
-    await whenExisting([path], what);
     const sockets = await openConnections(path, COUNTED_CONNECTIONS);
     return {
-      pids: [pid as number],
+      pids: [pid],
       jit,
       endpoints: sockets,
       stop: async () => {
@@ -244,20 +243,19 @@ function relaysUnderCallgrind(
   return {
     'pv-xconnect': async (wrapper) => {
       const path = join(dir, 'cg-mesh.sock');
-      const ctrl = await FakeCtrl.serving(join(dir, 'cg-ctrl.sock'), [
-        restLink('cg-get', providerPath, path),
-      ]);
-      // A poll in the middle of a count would be counted: one a minute.
-      const daemon = startDaemonProcess(ctrl.socketPath, 60, undefined, wrapper);
-      return connected('pv-xconnect', path, daemon.pid, true, async () => {
-        await stopProcess(daemon);
-        await ctrl.stop();
-      });
+      const daemon = await daemonUnderCallgrind(
+        wrapper,
+        join(dir, 'cg-ctrl.sock'),
+        [restLink('cg-get', providerPath, path)],
+        [path],
+      );
+      return connected(path, daemon.pid, true, daemon.stop);
     },
     'nginx proxy': async (wrapper) => {
       const path = join(dir, 'cg-proxy.sock');
       const proxy = startNginx(dir, 'cg-proxy', getProxy(providerPath, path), wrapper);
-      return connected('nginx', path, proxy.pid, false, () => stopProcess(proxy));
+      await whenExisting([path], 'nginx');
+      return connected(path, proxy.pid as number, false, () => stopProcess(proxy));
     },
   };
 }

@@ -39,6 +39,7 @@ import {
   watchLoad,
 } from './harness.js';
 import {
+  daemonUnderCallgrind,
   type InstructionCounts,
   instructionCounts,
   type RelayUnderTest,
@@ -283,20 +284,14 @@ function relaysUnderCallgrind(
         hostLink('echo', provider.echo, join(dir, 'cg-echo.sock')),
         hostLink('sink', provider.sink, join(dir, 'cg-sink.sock')),
       ];
-      const ctrl = await FakeCtrl.serving(join(dir, 'cg-ctrl.sock'), links);
-      // A poll in the middle of a count would be counted: one a minute.
-      const daemon = startDaemonProcess(ctrl.socketPath, 60, undefined, wrapper);
       const endpoints = endpointsOf(dir, 'cg');
-      await whenExisting(Object.values(endpoints), 'pv-xconnect');
-      return {
-        pids: [daemon.pid as number],
-        jit: true,
-        endpoints,
-        stop: async () => {
-          await stopProcess(daemon);
-          await ctrl.stop();
-        },
-      };
+      const daemon = await daemonUnderCallgrind(
+        wrapper,
+        join(dir, 'cg-ctrl.sock'),
+        links,
+        Object.values(endpoints),
+      );
+      return { pids: [daemon.pid], jit: true, endpoints, stop: daemon.stop };
     },
     socat: async (wrapper) => {
       const socats = [

@@ -51,6 +51,7 @@ import {
   watchLoad,
 } from './harness.js';
 import {
+  daemonUnderCallgrind,
   type InstructionCounts,
   instructionCounts,
   type RelayUnderTest,
@@ -142,20 +143,13 @@ function relaysUnderCallgrind(
     (name: string, overrides: Record<string, string>) =>
     async (wrapper: string[]): Promise<RelayUnderTest<string>> => {
       const path = join(dir, `cg-${name}.sock`);
-      const ctrl = await FakeCtrl.serving(join(dir, `cg-${name}-ctrl.sock`), [
-        hostLink(name, westonSocket, path, { role: ADMIN, ...overrides }),
-      ]);
-      // A poll in the middle of a count would be counted: one a minute.
-      const daemon = startDaemonProcess(ctrl.socketPath, 60, undefined, wrapper);
-      await whenExisting([path], 'pv-xconnect');
-      return {
-        pids: [daemon.pid as number],
-        endpoints: path,
-        stop: async () => {
-          await stopProcess(daemon);
-          await ctrl.stop();
-        },
-      };
+      const daemon = await daemonUnderCallgrind(
+        wrapper,
+        join(dir, `cg-${name}-ctrl.sock`),
+        [hostLink(name, westonSocket, path, { role: ADMIN, ...overrides })],
+        [path],
+      );
+      return { pids: [daemon.pid], endpoints: path, stop: daemon.stop };
     };
   return {
     [WAYLAND]: daemonWith('wayland', { type: 'wayland' }),
